@@ -1,0 +1,3 @@
+from sikker.cli.main import main
+
+main()

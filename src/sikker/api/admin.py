@@ -1,0 +1,261 @@
+"""Admin plane: vaults, projects, secrets and admin tokens, under /api/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sikker.api import schema
+from sikker.api.context import authenticate, call, ok, services
+from sikker.core import values
+from sikker.core.model import Project, Secret, Token, Vault
+from sikker.errors import InvalidInput
+from sikker.service.secrets import Revealed
+
+NAME = schema.Field(str, required=True, max_len=values.NAME_MAX)
+
+
+def _vault(v: Vault) -> dict[str, Any]:
+    return {"id": v.id, "name": v.name, "createdAt": v.created_ms}
+
+
+def _project(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "vaultId": p.vault_id,
+        "name": p.name,
+        "keyVersion": p.key_version,
+        "createdAt": p.created_ms,
+    }
+
+
+def _secret(s: Secret) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "projectId": s.project_id,
+        "vaultId": s.vault_id,
+        "name": s.name,
+        "type": s.kind,
+        "version": s.current_version,
+        "createdAt": s.created_ms,
+        "updatedAt": s.updated_ms,
+        "deletedAt": s.deleted_ms,
+    }
+
+
+def _token(t: Token) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "kind": t.kind,
+        "vaultId": t.vault_id,
+        "name": t.name,
+        "createdAt": t.created_ms,
+        "expiresAt": t.expires_ms,
+        "revokedAt": t.revoked_ms,
+    }
+
+
+def _revealed(r: Revealed) -> dict[str, Any]:
+    body = _secret(r.secret) | {"version": r.version}
+    if r.value.kind == "structured":
+        body["fields"] = orjson.loads(r.value.plaintext)
+    else:
+        body["value"] = r.value.plaintext.decode()
+    return body
+
+
+# -- vaults ---------------------------------------------------------------------
+async def create_vault(request: Request) -> Response:
+    """Create a vault (root token only)."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), {"name": NAME})
+    vault = await call(services(request).vaults.create_vault, principal, who, body["name"])
+    return ok(_vault(vault), 201)
+
+
+async def list_vaults(request: Request) -> Response:
+    """The vaults this token may see."""
+    principal, _ = await authenticate(request)
+    vaults = await call(services(request).vaults.list_vaults, principal)
+    return ok({"vaults": [_vault(v) for v in vaults]})
+
+
+# -- projects -------------------------------------------------------------------
+async def create_project(request: Request) -> Response:
+    """Create a project in a vault; it gets its own master key."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), {"name": NAME})
+    project = await call(
+        services(request).vaults.create_project, principal, who, request.path_params["vault"], body["name"]
+    )
+    return ok(_project(project), 201)
+
+
+async def list_projects(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    projects = await call(services(request).vaults.list_projects, principal, request.path_params["vault"])
+    return ok({"projects": [_project(p) for p in projects]})
+
+
+async def delete_project(request: Request) -> Response:
+    """Delete an empty project (its trash is purged with it)."""
+    principal, who = await authenticate(request)
+    await call(services(request).vaults.delete_project, principal, who, request.path_params["project"])
+    return ok({"deleted": request.path_params["project"]})
+
+
+# -- secrets --------------------------------------------------------------------
+VALUE_FIELDS = {"value": schema.Field(str), "fields": schema.Field(dict, max_len=values.MAX_FIELDS)}
+
+
+def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:
+    if ("value" in body) == ("fields" in body):
+        raise InvalidInput("send exactly one of 'value' (a string) or 'fields' (an object of strings)")
+    if "value" in body:
+        return values.standard(body["value"], max_bytes)
+    return values.structured(body["fields"], max_bytes)
+
+
+async def create_secret(request: Request) -> Response:
+    """Create a secret (version 1) in a project."""
+    principal, who = await authenticate(request)
+    svc = services(request)
+    body = schema.parse(await request.body(), {"name": NAME} | VALUE_FIELDS)
+    value = _value(body, svc.deps.settings.max_value_bytes)
+    secret = await call(
+        svc.secrets.create, principal, who, request.path_params["project"], body["name"], value
+    )
+    return ok(_secret(secret), 201)
+
+
+async def list_secrets(request: Request) -> Response:
+    """Secret metadata in a project (``?deleted=true`` lists the trash). Never values."""
+    principal, _ = await authenticate(request)
+    deleted = request.query_params.get("deleted", "false") == "true"
+    secrets = await call(services(request).secrets.list, principal, request.path_params["project"], deleted)
+    return ok({"secrets": [_secret(s) for s in secrets]})
+
+
+async def get_secret(request: Request) -> Response:
+    """Read a secret's value (current, or ``?version=N``); audited before it is sent."""
+    principal, who = await authenticate(request)
+    raw_version = request.query_params.get("version")
+    version = None
+    if raw_version is not None:
+        if not raw_version.isdigit() or not (1 <= int(raw_version) <= 2**31):
+            raise InvalidInput("version must be a positive integer")
+        version = int(raw_version)
+    revealed = await call(
+        services(request).secrets.reveal, principal, who, request.path_params["secret"], version
+    )
+    return ok(_revealed(revealed))
+
+
+async def update_secret(request: Request) -> Response:
+    """Write a new version of a secret."""
+    principal, who = await authenticate(request)
+    svc = services(request)
+    body = schema.parse(await request.body(), VALUE_FIELDS)
+    value = _value(body, svc.deps.settings.max_value_bytes)
+    version = await call(svc.secrets.update, principal, who, request.path_params["secret"], value)
+    return ok({"id": request.path_params["secret"], "version": version})
+
+
+async def list_versions(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    versions = await call(services(request).secrets.versions, principal, request.path_params["secret"])
+    return ok(
+        {
+            "versions": [
+                {
+                    "version": v.version,
+                    "createdAt": v.created_ms,
+                    "createdBy": v.created_by,
+                    "fieldNames": v.field_names,
+                }
+                for v in versions
+            ]
+        }
+    )
+
+
+async def rollback_secret(request: Request) -> Response:
+    """Make an old version current again (as a new version)."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), {"version": schema.Field(int, required=True, min_value=1)})
+    version = await call(
+        services(request).secrets.rollback, principal, who, request.path_params["secret"], body["version"]
+    )
+    return ok({"id": request.path_params["secret"], "version": version})
+
+
+async def delete_secret(request: Request) -> Response:
+    """Move a secret to the trash (restorable for the trash period)."""
+    principal, who = await authenticate(request)
+    await call(services(request).secrets.delete, principal, who, request.path_params["secret"])
+    return ok({"deleted": request.path_params["secret"]})
+
+
+async def restore_secret(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).secrets.restore, principal, who, request.path_params["secret"])
+    return ok({"restored": request.path_params["secret"]})
+
+
+# -- admin tokens ---------------------------------------------------------------
+TOKEN_FIELDS = {
+    "vaultId": schema.Field(str, required=True, max_len=64),
+    "name": schema.Field(str, max_len=values.NAME_MAX),
+    "ttlSeconds": schema.Field(int, min_value=60),
+}
+
+
+async def create_token(request: Request) -> Response:
+    """Create an admin token scoped to one vault; the plaintext is shown once."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), TOKEN_FIELDS)
+    token, plaintext = await call(
+        services(request).tokens.create_admin,
+        principal,
+        who,
+        body["vaultId"],
+        body.get("name", "admin"),
+        body.get("ttlSeconds"),
+    )
+    return ok(_token(token) | {"token": plaintext}, 201)
+
+
+async def list_tokens(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    tokens = await call(services(request).tokens.list, principal)
+    return ok({"tokens": [_token(t) for t in tokens]})
+
+
+async def revoke_token(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).tokens.revoke, principal, who, request.path_params["token"])
+    return ok({"revoked": request.path_params["token"]})
+
+
+ROUTES = [
+    Route("/api/vaults", create_vault, methods=["POST"]),
+    Route("/api/vaults", list_vaults, methods=["GET"]),
+    Route("/api/vaults/{vault}/projects", create_project, methods=["POST"]),
+    Route("/api/vaults/{vault}/projects", list_projects, methods=["GET"]),
+    Route("/api/projects/{project}", delete_project, methods=["DELETE"]),
+    Route("/api/projects/{project}/secrets", create_secret, methods=["POST"]),
+    Route("/api/projects/{project}/secrets", list_secrets, methods=["GET"]),
+    Route("/api/secrets/{secret}", get_secret, methods=["GET"]),
+    Route("/api/secrets/{secret}", update_secret, methods=["PUT"]),
+    Route("/api/secrets/{secret}", delete_secret, methods=["DELETE"]),
+    Route("/api/secrets/{secret}/versions", list_versions, methods=["GET"]),
+    Route("/api/secrets/{secret}/rollback", rollback_secret, methods=["POST"]),
+    Route("/api/secrets/{secret}/restore", restore_secret, methods=["POST"]),
+    Route("/api/tokens", create_token, methods=["POST"]),
+    Route("/api/tokens", list_tokens, methods=["GET"]),
+    Route("/api/tokens/{token}", revoke_token, methods=["DELETE"]),
+]

@@ -1,0 +1,69 @@
+"""The ASGI application: limits first, then the seal gate, then routing.
+
+BodyLimit -> SealGate -> Starlette router (admin plane /api, operator /api/sys)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sikker.api import admin, sys
+from sikker.api.errors import HANDLERS, error_response
+from sikker.api.limits import BodyLimit
+from sikker.errors import Sealed, SikkerError
+from sikker.service.bootstrap import Services
+
+log = logging.getLogger("sikker.server")
+
+MAINTENANCE_INTERVAL_S = 300.0
+
+
+class SealGate:
+    """While sealed, answer 503 on everything but status, health, init and unseal."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.keyring = services.deps.keyring
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.keyring.sealed and scope["path"] not in sys.UNSEALED_NOT_REQUIRED:
+            await error_response(Sealed())(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _maintenance(services: Services, interval: float) -> None:
+    """Purge old trash and finish interrupted rewraps, whenever unsealed."""
+    while True:
+        if not services.deps.keyring.sealed:
+            try:
+                await run_in_threadpool(services.secrets.purge_trash)
+                await run_in_threadpool(services.keys.rewrap_all)
+            except SikkerError as e:
+                log.warning("maintenance skipped: %s", e.message)
+        await asyncio.sleep(interval)
+
+
+def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(_maintenance(services, maintenance_interval))
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    router = Starlette(
+        routes=[*sys.ROUTES, *admin.ROUTES],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    router.state.services = services
+    return BodyLimit(SealGate(router, services), services.deps.settings.max_body_bytes)

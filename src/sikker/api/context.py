@@ -1,0 +1,51 @@
+"""Per-request helpers: who is calling, from where, and running service calls off the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sikker.core.audit import Actor
+from sikker.core.model import Principal
+from sikker.service.bootstrap import Services
+
+T = TypeVar("T")
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def actor(request: Request, principal: Principal | None = None) -> Actor:
+    ip = request.client.host if request.client else ""
+    ua = request.headers.get("user-agent", "")
+    if principal is None:
+        return Actor("anonymous", "-", ip, ua)
+    return Actor(principal.kind, principal.token_id, ip, ua)
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("x-sikker-token")
+
+
+async def call(fn: Callable[..., T], *args: Any) -> T:
+    return await run_in_threadpool(fn, *args)
+
+
+async def authenticate(request: Request) -> tuple[Principal, Actor]:
+    svc = services(request)
+    principal = await call(svc.tokens.authenticate, bearer(request), actor(request))
+    return principal, actor(request, principal)
+
+
+def ok(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")

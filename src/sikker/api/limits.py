@@ -1,0 +1,39 @@
+"""Bounds checked before any parsing: body size (declared and actual)."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sikker.api.errors import error_response
+from sikker.errors import PayloadTooLarge
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes``: at once if Content-Length says so, else while reading."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await error_response(PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"))(
+                    scope, receive, send
+                )
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,77 @@
+"""Request bodies: parse JSON once, bound its depth, refuse unknown fields and wrong types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sikker.errors import InvalidInput
+
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    type: type | tuple[type, ...]
+    required: bool = False
+    max_len: int | None = None
+    min_value: int | None = None
+    max_value: int | None = None
+
+
+def _depth(value: Any) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "a list"}
+
+
+def parse(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
+    """Return the validated JSON object in ``raw``; raise InvalidInput with a clear message."""
+    if not raw.strip():
+        data: Any = {}
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise InvalidInput("request body is not valid JSON") from e
+    if not isinstance(data, dict):
+        raise InvalidInput("request body must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise InvalidInput(f"request body is nested deeper than {MAX_DEPTH} levels")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(repr(u)[:40] for u in unknown[:5])}")
+    for name, spec in fields.items():
+        if name not in data or data[name] is None:
+            if spec.required:
+                raise InvalidInput(f"missing field {name!r}")
+            data.pop(name, None)
+            continue
+        value = data[name]
+        types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+        # bool is an int in Python; do not let true pass as 1.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            raise InvalidInput(f"field {name!r} must be {expected}")
+        if spec.max_len is not None and isinstance(value, str | list | dict) and len(value) > spec.max_len:
+            raise InvalidInput(f"field {name!r} is longer than {spec.max_len}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            if spec.min_value is not None and value < spec.min_value:
+                raise InvalidInput(f"field {name!r} must be at least {spec.min_value}")
+            if spec.max_value is not None and value > spec.max_value:
+                raise InvalidInput(f"field {name!r} must be at most {spec.max_value}")
+    return data

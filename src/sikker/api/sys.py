@@ -1,0 +1,96 @@
+"""Operator routes under /api/sys: status, health, init, unseal, seal, key rotation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sikker import __version__
+from sikker.api import schema
+from sikker.api.context import actor, authenticate, call, ok, services
+from sikker.api.errors import json_error
+from sikker.errors import PermissionDenied
+
+
+def _status_body(request: Request) -> dict[str, object]:
+    status = services(request).seal.status()
+    return asdict(status) | {"version": __version__}
+
+
+async def status(request: Request) -> Response:
+    """Seal state and unseal progress; always answered, sealed or not."""
+    return ok(await call(_status_body, request))
+
+
+async def health(request: Request) -> Response:
+    """200 when unsealed and serving; 503 otherwise (for load balancers)."""
+    body = await call(_status_body, request)
+    if not body["initialized"] or body["sealed"]:
+        return json_error(503, "sealed" if body["initialized"] else "not initialised")
+    return ok({"status": "ok"})
+
+
+INIT_FIELDS = {
+    "shares": schema.Field(int, min_value=1, max_value=255),
+    "threshold": schema.Field(int, min_value=1, max_value=255),
+}
+
+
+async def init(request: Request) -> Response:
+    """Initialise once: returns the unseal shares and the root token, never again."""
+    body = schema.parse(await request.body(), INIT_FIELDS)
+    svc = services(request)
+    result = await call(svc.seal.init, body.get("shares", 5), body.get("threshold", 3), actor(request))
+    return ok({"shares": result.shares, "rootToken": result.root_token})
+
+
+UNSEAL_FIELDS = {"share": schema.Field(str, max_len=1024), "reset": schema.Field(bool)}
+
+
+async def unseal(request: Request) -> Response:
+    """Submit one unseal share (or ``{"reset": true}`` to start over)."""
+    body = schema.parse(await request.body(), UNSEAL_FIELDS)
+    svc = services(request)
+    if body.get("reset"):
+        state = await call(svc.seal.reset_progress)
+    elif "share" in body:
+        state = await call(svc.seal.submit_share, body["share"], actor(request))
+    else:
+        return json_error(400, 'send {"share": "..."} or {"reset": true}')
+    return ok(asdict(state))
+
+
+async def seal(request: Request) -> Response:
+    """Seal the server: forget the root key until the next unseal. Root token only."""
+    principal, who = await authenticate(request)
+    if principal.kind != "root":
+        raise PermissionDenied("only the root token can seal the server")
+    await call(services(request).seal.seal, who)
+    return ok({"sealed": True})
+
+
+ROTATE_FIELDS = {"projectId": schema.Field(str, max_len=64)}
+
+
+async def rotate_keys(request: Request) -> Response:
+    """New project key versions (all projects, or one), then rewrap every data key."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), ROTATE_FIELDS)
+    report = await call(services(request).keys.rotate, principal, who, body.get("projectId"))
+    return ok({"projects": report.projects, "rewrapped": report.rewrapped})
+
+
+# Routes answered while sealed.
+UNSEALED_NOT_REQUIRED = {"/api/sys/status", "/api/sys/health", "/api/sys/init", "/api/sys/unseal"}
+
+ROUTES = [
+    Route("/api/sys/status", status, methods=["GET"]),
+    Route("/api/sys/health", health, methods=["GET"]),
+    Route("/api/sys/init", init, methods=["POST"]),
+    Route("/api/sys/unseal", unseal, methods=["POST"]),
+    Route("/api/sys/seal", seal, methods=["POST"]),
+    Route("/api/sys/rotate-keys", rotate_keys, methods=["POST"]),
+]

@@ -1,0 +1,66 @@
+"""HTTP client for the admin API; turns error responses back into Sikker errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from sikker.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    SikkerError,
+    Unauthenticated,
+    Unavailable,
+)
+
+_BY_STATUS: dict[int, type[SikkerError]] = {
+    400: InvalidInput,
+    401: Unauthenticated,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    429: RateLimited,
+    503: Unavailable,
+}
+
+
+class Client:
+    def __init__(self, addr: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self.addr = addr.rstrip("/")
+        headers = {"user-agent": "sikker-cli"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.addr, headers=headers, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> Any:
+        try:
+            response = self._http.request(method, path, json=body, params=params)
+        except httpx.HTTPError as e:
+            raise Unavailable(f"cannot reach the Sikker server at {self.addr} ({e})") from e
+        if response.is_success:
+            return response.json()
+        try:
+            message = str(response.json()["error"])
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {response.status_code}"
+        raise _BY_STATUS.get(response.status_code, SikkerError)(message)
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body or {})
+
+    def put(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)

@@ -1,0 +1,44 @@
+"""The ``sikker`` command. Errors become exit codes here, and only here."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sikker import __version__
+from sikker.cli.admin import project, secret, token, vault
+from sikker.cli.operator import operator, status
+from sikker.cli.output import err_console
+from sikker.cli.server import server
+from sikker.errors import SikkerError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sikker")
+def cli() -> None:
+    """Sikker: a self-hosted secrets manager.
+
+    Start a dev server with 'sikker server --dev', then point the CLI at it with
+    SIKKER_ADDR and SIKKER_TOKEN.
+    """
+
+
+for command in (server, operator, status, vault, project, secret, token):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except SikkerError as e:
+        err_console.print(f"[red]Error:[/] {e.message}", highlight=False, markup=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("Aborted.")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)

@@ -1,0 +1,135 @@
+"""``sikker server``: prepare the store, unseal if configured, serve HTTP."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import click
+import uvicorn
+
+from sikker import config
+from sikker.api.app import create_app
+from sikker.core.audit import Actor
+from sikker.service.bootstrap import Services, bootstrap
+
+DEV_BANNER = """\
+[bold yellow]WARNING: dev mode. Not for production.[/]
+Data lives in {data_dir}; it unseals itself from a key file stored beside it.
+
+  Server:     {url}
+  Root token: {token}
+
+  export SIKKER_ADDR={url}
+  export SIKKER_TOKEN={token}
+"""
+
+
+def prepare(services: Services) -> str | None:
+    """Migrate the schema; in dev mode initialise and unseal. Returns the dev root token."""
+    settings = services.deps.settings
+    services.deps.db.migrate()
+    status = services.seal.status()
+    if settings.dev:
+        wanted = settings.dev_root_token.reveal() if settings.dev_root_token else None
+        if not status.initialized:
+            return services.seal.init(1, 1, Actor("system", "dev"), wanted).root_token
+        services.seal.auto_unseal()
+        if wanted:
+            services.tokens.ensure_root(wanted)
+        return wanted or "(unchanged: the token printed when this data dir was created)"
+    if status.initialized:
+        services.seal.auto_unseal()
+    return None
+
+
+@click.command()
+@click.option("--dev", is_flag=True, help="Dev mode: SQLite in a temp dir, self-initialising, unsealed.")
+@click.option("--listen", default=None, help="HOST:PORT to listen on (default 127.0.0.1:8300).")
+@click.option(
+    "--database", default=None, help="sqlite:///PATH (default: DATA_DIR/sikker.db) or postgresql://..."
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), default=None, help="Directory for the SQLite file."
+)
+@click.option("--public-url", default=None, help="URL machines use to reach this server.")
+@click.option(
+    "--seal-key-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Auto-unseal from this key file (created at init).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="TOML config file.",
+)
+@click.option("--dev-root-token", default=None, help="Dev mode: use this root token.")
+def server(
+    dev: bool,
+    listen: str | None,
+    database: str | None,
+    data_dir: Path | None,
+    public_url: str | None,
+    seal_key_file: Path | None,
+    config_file: Path | None,
+    dev_root_token: str | None,
+) -> None:
+    """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file)."""
+    flags: dict[str, object] = {
+        "dev": dev,
+        "listen": listen,
+        "database": database,
+        "data_dir": data_dir,
+        "public_url": public_url,
+        "seal_key_file": seal_key_file,
+        "dev_root_token": dev_root_token,
+    }
+    settings = config.load(flags, config_file)
+    if dev:
+        if data_dir is None and not settings.database:
+            settings = config.load(flags | {"data_dir": tempfile.mkdtemp(prefix="sikker-dev-")}, config_file)
+        settings = config.load(
+            flags
+            | {
+                "data_dir": settings.data_dir,
+                "seal_key_file": settings.seal_key_file or settings.data_dir / "dev-unseal.key",
+            },
+            config_file,
+        )
+    if not settings.database:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = bootstrap(settings)
+    token = prepare(services)
+    from sikker.cli.output import console
+
+    if dev:
+        console.print(DEV_BANNER.format(data_dir=settings.data_dir, url=settings.url, token=token))
+    else:
+        state = services.seal.status()
+        note = (
+            "unsealed"
+            if not state.sealed
+            else (
+                "sealed: run 'sikker operator unseal'"
+                if state.initialized
+                else "not initialised: run 'sikker operator init'"
+            )
+        )
+        console.print(f"Sikker listening on {settings.url} ({note})")
+    try:
+        uvicorn.run(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+        )
+    finally:
+        services.close()

@@ -1,0 +1,112 @@
+"""Settings, built once: command-line flags > environment > config file > defaults.
+
+The config file is TOML with the same keys as the flags (``listen``,
+``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
+``max_body_bytes``, ``max_value_bytes``, ``trash_days``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sikker.errors import InvalidInput
+
+DEFAULT_LISTEN = "127.0.0.1:8300"
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "sikker"
+
+_ENV = {
+    "listen": "SIKKER_LISTEN",
+    "database": "SIKKER_DATABASE",
+    "data_dir": "SIKKER_DATA_DIR",
+    "public_url": "SIKKER_PUBLIC_URL",
+    "seal_key_file": "SIKKER_SEAL_KEY_FILE",
+    "max_body_bytes": "SIKKER_MAX_BODY_BYTES",
+    "max_value_bytes": "SIKKER_MAX_VALUE_BYTES",
+    "trash_days": "SIKKER_TRASH_DAYS",
+}
+
+
+class SecretText(str):
+    """A string that prints as stars (tokens, passwords in settings)."""
+
+    def __repr__(self) -> str:
+        return "SecretText('****')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8300
+    database: str = ""
+    data_dir: Path = DEFAULT_DATA_DIR
+    public_url: str = ""
+    seal_key_file: Path | None = None
+    dev: bool = False
+    dev_root_token: SecretText | None = field(default=None, repr=False)
+    max_body_bytes: int = 1024 * 1024
+    max_value_bytes: int = 64 * 1024
+    trash_days: int = 30
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / 'sikker.db'}"
+
+    @property
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "localhost") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not (0 < int(port) < 65536):
+        raise InvalidInput(f"--listen must be HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Merge flags (``None`` means unset), environment, the optional TOML file and defaults."""
+    merged: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            merged.update(tomllib.loads(config_file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InvalidInput(f"cannot read config file {config_file}: {e}") from e
+        unknown = set(merged) - set(_ENV)
+        if unknown:
+            raise InvalidInput(f"unknown keys in config file: {', '.join(sorted(unknown))}")
+    for key, env in _ENV.items():
+        if os.environ.get(env):
+            merged[key] = os.environ[env]
+    merged.update({k: v for k, v in flags.items() if v is not None})
+
+    host, port = parse_listen(str(merged.get("listen", DEFAULT_LISTEN)))
+    dev = bool(merged.get("dev", False))
+    data_dir = Path(merged["data_dir"]).expanduser() if merged.get("data_dir") else DEFAULT_DATA_DIR
+    seal_key = merged.get("seal_key_file")
+    token = merged.get("dev_root_token")
+    try:
+        return Settings(
+            host=host,
+            port=port,
+            database=str(merged.get("database") or ""),
+            data_dir=data_dir,
+            public_url=str(merged.get("public_url") or ""),
+            seal_key_file=Path(seal_key).expanduser() if seal_key else None,
+            dev=dev,
+            dev_root_token=SecretText(token) if token else None,
+            max_body_bytes=int(merged.get("max_body_bytes", 1024 * 1024)),
+            max_value_bytes=int(merged.get("max_value_bytes", 64 * 1024)),
+            trash_days=int(merged.get("trash_days", 30)),
+        )
+    except ValueError as e:
+        raise InvalidInput(f"invalid setting: {e}") from e

@@ -1,0 +1,129 @@
+"""Audit records: action names, severities and the hash chain (pure logic).
+
+Each vault has its own chain (server-wide events use the ``system`` chain):
+``h_i = SHA-256(h_{i-1} || canonical(entry_i))`` with ``h_0`` = 32 zero bytes.
+``canonical`` is JSON with sorted keys and no whitespace, so a verifier can
+recompute it from an export. Records never carry a secret value or a token.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import orjson
+
+GENESIS = bytes(32)
+SYSTEM_CHAIN = "system"
+
+
+class Action(enum.StrEnum):
+    """Every auditable action, named ``source:subject:action``."""
+
+    OPERATOR_INIT = "operator:seal:init"
+    OPERATOR_UNSEAL = "operator:seal:unseal"
+    OPERATOR_SEAL = "operator:seal:seal"
+    OPERATOR_ROTATE_KEYS = "operator:keys:rotate"
+    ADMIN_AUTH_FAIL = "admin:auth:fail"
+    ADMIN_VAULT_CREATE = "admin:vault:create"
+    ADMIN_PROJECT_CREATE = "admin:project:create"
+    ADMIN_PROJECT_DELETE = "admin:project:delete"
+    ADMIN_SECRET_CREATE = "admin:secret:create"
+    ADMIN_SECRET_UPDATE = "admin:secret:update"
+    ADMIN_SECRET_READ = "admin:secret:read"
+    ADMIN_SECRET_ROLLBACK = "admin:secret:rollback"
+    ADMIN_SECRET_DELETE = "admin:secret:delete"
+    ADMIN_SECRET_RESTORE = "admin:secret:restore"
+    ADMIN_TOKEN_CREATE = "admin:token:create"
+    ADMIN_TOKEN_REVOKE = "admin:token:revoke"
+    SYSTEM_SECRET_PURGE = "system:secret:purge"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+SEVERITY = {
+    Action.OPERATOR_INIT: Severity.HIGH,
+    Action.OPERATOR_UNSEAL: Severity.MEDIUM,
+    Action.OPERATOR_SEAL: Severity.HIGH,
+    Action.OPERATOR_ROTATE_KEYS: Severity.MEDIUM,
+    Action.ADMIN_AUTH_FAIL: Severity.MEDIUM,
+    Action.ADMIN_PROJECT_DELETE: Severity.MEDIUM,
+    Action.ADMIN_SECRET_DELETE: Severity.LOW,
+    Action.ADMIN_SECRET_READ: Severity.LOW,
+    Action.ADMIN_TOKEN_CREATE: Severity.MEDIUM,
+    Action.ADMIN_TOKEN_REVOKE: Severity.MEDIUM,
+    Action.SYSTEM_SECRET_PURGE: Severity.LOW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something, and from where."""
+
+    kind: str  # "root" | "admin" | "operator" | "system" | "anonymous"
+    id: str
+    source_ip: str = ""
+    user_agent: str = ""
+
+
+SYSTEM_ACTOR = Actor("system", "sikker")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    chain: str
+    seq: int
+    time_ms: int
+    actor_kind: str
+    actor_id: str
+    source_ip: str
+    user_agent: str
+    action: str
+    target: dict[str, str] = field(default_factory=dict)
+    result: str = "ok"  # "ok" | "denied" | "error"
+    reason: str = ""
+    severity: str = "info"
+
+
+def make_entry(
+    chain: str,
+    seq: int,
+    time_ms: int,
+    actor: Actor,
+    action: Action,
+    target: dict[str, str],
+    result: str = "ok",
+    reason: str = "",
+) -> Entry:
+    severity = SEVERITY.get(action, Severity.INFO)
+    if result == "denied" and severity == Severity.INFO:
+        severity = Severity.LOW
+    return Entry(
+        chain=chain,
+        seq=seq,
+        time_ms=time_ms,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        source_ip=actor.source_ip[:64],
+        user_agent=actor.user_agent[:256],
+        action=str(action),
+        target=dict(target),
+        result=result,
+        reason=reason[:500],
+        severity=str(severity),
+    )
+
+
+def canonical(entry: Entry) -> bytes:
+    return orjson.dumps(asdict(entry), option=orjson.OPT_SORT_KEYS)
+
+
+def chain_hash(prev: bytes, entry: Entry) -> bytes:
+    return hashlib.sha256(prev + canonical(entry)).digest()

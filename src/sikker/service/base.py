@@ -1,0 +1,38 @@
+"""What every use case needs: the store, the keyring, the clock and the settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from sikker.config import Settings
+from sikker.core.model import Project
+from sikker.crypto.keyring import Keyring
+from sikker.errors import StoreUnavailable
+from sikker.storage import vaults as vault_store
+from sikker.storage.database import Database
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Deps:
+    db: Database
+    keyring: Keyring
+    settings: Settings
+    clock: Clock = wall_clock_ms
+
+
+def project_key(deps: Deps, conn: Connection, project: Project, version: int) -> bytes:
+    """Unwrap (through the keyring's cache) one version of a project's key."""
+    wrapped = vault_store.get_project_key(conn, project.id, version)
+    if wrapped is None:
+        raise StoreUnavailable(f"project key version {version} is missing from the store")
+    return deps.keyring.project_key(project.vault_id, project.id, version, wrapped)

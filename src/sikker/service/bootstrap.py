@@ -1,0 +1,44 @@
+"""The composition root: builds every service from the settings, once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sikker.config import Settings
+from sikker.crypto.keyring import Keyring
+from sikker.crypto.seal import KeyFileSeal
+from sikker.service.base import Clock, Deps, wall_clock_ms
+from sikker.service.keys import KeyService
+from sikker.service.seal import SealService
+from sikker.service.secrets import SecretService
+from sikker.service.tokens import TokenService
+from sikker.service.vaults import VaultService
+from sikker.storage.database import Database
+
+
+@dataclass(slots=True)
+class Services:
+    deps: Deps
+    seal: SealService
+    tokens: TokenService
+    vaults: VaultService
+    secrets: SecretService
+    keys: KeyService
+
+    def close(self) -> None:
+        self.deps.keyring.clear()
+        self.deps.db.dispose()
+
+
+def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | None = None) -> Services:
+    deps = Deps(db or Database(settings.database_url), Keyring(), settings, clock)
+    auto = KeyFileSeal(settings.seal_key_file) if settings.seal_key_file else None
+    tokens = TokenService(deps)
+    return Services(
+        deps=deps,
+        seal=SealService(deps, tokens, auto),
+        tokens=tokens,
+        vaults=VaultService(deps),
+        secrets=SecretService(deps),
+        keys=KeyService(deps),
+    )

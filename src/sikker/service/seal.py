@@ -1,0 +1,166 @@
+"""Initialise, unseal and seal the server.
+
+While sealed, the keyring holds no root key and every use case that needs a
+key raises ``Sealed``. Unseal progress lives in memory only: a restart starts
+the share count over, as in Vault.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
+from sikker.core.model import SealConfig
+from sikker.crypto import envelope, seal, shamir
+from sikker.crypto.seal import AutoUnseal
+from sikker.errors import Conflict, InvalidCiphertext, InvalidInput, ShareRejected
+from sikker.service.base import Deps
+from sikker.service.tokens import TokenService
+from sikker.storage import audit as audit_store
+from sikker.storage import system
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SealStatus:
+    initialized: bool
+    sealed: bool
+    kind: str
+    threshold: int
+    shares: int
+    progress: int
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    shares: list[str]
+    root_token: str
+
+
+class SealService:
+    def __init__(self, deps: Deps, tokens: TokenService, auto: AutoUnseal | None = None) -> None:
+        self.deps = deps
+        self.tokens = tokens
+        self.auto = auto
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+
+    def _config(self) -> SealConfig | None:
+        with self.deps.db.read() as conn:
+            return system.get_seal_config(conn)
+
+    def status(self) -> SealStatus:
+        config = self._config()
+        if config is None:
+            return SealStatus(False, True, self.auto.kind if self.auto else "shamir", 0, 0, 0)
+        return SealStatus(
+            True,
+            self.deps.keyring.sealed,
+            config.kind,
+            config.threshold,
+            config.shares,
+            len(self._pending),
+        )
+
+    def init(self, shares: int, threshold: int, actor: Actor, root_token: str | None = None) -> InitResult:
+        """Create the root key; return the unseal shares (none with auto-unseal) and a root token."""
+        root_key = envelope.new_key()
+        if self.auto is not None:
+            unseal_key, encoded, shares, threshold = self.auto.create_key(), [], 0, 0
+        else:
+            try:
+                unseal_key = envelope.new_key()
+                raw = shamir.split(unseal_key, shares, threshold)
+            except ValueError as e:
+                raise InvalidInput(str(e)) from e
+            encoded = [shamir.encode_share(s) for s in raw]
+        kind = self.auto.kind if self.auto else "shamir"
+        config = SealConfig(kind, shares, threshold, seal.wrap_root(unseal_key, root_key))
+        with self._lock, self.deps.db.write() as conn:
+            if system.get_seal_config(conn) is not None:
+                raise Conflict("server is already initialised")
+            now = self.deps.clock()
+            system.save_seal_config(conn, config, now)
+            token = self.tokens.create_root(conn, actor, root_token)
+            audit_store.append(
+                conn,
+                SYSTEM_CHAIN,
+                now,
+                actor,
+                Action.OPERATOR_INIT,
+                {"seal": kind, "shares": str(shares), "threshold": str(threshold)},
+            )
+        if self.auto is not None:
+            self.deps.keyring.load(root_key)
+        return InitResult(encoded, token)
+
+    def submit_share(self, text: str, actor: Actor) -> SealStatus:
+        """Add one share; when the threshold is met, try to unseal."""
+        config = self._config()
+        if config is None:
+            raise Conflict("server is not initialised: run 'sikker operator init'")
+        if config.kind != "shamir":
+            raise Conflict(f"this server unseals automatically ({config.kind}); shares are not used")
+        if not self.deps.keyring.sealed:
+            return self.status()
+        try:
+            raw = shamir.decode_share(text)
+        except shamir.ShareError as e:
+            raise ShareRejected(str(e)) from e
+        with self._lock:
+            if any(p[0] == raw[0] for p in self._pending):
+                raise ShareRejected("this share was already entered")
+            self._pending.append(raw)
+            if len(self._pending) < config.threshold:
+                return self.status()
+            pending, self._pending = self._pending, []
+        try:
+            unseal_key = shamir.combine(pending)
+            root_key = seal.unwrap_root(unseal_key, config.wrapped_root_key)
+        except (shamir.ShareError, InvalidCiphertext) as e:
+            self._audit_unseal(actor, "denied", "shares do not reconstruct the unseal key")
+            raise ShareRejected(
+                "the shares do not reconstruct the unseal key (wrong or corrupted share); "
+                "progress was reset, start again"
+            ) from e
+        self.deps.keyring.load(root_key)
+        self._audit_unseal(actor, "ok", "")
+        return self.status()
+
+    def reset_progress(self) -> SealStatus:
+        with self._lock:
+            self._pending = []
+        return self.status()
+
+    def auto_unseal(self) -> bool:
+        """Unseal from the auto-unseal provider, if the server is set up for one."""
+        config = self._config()
+        if config is None or self.auto is None or config.kind != self.auto.kind:
+            return False
+        root_key = seal.unwrap_root(self.auto.load_key(), config.wrapped_root_key)
+        self.deps.keyring.load(root_key)
+        self._audit_unseal(Actor("system", self.auto.kind), "ok", "auto-unseal")
+        return True
+
+    def seal(self, actor: Actor) -> None:
+        self.deps.keyring.clear()
+        with self._lock:
+            self._pending = []
+        with self.deps.db.write() as conn:
+            audit_store.append(conn, SYSTEM_CHAIN, self.deps.clock(), actor, Action.OPERATOR_SEAL, {})
+
+    def _audit_unseal(self, actor: Actor, result: str, reason: str) -> None:
+        with self.deps.db.write() as conn:
+            audit_store.append(
+                conn,
+                SYSTEM_CHAIN,
+                self.deps.clock(),
+                actor,
+                Action.OPERATOR_UNSEAL,
+                {},
+                result,
+                reason,
+            )

@@ -1,0 +1,235 @@
+"""Secrets: create, read, update (a new version each time), roll back, trash.
+
+Every change and every read commits together with its audit record; a read
+returns its value only after that commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from sikker.core import ids, values
+from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
+from sikker.core.model import Principal, Project, Secret, VersionInfo
+from sikker.crypto import envelope
+from sikker.crypto.envelope import Binding
+from sikker.errors import Conflict, NotFound
+from sikker.service.base import Deps, project_key
+from sikker.storage import audit as audit_store
+from sikker.storage import secrets as secret_store
+from sikker.storage import vaults as vault_store
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Revealed:
+    secret: Secret
+    version: int
+    value: values.SecretValue
+
+
+class SecretService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # -- helpers -------------------------------------------------------------
+    def _project(self, conn: Connection, principal: Principal, project_id: str) -> Project:
+        ids.check("project", project_id)
+        project = vault_store.get_project(conn, project_id)
+        if project is None or not principal.can_access(project.vault_id):
+            raise NotFound(f"project {project_id} not found")
+        return project
+
+    def _secret(
+        self,
+        conn: Connection,
+        principal: Principal,
+        secret_id: str,
+        for_update: bool = False,
+        deleted: bool = False,
+    ) -> Secret:
+        ids.check("secret", secret_id)
+        secret = secret_store.get_secret(conn, secret_id, for_update=for_update)
+        if (
+            secret is None
+            or not principal.can_access(secret.vault_id)
+            or (secret.deleted_ms is not None) != deleted
+        ):
+            where = "in the trash" if deleted else ""
+            raise NotFound(f"secret {secret_id} not found {where}".strip())
+        return secret
+
+    def _write_version(
+        self,
+        conn: Connection,
+        project: Project,
+        secret_id: str,
+        version: int,
+        value: values.SecretValue,
+        actor: Actor,
+        now: int,
+    ) -> None:
+        key = project_key(self.deps, conn, project, project.key_version)
+        where = Binding(project.vault_id, project.id, secret_id, version)
+        sealed = envelope.seal_value(key, project.key_version, where, value.plaintext)
+        secret_store.insert_version(
+            conn, secret_id, version, sealed, value.field_names, now, f"{actor.kind}:{actor.id}"
+        )
+
+    # -- use cases -----------------------------------------------------------
+    def create(
+        self,
+        principal: Principal,
+        actor: Actor,
+        project_id: str,
+        name: str,
+        value: values.SecretValue,
+    ) -> Secret:
+        values.check_name(name, "secret name")
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            project = self._project(conn, principal, project_id)
+            secret = Secret(
+                ids.new_id("secret"), project.vault_id, project.id, name, value.kind, 1, now, now, None
+            )
+            secret_store.insert_secret(conn, secret)
+            self._write_version(conn, project, secret.id, 1, value, actor, now)
+            audit_store.append(
+                conn,
+                project.vault_id,
+                now,
+                actor,
+                Action.ADMIN_SECRET_CREATE,
+                {"project": project.id, "secret": secret.id, "version": "1"},
+            )
+        return secret
+
+    def update(
+        self,
+        principal: Principal,
+        actor: Actor,
+        secret_id: str,
+        value: values.SecretValue,
+        action: Action = Action.ADMIN_SECRET_UPDATE,
+        extra: dict[str, str] | None = None,
+    ) -> int:
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            secret = self._secret(conn, principal, secret_id, for_update=True)
+            if value.kind != secret.kind:
+                raise Conflict(f"secret {secret_id} is {secret.kind}; send a {secret.kind} value")
+            project = vault_store.get_project(conn, secret.project_id)
+            assert project is not None
+            version = secret.current_version + 1
+            self._write_version(conn, project, secret.id, version, value, actor, now)
+            secret_store.set_current_version(conn, secret.id, version, now)
+            target = {"project": project.id, "secret": secret.id, "version": str(version)}
+            audit_store.append(conn, project.vault_id, now, actor, action, target | (extra or {}))
+        return version
+
+    def _open(self, conn: Connection, secret: Secret, number: int) -> values.SecretValue:
+        found = secret_store.get_sealed(conn, secret.id, number)
+        if found is None:
+            raise NotFound(f"secret {secret.id} has no version {number}")
+        sealed, _ = found
+        project = vault_store.get_project(conn, secret.project_id)
+        assert project is not None
+        key = project_key(self.deps, conn, project, sealed.key_version)
+        where = Binding(secret.vault_id, secret.project_id, secret.id, number)
+        return values.from_plaintext(secret.kind, envelope.open_value(key, where, sealed))
+
+    def reveal(
+        self, principal: Principal, actor: Actor, secret_id: str, version: int | None = None
+    ) -> Revealed:
+        with self.deps.db.write() as conn:
+            secret = self._secret(conn, principal, secret_id)
+            number = version or secret.current_version
+            value = self._open(conn, secret, number)
+            audit_store.append(
+                conn,
+                secret.vault_id,
+                self.deps.clock(),
+                actor,
+                Action.ADMIN_SECRET_READ,
+                {"project": secret.project_id, "secret": secret.id, "version": str(number)},
+            )
+        # The audit record is committed: only now may the value leave.
+        return Revealed(secret, number, value)
+
+    def get_meta(self, principal: Principal, secret_id: str) -> Secret:
+        with self.deps.db.read() as conn:
+            return self._secret(conn, principal, secret_id)
+
+    def list(self, principal: Principal, project_id: str, deleted: bool = False) -> list[Secret]:
+        with self.deps.db.read() as conn:
+            self._project(conn, principal, project_id)
+            return secret_store.list_secrets(conn, project_id, deleted)
+
+    def versions(self, principal: Principal, secret_id: str) -> list[VersionInfo]:
+        with self.deps.db.read() as conn:
+            self._secret(conn, principal, secret_id)
+            return secret_store.list_versions(conn, secret_id)
+
+    def rollback(self, principal: Principal, actor: Actor, secret_id: str, version: int) -> int:
+        """Write the value of ``version`` again as a new version (history is kept)."""
+        with self.deps.db.read() as conn:
+            old = self._open(conn, self._secret(conn, principal, secret_id), version)
+        return self.update(
+            principal, actor, secret_id, old, Action.ADMIN_SECRET_ROLLBACK, {"from_version": str(version)}
+        )
+
+    def delete(self, principal: Principal, actor: Actor, secret_id: str) -> None:
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            secret = self._secret(conn, principal, secret_id, for_update=True)
+            secret_store.set_deleted(conn, secret.id, now, now)
+            audit_store.append(
+                conn,
+                secret.vault_id,
+                now,
+                actor,
+                Action.ADMIN_SECRET_DELETE,
+                {"project": secret.project_id, "secret": secret.id},
+            )
+
+    def restore(self, principal: Principal, actor: Actor, secret_id: str) -> None:
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            secret = self._secret(conn, principal, secret_id, for_update=True, deleted=True)
+            live = {s.name for s in secret_store.list_secrets(conn, secret.project_id)}
+            if secret.name in live:
+                raise Conflict(f"a live secret named {secret.name!r} already exists in the project")
+            secret_store.set_deleted(conn, secret.id, None, now)
+            audit_store.append(
+                conn,
+                secret.vault_id,
+                now,
+                actor,
+                Action.ADMIN_SECRET_RESTORE,
+                {"project": secret.project_id, "secret": secret.id},
+            )
+
+    def purge_trash(self) -> int:
+        """Delete for good the secrets trashed more than ``trash_days`` ago."""
+        now = self.deps.clock()
+        cutoff = now - self.deps.settings.trash_days * DAY_MS
+        purged = 0
+        while True:
+            with self.deps.db.write() as conn:
+                batch = secret_store.trashed_before(conn, cutoff)
+                for secret in batch:
+                    secret_store.purge(conn, secret.id)
+                    audit_store.append(
+                        conn,
+                        secret.vault_id,
+                        now,
+                        SYSTEM_ACTOR,
+                        Action.SYSTEM_SECRET_PURGE,
+                        {"project": secret.project_id, "secret": secret.id},
+                    )
+            purged += len(batch)
+            if len(batch) < 500:
+                return purged

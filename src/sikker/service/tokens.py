@@ -1,0 +1,116 @@
+"""Admin-plane bearer tokens: the root token and vault-scoped admin tokens.
+
+Tokens are 256-bit random strings shown once; the store keeps their SHA-256
+(a fast hash is right for high-entropy tokens: there is nothing to brute-force).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import Connection
+
+from sikker.core import ids
+from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
+from sikker.core.model import Principal, Token
+from sikker.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from sikker.service.base import Deps
+from sikker.storage import audit as audit_store
+from sikker.storage import tokens as token_store
+from sikker.storage import vaults as vault_store
+
+TOKEN_PREFIX = "sikker_"
+MAX_TOKEN_LEN = 256
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _new_plaintext() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class TokenService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def create_root(self, conn: Connection, actor: Actor, plaintext: str | None = None) -> str:
+        """Insert a root token in the caller's transaction; return its plaintext."""
+        plaintext = plaintext or _new_plaintext()
+        token = Token(ids.new_id("token"), "root", None, "root", self.deps.clock(), None, None)
+        token_store.insert_token(conn, token, _hash(plaintext))
+        return plaintext
+
+    def ensure_root(self, plaintext: str) -> None:
+        """Dev mode: make sure this exact root token exists."""
+        with self.deps.db.write() as conn:
+            if token_store.find_by_hash(conn, _hash(plaintext)) is None:
+                self.create_root(conn, Actor("system", "dev"), plaintext)
+
+    def authenticate(self, bearer: str | None, actor: Actor) -> Principal:
+        if not bearer or len(bearer) > MAX_TOKEN_LEN:
+            raise Unauthenticated()
+        with self.deps.db.read() as conn:
+            token = token_store.find_by_hash(conn, _hash(bearer))
+        now = self.deps.clock()
+        if (
+            token is None
+            or token.revoked_ms is not None
+            or (token.expires_ms is not None and token.expires_ms <= now)
+        ):
+            with self.deps.db.write() as conn:
+                audit_store.append(
+                    conn,
+                    SYSTEM_CHAIN,
+                    now,
+                    actor,
+                    Action.ADMIN_AUTH_FAIL,
+                    {},
+                    "denied",
+                    "unknown, revoked or expired token",
+                )
+            raise Unauthenticated("invalid, revoked or expired token")
+        return Principal(token.kind, token.id, token.vault_id)
+
+    def create_admin(
+        self, principal: Principal, actor: Actor, vault_id: str, name: str, ttl_seconds: int | None
+    ) -> tuple[Token, str]:
+        if principal.kind != "root":
+            raise PermissionDenied("only the root token can create admin tokens")
+        if ttl_seconds is not None and not (60 <= ttl_seconds <= 10 * 365 * 86400):
+            raise InvalidInput("ttl must be between 60 seconds and 10 years")
+        plaintext = _new_plaintext()
+        with self.deps.db.write() as conn:
+            if vault_store.get_vault(conn, vault_id) is None:
+                raise NotFound(f"vault {vault_id} not found")
+            now = self.deps.clock()
+            expires = now + ttl_seconds * 1000 if ttl_seconds else None
+            token = Token(ids.new_id("token"), "admin", vault_id, name, now, expires, None)
+            token_store.insert_token(conn, token, _hash(plaintext))
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_TOKEN_CREATE, {"token": token.id})
+        return token, plaintext
+
+    def list(self, principal: Principal) -> list[Token]:
+        with self.deps.db.read() as conn:
+            return token_store.list_tokens(conn, principal.vault_id)
+
+    def revoke(self, principal: Principal, actor: Actor, token_id: str) -> None:
+        if principal.kind != "root":
+            raise PermissionDenied("only the root token can revoke tokens")
+        ids.check("token", token_id)
+        with self.deps.db.write() as conn:
+            token = token_store.get_token(conn, token_id)
+            if token is None:
+                raise NotFound(f"token {token_id} not found")
+            now = self.deps.clock()
+            token_store.revoke(conn, token_id, now)
+            audit_store.append(
+                conn,
+                token.vault_id or SYSTEM_CHAIN,
+                now,
+                actor,
+                Action.ADMIN_TOKEN_REVOKE,
+                {"token": token_id},
+            )

@@ -1,0 +1,121 @@
+"""Database access: engine setup, transactions and error translation.
+
+- SQLite (default): WAL journal, ``synchronous=FULL``, foreign keys on, and
+  write transactions that start with ``BEGIN IMMEDIATE`` so that writers queue
+  instead of failing on a lock upgrade.
+- PostgreSQL: psycopg 3, pre-ping so a restarted server is noticed.
+
+Driver errors that mean "the store is not reachable" become
+``StoreUnavailable`` (HTTP 503) here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from sikker.errors import Conflict, InvalidInput, StoreUnavailable
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``sqlite:///path`` URLs; pick psycopg 3 for PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except Exception as e:
+        raise InvalidInput(f"malformed database URL: {e}") from e
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInput("database URL must be sqlite:///PATH or postgresql://...")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.engine = self._create_engine()
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(
+                self.url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=5,
+                connect_args={"connect_timeout": 5},
+            )
+        engine = create_engine(
+            self.url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            poolclass=NullPool if ":memory:" in self.url else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control away from the driver so we can BEGIN IMMEDIATE.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = "BEGIN IMMEDIATE" if conn.get_execution_options().get("sikker_write") else "BEGIN"
+            conn.exec_driver_sql(mode)
+
+        return engine
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self._translate(), self.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: commits on success, rolls back on any error."""
+        with self._translate(), self.engine.connect() as conn:
+            conn = conn.execution_options(sikker_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._translate(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @staticmethod
+    @contextmanager
+    def _translate() -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError as e:
+            raise Conflict("the change conflicts with existing data (duplicate name?)") from e
+        except OperationalError as e:
+            raise StoreUnavailable() from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable() from e
+            raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

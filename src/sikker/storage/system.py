@@ -1,0 +1,28 @@
+"""Seal configuration rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select
+
+from sikker.core.model import SealConfig
+from sikker.storage.tables import seal_config
+
+
+def get_seal_config(conn: Connection) -> SealConfig | None:
+    row = conn.execute(select(seal_config).where(seal_config.c.id == 1)).first()
+    if row is None:
+        return None
+    return SealConfig(row.kind, row.shares, row.threshold, bytes(row.wrapped_root_key))
+
+
+def save_seal_config(conn: Connection, config: SealConfig, now_ms: int) -> None:
+    conn.execute(
+        insert(seal_config).values(
+            id=1,
+            kind=config.kind,
+            shares=config.shares,
+            threshold=config.threshold,
+            wrapped_root_key=config.wrapped_root_key,
+            created_ms=now_ms,
+        )
+    )

@@ -1,0 +1,146 @@
+"""The schema, one for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Secret values exist here only as ciphertext. Changes go through Alembic
+migrations under ``migrations/versions``; keep both in step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+seal_config = Table(
+    "seal_config",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),  # shamir | keyfile
+    Column("shares", Integer, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("wrapped_root_key", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+vaults = Table(
+    "vaults",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("vault_id", "name", name="uq_projects_vault_name"),
+)
+
+project_keys = Table(
+    "project_keys",
+    metadata,
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),  # standard | structured
+    Column("current_version", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("deleted_ms", BigInteger, nullable=True),
+    Index(
+        "uq_secrets_live_name",
+        "project_id",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_ms IS NULL"),
+        postgresql_where=text("deleted_ms IS NULL"),
+    ),
+    Index("ix_secrets_deleted_ms", "deleted_ms"),
+)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("wrapped_dek", LargeBinary, nullable=False),
+    Column("key_version", Integer, nullable=False),
+    Column("field_names", Text, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", String(64), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # root | admin
+    Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("chain", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("source_ip", String(64), nullable=False),
+    Column("user_agent", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    UniqueConstraint("chain", "seq", name="uq_audit_chain_seq"),
+    Index("ix_audit_time", "chain", "time_ms"),
+    Index("ix_audit_action", "chain", "action", "time_ms"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
