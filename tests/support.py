@@ -1,0 +1,141 @@
+"""Test helpers: the local PostgreSQL, a real server on loopback, a small API client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+PG_ADMIN_URL = os.environ.get("SIKKER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_available() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def require_postgres() -> None:
+    """Skip locally when PostgreSQL is down; fail in CI, where it must be there."""
+    if postgres_available():
+        return
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and CI=true: start it")
+    pytest.skip("PostgreSQL is not running")
+
+
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test (module); dropped afterwards."""
+    import psycopg
+
+    require_postgres()
+    name = f"sikker_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``sikker server`` in a subprocess, on a loopback port."""
+
+    def __init__(self, database: str, data_dir: Path, extra: list[str] | None = None) -> None:
+        self.database = database
+        self.data_dir = data_dir
+        self.extra = extra or []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / f"server-{self.port}.log"
+
+    def start(self) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "sikker", "server", "--listen", f"127.0.0.1:{self.port}",
+               "--data-dir", str(self.data_dir), *self.extra]
+        if self.database:
+            cmd += ["--database", self.database]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(f"{self.url}/api/sys/status", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 30 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self) -> Server:
+        self.stop()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self.start()
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+class Api:
+    """A thin JSON client for tests: one short-lived connection per call."""
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
+
+    def raw(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = self.headers | kwargs.pop("headers", {})
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        response = self.raw(method, path, json=body, **kwargs)
+        return response.status_code, response.json()
+
+    def ok(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        status, data = self.call(method, path, body, **kwargs)
+        assert status in (200, 201), (status, data)
+        return data
+
+
+def init_and_unseal(url: str, shares: int = 3, threshold: int = 2) -> tuple[list[str], str]:
+    api = Api(url)
+    result = api.ok("POST", "/api/sys/init", {"shares": shares, "threshold": threshold})
+    for share in result["shares"][:threshold]:
+        api.ok("POST", "/api/sys/unseal", {"share": share})
+    return result["shares"], result["rootToken"]
