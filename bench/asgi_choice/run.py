@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -158,6 +159,56 @@ def parse_wrk(out: str) -> dict[str, float]:
     return res
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def system_busy_ticks() -> int:
+    """Busy jiffies of the whole machine (all CPUs) from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+    return sum(vals[:8]) - idle  # user..steal, guest is already inside user
+
+
+def group_ticks(pgid: int) -> int:
+    """utime+stime of the live processes in process group pgid (the server)."""
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # field 5 (pgrp)
+            total += int(fields[11]) + int(fields[12])  # fields 14, 15
+    return total
+
+
+def children_ticks() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (ru.ru_utime + ru.ru_stime) * _TICK
+
+
+def self_ticks() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return (ru.ru_utime + ru.ru_stime) * _TICK
+
+
+def wait_idle(limit: float, threshold: float = 0.25) -> float:
+    """Wait (up to limit s) until the machine is <threshold busy over 0.5 s; return busy."""
+    deadline = time.monotonic() + limit
+    ncpu = os.cpu_count() or 1
+    while True:
+        b0, t0 = system_busy_ticks(), time.monotonic()
+        time.sleep(0.5)
+        busy = (system_busy_ticks() - b0) / (_TICK * ncpu * (time.monotonic() - t0))
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
 def wrk(port: int, headers: dict[str, str], secs: int, conns: int, threads: int) -> str:
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", "--timeout", "5s"]
     for k, val in headers.items():
@@ -197,8 +248,21 @@ def run_variant(v: Variant, args: argparse.Namespace, headers: dict[str, str]) -
         sanity(port, headers)
         if args.warmup:
             wrk(port, headers, args.warmup, args.connections, args.threads)
+        # CPU accounting over the measured window only: the server's process group,
+        # wrk (a waited child) and everything else on the machine ("other").
+        ncpu = os.cpu_count() or 1
+        t_0, sys0, srv0, ch0, me0 = (time.monotonic(), system_busy_ticks(), group_ticks(proc.pid),
+                                     children_ticks(), self_ticks())
         out = wrk(port, headers, args.duration, args.connections, args.threads)
+        t_1, sys1, srv1, ch1, me1 = (time.monotonic(), system_busy_ticks(), group_ticks(proc.pid),
+                                     children_ticks(), self_ticks())
         res = parse_wrk(out)
+        cap = _TICK * (t_1 - t_0)  # ticks of one CPU over the window
+        res["srv_cpu"] = (srv1 - srv0) / cap  # in CPUs (2.0 = both cores)
+        res["wrk_cpu"] = (ch1 - ch0) / cap
+        other = (sys1 - sys0) - (srv1 - srv0) - (ch1 - ch0) - (me1 - me0)
+        res["other_cpu"] = max(other, 0) / cap
+        res["ncpu"] = ncpu
         res["raw"] = out  # type: ignore[assignment]
         return res
     except Exception:
@@ -257,6 +321,8 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="variant keys: " + " ".join(v.key for v in VARIANTS))
     ap.add_argument("--budget", type=float, default=240, help="wall-clock cap in seconds")
     ap.add_argument("--micro-number", type=int, default=5000)
+    ap.add_argument("--wait-idle", type=float, default=10,
+                    help="before each variant wait up to this many s for the machine to be idle")
     ap.add_argument("--json", type=Path, help="also write results as JSON here")
     ap.add_argument("--show-wrk", action="store_true", help="print the raw wrk output")
     args = ap.parse_args()
@@ -289,7 +355,7 @@ def main() -> int:
     results["micro_us"] = dict(mres)
     print()
 
-    per_run = args.duration + args.warmup + 5  # + start-up, sanity, shutdown
+    per_run = args.duration + args.warmup + 5 + min(args.wait_idle, 1)  # + start-up, sanity, shutdown
     rows = []
     for v in VARIANTS:
         if args.only and v.key not in args.only:
@@ -301,6 +367,8 @@ def main() -> int:
         if time.monotonic() - t0 + per_run > args.budget:
             rows.append((v, None, "skipped: time budget"))
             continue
+        if args.wait_idle:
+            wait_idle(args.wait_idle)
         headers = apps.make_headers()  # fresh timestamp per variant (SKEW=300 s)
         print(f"running {v.key} ...", flush=True)
         try:
@@ -313,7 +381,7 @@ def main() -> int:
         rows.append((v, res, ""))
 
     print(f"\n{'variant':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7}")
+          f"{'errors':>7} {'srv CPU':>7} {'wrk CPU':>7} {'other':>6}")
     table = []
     for v, res, note in rows:
         if res is None:
@@ -322,10 +390,13 @@ def main() -> int:
             continue
         err = int(res["non2xx"] + res["sockerr"])
         print(f"{v.label:<34} {v.workers:>7} {res['rps']:>9.0f} {res['p50']:>8.2f} "
-              f"{res['p99']:>8.2f} {err:>7}")
+              f"{res['p99']:>8.2f} {err:>7} {res['srv_cpu']:>7.2f} {res['wrk_cpu']:>7.2f} "
+              f"{res['other_cpu']:>6.2f}")
         table.append({"key": v.key, "label": v.label, "workers": v.workers,
                       **{k: res[k] for k in ("rps", "p50", "p99", "non2xx", "sockerr",
-                                             "requests")}})
+                                             "requests", "srv_cpu", "wrk_cpu", "other_cpu")}})
+    print("CPU columns: CPU-seconds per second over the measured window (2.00 = both cores);"
+          " 'other' = everything on the machine except the server, wrk and this script.")
     results["table"] = table
     print(f"\ntotal wall time {time.monotonic() - t0:.0f} s")
     if args.json:

@@ -6,13 +6,15 @@ import logging
 import tempfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import uvicorn
 
 from sikker import config
-from sikker.api.app import create_app
 from sikker.core.audit import Actor
-from sikker.service.bootstrap import Services, bootstrap
+
+if TYPE_CHECKING:
+    from sikker.service.bootstrap import Services
 
 DEV_BANNER = """\
 [bold yellow]WARNING: dev mode. Not for production.[/]
@@ -102,6 +104,12 @@ def server(
         )
     if not settings.database:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Imported here so that client commands start fast.
+    import uvicorn
+
+    from sikker.api.app import create_app
+    from sikker.service.bootstrap import bootstrap
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = bootstrap(settings)
     token = prepare(services)

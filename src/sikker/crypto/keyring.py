@@ -16,7 +16,7 @@ from sikker.errors import Sealed
 class Keyring:
     def __init__(self) -> None:
         self._root: bytes | None = None
-        self._project_keys: dict[tuple[str, int], bytes] = {}
+        self._project_keys: dict[tuple[str, str, int], bytes] = {}
         self._lock = threading.Lock()
 
     @property
@@ -47,11 +47,11 @@ class Keyring:
     def project_key(self, vault_id: str, project_id: str, version: int, wrapped: bytes) -> bytes:
         """Unwrap (and cache) a project key version."""
         root = self._root_key()
-        cached = self._project_keys.get((project_id, version))
+        cached = self._project_keys.get((vault_id, project_id, version))
         if cached is not None:
             return cached
         key = envelope.decrypt(root, wrapped, envelope.project_key_aad(vault_id, project_id, version))
         with self._lock:
             if self._root is root:
-                self._project_keys[(project_id, version)] = key
+                self._project_keys[(vault_id, project_id, version)] = key
         return key

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import dataclasses
+
+from sikker.core import audit
+
+ACTOR = audit.Actor("root", "tok_x", "127.0.0.1", "test")
+
+
+def build_chain(n: int) -> list[tuple[audit.Entry, bytes]]:
+    prev, out = audit.GENESIS, []
+    for i in range(1, n + 1):
+        entry = audit.make_entry("vault_x", i, 1000 + i, ACTOR, audit.Action.ADMIN_SECRET_READ,
+                                 {"secret": f"sk_{i}"})
+        prev = audit.chain_hash(prev, entry)
+        out.append((entry, prev))
+    return out
+
+
+def recompute(entries: list[audit.Entry]) -> list[bytes]:
+    prev, hashes = audit.GENESIS, []
+    for e in entries:
+        prev = audit.chain_hash(prev, e)
+        hashes.append(prev)
+    return hashes
+
+
+def test_canonical_encoding_is_stable_and_sorted() -> None:
+    entry = build_chain(1)[0][0]
+    text = audit.canonical(entry).decode()
+    assert text.startswith('{"action":"admin:secret:read","actor_id":"tok_x"')
+    assert audit.canonical(entry) == audit.canonical(dataclasses.replace(entry))
+
+
+def test_any_edit_changes_every_later_hash() -> None:
+    chain = build_chain(5)
+    entries = [e for e, _ in chain]
+    entries[2] = dataclasses.replace(entries[2], actor_id="tok_evil")
+    new = recompute(entries)
+    assert new[:2] == [h for _, h in chain[:2]]
+    assert all(a != b for a, (_, b) in zip(new[2:], chain[2:], strict=True))
+
+
+def test_severity_follows_the_action_and_denials_are_raised() -> None:
+    e = audit.make_entry("system", 1, 0, ACTOR, audit.Action.OPERATOR_SEAL, {})
+    assert e.severity == "high"
+    d = audit.make_entry("system", 1, 0, ACTOR, audit.Action.ADMIN_VAULT_CREATE, {}, "denied")
+    assert d.severity == "low"
+
+
+def test_action_names_are_source_subject_action() -> None:
+    for action in audit.Action:
+        assert len(action.value.split(":")) == 3

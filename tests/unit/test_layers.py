@@ -1,0 +1,39 @@
+"""Imports flow one way: core <- crypto <- storage <- service <- api / cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "sikker"
+ORDER = ["core", "crypto", "storage", "service", "api", "cli"]
+# api and cli are siblings at the top: neither imports the other, nothing imports them.
+FORBIDDEN = {layer: set(ORDER[i + 1:]) for i, layer in enumerate(ORDER)}
+FORBIDDEN["api"] = {"cli"}
+FORBIDDEN["cli"] = set()
+
+
+def imports_of(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sikker."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("sikker.")}
+    return found
+
+
+@pytest.mark.parametrize("layer", ORDER)
+def test_layers_import_only_downwards(layer: str) -> None:
+    for path in (SRC / layer).rglob("*.py"):
+        bad = imports_of(path) & FORBIDDEN[layer]
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_core_does_no_io() -> None:
+    for path in (SRC / "core").rglob("*.py"):
+        text = path.read_text()
+        for banned in ("import sqlalchemy", "import httpx", "open(", "import socket"):
+            assert banned not in text, f"{path.name} uses {banned}"
