@@ -14,6 +14,7 @@ contain a secret value or a token.
     ├── PermissionDenied             403  exit 3
     ├── NotFound                     404  exit 4
     ├── Conflict                     409  exit 5
+    ├── Locked                       423  exit 5   (project frozen by a canary)
     ├── RateLimited                  429  exit 6
     ├── Unavailable                  503  exit 7
     │   ├── Sealed                   503  exit 7
@@ -78,6 +79,12 @@ class Conflict(SikkerError):
     http_status = 409
     exit_code = 5
     default_message = "conflict"
+
+
+class Locked(SikkerError):
+    http_status = 423
+    exit_code = 5
+    default_message = "project is frozen"
 
 
 class RateLimited(SikkerError):

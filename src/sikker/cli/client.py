@@ -9,6 +9,7 @@ import httpx
 from sikker.errors import (
     Conflict,
     InvalidInput,
+    Locked,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -25,9 +26,15 @@ _BY_STATUS: dict[int, type[SikkerError]] = {
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
+    423: Locked,
     429: RateLimited,
     503: Unavailable,
 }
+
+
+def error_for_status(status: int, message: str) -> SikkerError:
+    """The Sikker error an HTTP error status stands for."""
+    return _BY_STATUS.get(status, SikkerError)(message)
 
 
 class Client:
@@ -51,7 +58,7 @@ class Client:
             message = str(response.json()["error"])
         except (ValueError, KeyError, TypeError):
             message = f"HTTP {response.status_code}"
-        raise _BY_STATUS.get(response.status_code, SikkerError)(message)
+        raise error_for_status(response.status_code, message)
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params)
