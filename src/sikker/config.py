@@ -2,7 +2,8 @@
 
 The config file is TOML with the same keys as the flags (``listen``,
 ``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
-``max_body_bytes``, ``max_value_bytes``, ``trash_days``).
+``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
+``auth_lockout_seconds``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _ENV = {
     "max_body_bytes": "SIKKER_MAX_BODY_BYTES",
     "max_value_bytes": "SIKKER_MAX_VALUE_BYTES",
     "trash_days": "SIKKER_TRASH_DAYS",
+    "auth_lockout_failures": "SIKKER_AUTH_LOCKOUT_FAILURES",
+    "auth_lockout_seconds": "SIKKER_AUTH_LOCKOUT_SECONDS",
 }
 
 
@@ -53,6 +56,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_value_bytes: int = 64 * 1024
     trash_days: int = 30
+    auth_lockout_failures: int = 10
+    auth_lockout_seconds: int = 300
 
     @property
     def database_url(self) -> str:
@@ -107,6 +112,8 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             max_body_bytes=int(merged.get("max_body_bytes", 1024 * 1024)),
             max_value_bytes=int(merged.get("max_value_bytes", 64 * 1024)),
             trash_days=int(merged.get("trash_days", 30)),
+            auth_lockout_failures=int(merged.get("auth_lockout_failures", 10)),
+            auth_lockout_seconds=int(merged.get("auth_lockout_seconds", 300)),
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, sys
+from sikker.api import admin, machine, machines_admin, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
 from sikker.errors import Sealed, SikkerError
@@ -46,6 +46,7 @@ async def _maintenance(services: Services, interval: float) -> None:
             try:
                 await run_in_threadpool(services.secrets.purge_trash)
                 await run_in_threadpool(services.keys.rewrap_all)
+                await run_in_threadpool(services.plane.purge_nonces)
             except SikkerError as e:
                 log.warning("maintenance skipped: %s", e.message)
         await asyncio.sleep(interval)
@@ -61,7 +62,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             task.cancel()
 
     router = Starlette(
-        routes=[*sys.ROUTES, *admin.ROUTES],
+        routes=[*sys.ROUTES, *admin.ROUTES, *machines_admin.ROUTES, *machine.ROUTES],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

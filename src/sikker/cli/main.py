@@ -8,6 +8,7 @@ import click
 
 from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
+from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
 from sikker.cli.output import err_console
 from sikker.cli.server import server
@@ -24,7 +25,7 @@ def cli() -> None:
     """
 
 
-for command in (server, operator, status, vault, project, secret, token):
+for command in (server, operator, status, vault, project, secret, token, machine, grant, enroll_token):
     cli.add_command(command)
 
 

@@ -38,6 +38,25 @@ class Action(enum.StrEnum):
     ADMIN_TOKEN_CREATE = "admin:token:create"
     ADMIN_TOKEN_REVOKE = "admin:token:revoke"
     SYSTEM_SECRET_PURGE = "system:secret:purge"
+    ADMIN_MACHINE_APPROVE = "admin:machine:approve"
+    ADMIN_MACHINE_DISABLE = "admin:machine:disable"
+    ADMIN_MACHINE_ENABLE = "admin:machine:enable"
+    ADMIN_MACHINE_REVOKE = "admin:machine:revoke"
+    ADMIN_MACHINE_RENAME = "admin:machine:rename"
+    ADMIN_MEMBERSHIP_ADD = "admin:membership:add"
+    ADMIN_MEMBERSHIP_REMOVE = "admin:membership:remove"
+    ADMIN_GRANT_ADD = "admin:grant:add"
+    ADMIN_GRANT_REMOVE = "admin:grant:remove"
+    ADMIN_ENROLL_TOKEN_CREATE = "admin:enroll-token:create"
+    ADMIN_ENROLL_TOKEN_REVOKE = "admin:enroll-token:revoke"
+    MACHINE_ENROLL = "machine:machine:enroll"
+    MACHINE_AUTH_FAIL = "machine:auth:fail"
+    MACHINE_AUTH_LOCKOUT = "machine:auth:lockout"
+    MACHINE_SECRET_READ = "machine:secret:read"
+    MACHINE_SECRET_LIST = "machine:secret:list"
+    MACHINE_SECRET_EXPORT = "machine:secret:export"
+    MACHINE_SECRET_POLL = "machine:secret:poll"
+    MACHINE_PROJECT_LIST = "machine:project:list"
 
 
 class Severity(enum.StrEnum):
@@ -60,6 +79,17 @@ SEVERITY = {
     Action.ADMIN_TOKEN_CREATE: Severity.MEDIUM,
     Action.ADMIN_TOKEN_REVOKE: Severity.MEDIUM,
     Action.SYSTEM_SECRET_PURGE: Severity.LOW,
+    Action.ADMIN_MACHINE_REVOKE: Severity.HIGH,
+    Action.ADMIN_MACHINE_DISABLE: Severity.MEDIUM,
+    Action.ADMIN_MACHINE_APPROVE: Severity.MEDIUM,
+    Action.ADMIN_GRANT_ADD: Severity.LOW,
+    Action.ADMIN_GRANT_REMOVE: Severity.LOW,
+    Action.ADMIN_ENROLL_TOKEN_CREATE: Severity.MEDIUM,
+    Action.ADMIN_ENROLL_TOKEN_REVOKE: Severity.MEDIUM,
+    Action.MACHINE_ENROLL: Severity.LOW,
+    Action.MACHINE_AUTH_FAIL: Severity.MEDIUM,
+    Action.MACHINE_AUTH_LOCKOUT: Severity.HIGH,
+    Action.MACHINE_SECRET_READ: Severity.INFO,
 }
 
 

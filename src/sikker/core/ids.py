@@ -13,7 +13,13 @@ from sikker.errors import InvalidInput
 _ALPHABET = string.ascii_lowercase + string.digits
 _SUFFIX_LEN = 16
 
-PREFIXES = {"vault": "vault_", "project": "proj_", "secret": "sk_", "token": "tok_"}
+PREFIXES = {
+    "vault": "vault_",
+    "project": "proj_",
+    "secret": "sk_",
+    "token": "tok_",
+    "enroll": "enr_",
+}
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()
 }

@@ -71,3 +71,53 @@ class Principal:
 
     def can_access(self, vault_id: str) -> bool:
         return self.vault_id is None or self.vault_id == vault_id
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    id: str
+    vault_id: str
+    name: str
+    public_key: bytes
+    kind: str  # "standard" | "ephemeral"
+    approved: bool
+    enabled: bool
+    hostname: str
+    allowed_cidr: str | None
+    enrollment_token_id: str | None
+    created_ms: int
+    expires_ms: int | None
+    revoked_ms: int | None
+    last_poll_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentToken:
+    id: str
+    vault_id: str
+    name: str
+    project_ids: tuple[str, ...]
+    secret_ids: tuple[str, ...]
+    max_uses: int
+    uses: int
+    approval: str  # "auto" | "manual"
+    machine_ttl_s: int | None
+    hostname_pattern: str | None
+    name_pattern: str | None
+    source_cidr: str | None
+    created_ms: int
+    expires_ms: int
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedSecret:
+    """A secret a machine may read, with what the machine plane shows of it."""
+
+    id: str
+    name: str
+    project_id: str
+    project_name: str
+    kind: str
+    current_version: int
+    field_names: str | None

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sikker.config import Settings
+from sikker.core.lockout import Lockout
 from sikker.crypto.keyring import Keyring
 from sikker.crypto.seal import KeyFileSeal
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.keys import KeyService
+from sikker.service.machine_plane import MachinePlane
+from sikker.service.machines import MachineAdmin
 from sikker.service.seal import SealService
 from sikker.service.secrets import SecretService
 from sikker.service.tokens import TokenService
@@ -24,6 +27,8 @@ class Services:
     vaults: VaultService
     secrets: SecretService
     keys: KeyService
+    machines: MachineAdmin
+    plane: MachinePlane
 
     def close(self) -> None:
         self.deps.keyring.clear()
@@ -41,4 +46,9 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         vaults=VaultService(deps),
         secrets=SecretService(deps),
         keys=KeyService(deps),
+        machines=MachineAdmin(deps),
+        plane=MachinePlane(
+            deps,
+            Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000),
+        ),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -143,4 +144,83 @@ audit_heads = Table(
     Column("chain", String(32), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
+)
+
+# -- machine plane ----------------------------------------------------------------
+
+machines = Table(
+    "machines",
+    metadata,
+    Column("id", String(36), primary_key=True),  # UUID, lower-case
+    Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # standard | ephemeral
+    Column("approved", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("allowed_cidr", String(64), nullable=True),
+    Column("enrollment_token_id", String(32), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("last_poll_ms", BigInteger, nullable=True),
+    Index("ix_machines_vault", "vault_id"),
+)
+
+machine_projects = Table(
+    "machine_projects",
+    metadata,
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_grants_secret", "secret_id"),
+)
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("project_ids", Text, nullable=False),  # JSON list
+    Column("secret_ids", Text, nullable=False),  # JSON list
+    Column("max_uses", Integer, nullable=False),
+    Column("uses", Integer, nullable=False),
+    Column("approval", String(16), nullable=False),  # auto | manual (standard machines)
+    Column("machine_ttl_s", BigInteger, nullable=True),
+    Column("hostname_pattern", String(255), nullable=True),
+    Column("name_pattern", String(255), nullable=True),
+    Column("source_cidr", String(64), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+
+# Nonces seen per machine inside the signature window (replay protection).
+nonces = Table(
+    "nonces",
+    metadata,
+    Column("machine_id", String(36), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_nonces_expires", "expires_ms"),
+)
+
+# The version of each secret last delivered to each machine (for poll).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret_id", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
 )

@@ -1,0 +1,214 @@
+"""Machine plane /v1: the SikkerKey wire contract, byte for byte.
+
+Success is always exactly HTTP 200 with exactly the keys the contract lists
+(strict clients reject unknown keys). Errors are ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sikker.api import schema
+from sikker.api.context import call, ok, services
+from sikker.api.scripts import bootstrap_script
+from sikker.core import ids
+from sikker.core.audit import Action
+from sikker.core.model import GrantedSecret
+from sikker.errors import InvalidInput, NotFound, Unauthenticated
+from sikker.service.machine_plane import SignedRequest
+
+MAX_HEADER = {"x-machine-id": 64, "x-timestamp": 12, "x-nonce": 128, "x-signature": 128}
+
+
+def signed(request: Request, body: bytes) -> SignedRequest:
+    """Pull the signature headers out (bounded) and keep the raw path and body for verification."""
+    if request.scope.get("query_string"):
+        raise InvalidInput("query strings are not allowed on signed routes")
+    values = {}
+    for name, limit in MAX_HEADER.items():
+        value = request.headers.get(name, "")
+        if not value or len(value) > limit or not value.isascii():
+            raise Unauthenticated(f"missing or malformed {name} header")
+        values[name] = value
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    return SignedRequest(
+        method=request.method,
+        path=raw_path.decode("latin-1").split("?", 1)[0],
+        body=body,
+        machine_id=values["x-machine-id"].strip().lower(),
+        timestamp=values["x-timestamp"],
+        nonce=values["x-nonce"],
+        signature=values["x-signature"],
+        source_ip=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", "")[:256],
+    )
+
+
+def _list_entry(s: GrantedSecret) -> dict[str, Any]:
+    return {"id": s.id, "name": s.name, "fieldNames": s.field_names, "projectId": s.project_id}
+
+
+async def get_secret(request: Request) -> Response:
+    """GET /v1/secret/{id} -> {"value": "..."}."""
+    req = signed(request, await request.body())
+    value = await call(services(request).plane.read, req, request.path_params["secret"])
+    return ok({"value": value})
+
+
+async def list_secrets(request: Request) -> Response:
+    """GET /v1/secrets -> metadata of every secret granted to the machine."""
+    req = signed(request, await request.body())
+    found = await call(services(request).plane.readable, req, None, Action.MACHINE_SECRET_LIST)
+    return ok({"secrets": [_list_entry(s) for s in found]})
+
+
+PROJECT_BODY = {"projectId": schema.Field(str, max_len=64), "applicationId": schema.Field(str, max_len=64)}
+
+
+def _project_id(body: dict[str, Any], required: bool) -> str | None:
+    project_id = body.get("projectId")
+    if project_id is None and body.get("applicationId") is not None:
+        raise InvalidInput("applications are not supported by this server; use projectId")
+    if project_id is None and required:
+        raise InvalidInput("missing field 'projectId'")
+    return project_id
+
+
+async def list_by_project(request: Request) -> Response:
+    """POST /v1/secrets/list {"projectId"} -> the granted secrets of one project."""
+    raw = await request.body()
+    req = signed(request, raw)
+    project_id = _project_id(schema.parse(raw, PROJECT_BODY), required=True)
+    found = await call(services(request).plane.readable, req, project_id, Action.MACHINE_SECRET_LIST)
+    return ok({"secrets": [_list_entry(s) for s in found]})
+
+
+async def export(request: Request) -> Response:
+    """POST /v1/secrets/export [{"projectId"}] -> every granted secret with its value."""
+    raw = await request.body()
+    req = signed(request, raw)
+    project_id = _project_id(schema.parse(raw, PROJECT_BODY), required=False)
+    found = await call(services(request).plane.export, req, project_id)
+    return ok(
+        {
+            "secrets": [
+                {"id": s.id, "name": s.name, "value": value, "fieldNames": s.field_names}
+                for s, value in found
+            ]
+        }
+    )
+
+
+POLL_BODY = {"watch": schema.Field(list, required=True, max_len=1000)}
+
+
+async def poll(request: Request) -> Response:
+    """POST /v1/secrets/poll {"watch": [...]} -> only the secrets that changed."""
+    raw = await request.body()
+    req = signed(request, raw)
+    watch = schema.parse(raw, POLL_BODY)["watch"]
+    if not all(isinstance(w, str) and 0 < len(w) <= 64 for w in watch):
+        raise InvalidInput("'watch' must be a list of secret ids")
+    changes = await call(services(request).plane.poll, req, watch)
+    return ok({"changes": {sid: {"status": status} for sid, status in changes.items()}})
+
+
+async def cli_projects(request: Request) -> Response:
+    """GET /v1/cli/projects (enriched CLI surface)."""
+    req = signed(request, await request.body())
+    found = await call(services(request).plane.projects, req)
+    return ok(
+        {
+            "projects": [
+                {"projectId": pid, "projectName": name, "applicationId": "", "applicationName": ""}
+                for pid, name in found
+            ]
+        }
+    )
+
+
+async def cli_secrets(request: Request) -> Response:
+    """GET /v1/cli/secrets (enriched CLI surface, with type tags)."""
+    req = signed(request, await request.body())
+    found = await call(services(request).plane.readable, req, None, Action.MACHINE_SECRET_LIST)
+    return ok(
+        {
+            "secrets": [
+                _list_entry(s)
+                | {
+                    "projectName": s.project_name,
+                    "applicationId": "",
+                    "applicationName": "",
+                    "type": "structured" if s.kind == "structured" else "secret",
+                }
+                for s in found
+            ]
+        }
+    )
+
+
+ENROLL_BODY = {
+    "token": schema.Field(str, required=True, max_len=256),
+    "publicKey": schema.Field(str, required=True, max_len=64),
+    "hostname": schema.Field(str, max_len=255),
+    "name": schema.Field(str, max_len=255),
+    "kind": schema.Field(str, max_len=16),
+}
+
+
+async def enroll(request: Request) -> Response:
+    """POST /v1/{vaultId}/enroll/register (unsigned: the enrollment token is the credential)."""
+    vault_id = request.path_params["vault"]
+    if not ids.is_valid("vault", vault_id):
+        raise NotFound("vault not found")
+    body = schema.parse(await request.body(), ENROLL_BODY)
+    kind = body.get("kind", "ephemeral")
+    if kind not in ("ephemeral", "standard"):
+        raise InvalidInput("kind must be 'ephemeral' or 'standard'")
+    svc = services(request)
+    machine = await call(
+        svc.plane.enroll,
+        vault_id,
+        body["token"],
+        body["publicKey"],
+        body.get("hostname") or "serverless",
+        body.get("name"),
+        kind,
+        request.client.host if request.client else "",
+        request.headers.get("user-agent", "")[:256],
+    )
+    response: dict[str, Any] = {
+        "machineId": machine.id,
+        "machineName": machine.name,
+        "vaultId": machine.vault_id,
+    }
+    if machine.expires_ms is not None:
+        response["expiresAt"] = machine.expires_ms
+    response["apiUrl"] = svc.deps.settings.url
+    return ok(response)
+
+
+async def bootstrap(request: Request) -> Response:
+    """GET /v1/bootstrap/{token}: a POSIX sh script that enrolls this host (openssl + curl)."""
+    token = request.path_params["token"]
+    svc = services(request)
+    vault_id = await call(svc.machines.enrollment_vault, token)
+    script = bootstrap_script(svc.deps.settings.url, vault_id, token)
+    return Response(script, media_type="text/x-shellscript")
+
+
+ROUTES = [
+    Route("/v1/secret/{secret}", get_secret, methods=["GET"]),
+    Route("/v1/secrets", list_secrets, methods=["GET"]),
+    Route("/v1/secrets/list", list_by_project, methods=["POST"]),
+    Route("/v1/secrets/export", export, methods=["POST"]),
+    Route("/v1/secrets/poll", poll, methods=["POST"]),
+    Route("/v1/cli/projects", cli_projects, methods=["GET"]),
+    Route("/v1/cli/secrets", cli_secrets, methods=["GET"]),
+    Route("/v1/{vault}/enroll/register", enroll, methods=["POST"]),
+    Route("/v1/bootstrap/{token}", bootstrap, methods=["GET"]),
+]

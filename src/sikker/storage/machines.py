@@ -1,0 +1,327 @@
+"""Machines, their project memberships and per-secret grants, enrollment tokens,
+nonces and poll baselines."""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+
+from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
+from sikker.storage.tables import (
+    deliveries,
+    enrollment_tokens,
+    grants,
+    machine_projects,
+    machines,
+    nonces,
+    projects,
+    secret_versions,
+    secrets,
+)
+
+
+def _machine(row: Row[tuple[object, ...]]) -> Machine:
+    m = row._mapping
+    return Machine(
+        m["id"],
+        m["vault_id"],
+        m["name"],
+        bytes(m["public_key"]),
+        m["kind"],
+        bool(m["approved"]),
+        bool(m["enabled"]),
+        m["hostname"],
+        m["allowed_cidr"],
+        m["enrollment_token_id"],
+        m["created_ms"],
+        m["expires_ms"],
+        m["revoked_ms"],
+        m["last_poll_ms"],
+    )
+
+
+def insert_machine(conn: Connection, machine: Machine) -> None:
+    conn.execute(
+        insert(machines).values(
+            id=machine.id,
+            vault_id=machine.vault_id,
+            name=machine.name,
+            public_key=machine.public_key,
+            kind=machine.kind,
+            approved=machine.approved,
+            enabled=machine.enabled,
+            hostname=machine.hostname,
+            allowed_cidr=machine.allowed_cidr,
+            enrollment_token_id=machine.enrollment_token_id,
+            created_ms=machine.created_ms,
+            expires_ms=machine.expires_ms,
+            revoked_ms=None,
+            last_poll_ms=None,
+        )
+    )
+
+
+def get_machine(conn: Connection, machine_id: str) -> Machine | None:
+    row = conn.execute(select(machines).where(machines.c.id == machine_id)).first()
+    return _machine(row) if row else None
+
+
+def list_machines(conn: Connection, vault_id: str) -> list[Machine]:
+    query = select(machines).where(machines.c.vault_id == vault_id).order_by(machines.c.created_ms)
+    return [_machine(r) for r in conn.execute(query)]
+
+
+def update_machine(conn: Connection, machine_id: str, **values: object) -> None:
+    conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
+
+
+# -- memberships and grants --------------------------------------------------------
+def add_membership(conn: Connection, machine_id: str, project_id: str, now_ms: int) -> bool:
+    exists = conn.execute(
+        select(machine_projects.c.machine_id).where(
+            machine_projects.c.machine_id == machine_id, machine_projects.c.project_id == project_id
+        )
+    ).first()
+    if exists:
+        return False
+    conn.execute(
+        insert(machine_projects).values(machine_id=machine_id, project_id=project_id, created_ms=now_ms)
+    )
+    return True
+
+
+def remove_membership(conn: Connection, machine_id: str, project_id: str) -> bool:
+    result = conn.execute(
+        delete(machine_projects).where(
+            machine_projects.c.machine_id == machine_id, machine_projects.c.project_id == project_id
+        )
+    )
+    return result.rowcount > 0
+
+
+def member_projects(conn: Connection, machine_id: str) -> list[tuple[str, str]]:
+    query = (
+        select(projects.c.id, projects.c.name)
+        .join(machine_projects, machine_projects.c.project_id == projects.c.id)
+        .where(machine_projects.c.machine_id == machine_id)
+        .order_by(projects.c.name)
+    )
+    return [(r.id, r.name) for r in conn.execute(query)]
+
+
+def add_grant(conn: Connection, machine_id: str, secret_id: str, now_ms: int) -> bool:
+    exists = conn.execute(
+        select(grants.c.machine_id).where(grants.c.machine_id == machine_id, grants.c.secret_id == secret_id)
+    ).first()
+    if exists:
+        return False
+    conn.execute(insert(grants).values(machine_id=machine_id, secret_id=secret_id, created_ms=now_ms))
+    return True
+
+
+def remove_grant(conn: Connection, machine_id: str, secret_id: str) -> bool:
+    result = conn.execute(
+        delete(grants).where(grants.c.machine_id == machine_id, grants.c.secret_id == secret_id)
+    )
+    return result.rowcount > 0
+
+
+def grants_of_machine(conn: Connection, machine_id: str) -> list[str]:
+    query = select(grants.c.secret_id).where(grants.c.machine_id == machine_id).order_by(grants.c.secret_id)
+    return list(conn.execute(query).scalars())
+
+
+def grants_of_secret(conn: Connection, secret_id: str) -> list[str]:
+    query = select(grants.c.machine_id).where(grants.c.secret_id == secret_id).order_by(grants.c.machine_id)
+    return list(conn.execute(query).scalars())
+
+
+def _readable_query(machine_id: str):  # type: ignore[no-untyped-def]
+    """Live secrets the machine is granted AND whose project it belongs to."""
+    return (
+        select(
+            secrets.c.id,
+            secrets.c.name,
+            secrets.c.project_id,
+            projects.c.name.label("project_name"),
+            secrets.c.kind,
+            secrets.c.current_version,
+            secret_versions.c.field_names,
+        )
+        .select_from(grants)
+        .join(secrets, secrets.c.id == grants.c.secret_id)
+        .join(projects, projects.c.id == secrets.c.project_id)
+        .join(
+            machine_projects,
+            and_(
+                machine_projects.c.project_id == secrets.c.project_id,
+                machine_projects.c.machine_id == grants.c.machine_id,
+            ),
+        )
+        .join(
+            secret_versions,
+            and_(
+                secret_versions.c.secret_id == secrets.c.id,
+                secret_versions.c.version == secrets.c.current_version,
+            ),
+        )
+        .where(grants.c.machine_id == machine_id, secrets.c.deleted_ms.is_(None))
+        .order_by(projects.c.name, secrets.c.name)
+    )
+
+
+def readable_secrets(conn: Connection, machine_id: str, project_id: str | None = None) -> list[GrantedSecret]:
+    query = _readable_query(machine_id)
+    if project_id is not None:
+        query = query.where(secrets.c.project_id == project_id)
+    return [
+        GrantedSecret(r.id, r.name, r.project_id, r.project_name, r.kind, r.current_version, r.field_names)
+        for r in conn.execute(query)
+    ]
+
+
+def access(conn: Connection, machine_id: str, secret_id: str) -> tuple[bool, bool]:
+    """(is a member of the secret's project, holds a grant on the secret)."""
+    member = (
+        conn.execute(
+            select(machine_projects.c.machine_id)
+            .join(secrets, secrets.c.project_id == machine_projects.c.project_id)
+            .where(machine_projects.c.machine_id == machine_id, secrets.c.id == secret_id)
+        ).first()
+        is not None
+    )
+    granted = (
+        conn.execute(
+            select(grants.c.machine_id).where(
+                grants.c.machine_id == machine_id, grants.c.secret_id == secret_id
+            )
+        ).first()
+        is not None
+    )
+    return member, granted
+
+
+# -- replay protection and poll baselines -------------------------------------------
+def record_nonce(conn: Connection, machine_id: str, nonce: str, expires_ms: int) -> None:
+    """Insert the nonce; a duplicate raises IntegrityError (a replay)."""
+    conn.execute(insert(nonces).values(machine_id=machine_id, nonce=nonce, expires_ms=expires_ms))
+
+
+def purge_nonces(conn: Connection, now_ms: int) -> int:
+    return conn.execute(delete(nonces).where(nonces.c.expires_ms < now_ms)).rowcount
+
+
+def delivered_versions(conn: Connection, machine_id: str, secret_ids: list[str]) -> dict[str, int]:
+    query = select(deliveries.c.secret_id, deliveries.c.version).where(
+        deliveries.c.machine_id == machine_id, deliveries.c.secret_id.in_(secret_ids)
+    )
+    return {r.secret_id: r.version for r in conn.execute(query)}
+
+
+def set_delivered(conn: Connection, machine_id: str, versions: dict[str, int]) -> None:
+    if not versions:
+        return
+    known = delivered_versions(conn, machine_id, list(versions))
+    for secret_id, version in versions.items():
+        if secret_id not in known:
+            conn.execute(
+                insert(deliveries).values(machine_id=machine_id, secret_id=secret_id, version=version)
+            )
+        elif known[secret_id] != version:
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.machine_id == machine_id,
+                    deliveries.c.secret_id == secret_id,
+                )
+                .values(version=version)
+            )
+
+
+def secret_states(conn: Connection, secret_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """secret id -> (current version, deleted?) for the ids that exist."""
+    query = select(secrets.c.id, secrets.c.current_version, secrets.c.deleted_ms).where(
+        secrets.c.id.in_(secret_ids)
+    )
+    return {r.id: (r.current_version, r.deleted_ms is not None) for r in conn.execute(query)}
+
+
+# -- enrollment tokens ---------------------------------------------------------------
+def _enrollment(row: Row[tuple[object, ...]]) -> EnrollmentToken:
+    m = row._mapping
+    return EnrollmentToken(
+        m["id"],
+        m["vault_id"],
+        m["name"],
+        tuple(orjson.loads(m["project_ids"])),
+        tuple(orjson.loads(m["secret_ids"])),
+        m["max_uses"],
+        m["uses"],
+        m["approval"],
+        m["machine_ttl_s"],
+        m["hostname_pattern"],
+        m["name_pattern"],
+        m["source_cidr"],
+        m["created_ms"],
+        m["expires_ms"],
+        m["revoked_ms"],
+    )
+
+
+def insert_enrollment(conn: Connection, token: EnrollmentToken, token_hash: bytes) -> None:
+    conn.execute(
+        insert(enrollment_tokens).values(
+            id=token.id,
+            vault_id=token.vault_id,
+            name=token.name,
+            token_hash=token_hash,
+            project_ids=orjson.dumps(list(token.project_ids)).decode(),
+            secret_ids=orjson.dumps(list(token.secret_ids)).decode(),
+            max_uses=token.max_uses,
+            uses=0,
+            approval=token.approval,
+            machine_ttl_s=token.machine_ttl_s,
+            hostname_pattern=token.hostname_pattern,
+            name_pattern=token.name_pattern,
+            source_cidr=token.source_cidr,
+            created_ms=token.created_ms,
+            expires_ms=token.expires_ms,
+            revoked_ms=None,
+        )
+    )
+
+
+def find_enrollment(conn: Connection, token_hash: bytes, for_update: bool = False) -> EnrollmentToken | None:
+    query = select(enrollment_tokens).where(enrollment_tokens.c.token_hash == token_hash)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return _enrollment(row) if row else None
+
+
+def get_enrollment(conn: Connection, token_id: str) -> EnrollmentToken | None:
+    row = conn.execute(select(enrollment_tokens).where(enrollment_tokens.c.id == token_id)).first()
+    return _enrollment(row) if row else None
+
+
+def list_enrollments(conn: Connection, vault_id: str) -> list[EnrollmentToken]:
+    query = (
+        select(enrollment_tokens)
+        .where(enrollment_tokens.c.vault_id == vault_id)
+        .order_by(enrollment_tokens.c.created_ms)
+    )
+    return [_enrollment(r) for r in conn.execute(query)]
+
+
+def use_enrollment(conn: Connection, token_id: str) -> None:
+    conn.execute(
+        update(enrollment_tokens)
+        .where(enrollment_tokens.c.id == token_id)
+        .values(uses=enrollment_tokens.c.uses + 1)
+    )
+
+
+def revoke_enrollment(conn: Connection, token_id: str, now_ms: int) -> None:
+    conn.execute(
+        update(enrollment_tokens).where(enrollment_tokens.c.id == token_id).values(revoked_ms=now_ms)
+    )
