@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import click
