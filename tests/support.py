@@ -65,23 +65,28 @@ def free_port() -> int:
 class Server:
     """``sikker server`` in a subprocess, on a loopback port."""
 
-    def __init__(self, database: str, data_dir: Path, extra: list[str] | None = None) -> None:
+    def __init__(self, database: str, data_dir: Path, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.database = database
         self.data_dir = data_dir
         self.extra = extra or []
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # What machines are told: the official SDKs accept only https:// or http://localhost.
+        self.public_url = f"http://localhost:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
 
     def start(self) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "sikker", "server", "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", str(self.data_dir), *self.extra]
+               "--data-dir", str(self.data_dir), "--public-url", self.public_url, *self.extra]
         if self.database:
             cmd += ["--database", self.database]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         env=os.environ | self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -103,9 +108,8 @@ class Server:
                 self.proc.wait()
 
     def restart(self) -> Server:
+        """Stop and start again on the same port (identities keep their apiUrl)."""
         self.stop()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         return self.start()
 
     def output(self) -> str:
@@ -139,3 +143,48 @@ def init_and_unseal(url: str, shares: int = 3, threshold: int = 2) -> tuple[list
     for share in result["shares"][:threshold]:
         api.ok("POST", "/api/sys/unseal", {"share": share})
     return result["shares"], result["rootToken"]
+
+
+class Machine:
+    """A machine identity for raw signed requests (what an SDK does, step by step)."""
+
+    def __init__(self, url: str, machine_id: str, key: Any) -> None:
+        self.url = url
+        self.id = machine_id
+        self.key = key
+
+    @classmethod
+    def enroll(cls, server: Server, vault_id: str, token: str, **extra: Any) -> Machine:
+        import base64
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        key = Ed25519PrivateKey.generate()
+        public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+        body = {"token": token, "publicKey": public, "hostname": "test-host"} | extra
+        response = httpx.post(f"{server.url}/v1/{vault_id}/enroll/register", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        return cls(server.url, response.json()["machineId"], key)
+
+    def headers(self, method: str, path: str, body: bytes = b"", *, timestamp: int | None = None,
+                nonce: str | None = None, key: Any = None) -> dict[str, str]:
+        import base64
+        import secrets
+
+        from sikker.core import signing
+
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = nonce or base64.b64encode(secrets.token_bytes(16)).decode()
+        message = signing.canonical(method, path, ts, nonce, body)
+        signature = base64.b64encode((key or self.key).sign(message)).decode()
+        return {"X-Machine-Id": self.id, "X-Timestamp": ts, "X-Nonce": nonce, "X-Signature": signature}
+
+    def request(self, method: str, path: str, body: bytes = b"", *, send_body: bytes | None = None,
+                query: str = "", **kwargs: Any) -> httpx.Response:
+        headers = self.headers(method, path, body, **kwargs)
+        if body:
+            headers["Content-Type"] = "application/json"
+        url = self.url + path + (f"?{query}" if query else "")
+        content = send_body if send_body is not None else body
+        return httpx.request(method, url, headers=headers, content=content or None, timeout=30)

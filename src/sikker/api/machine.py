@@ -18,31 +18,33 @@ from sikker.api.scripts import bootstrap_script
 from sikker.core import ids
 from sikker.core.audit import Action
 from sikker.core.model import GrantedSecret
-from sikker.errors import InvalidInput, NotFound, Unauthenticated
+from sikker.errors import InvalidInput, NotFound
 from sikker.service.machine_plane import SignedRequest
 
-MAX_HEADER = {"x-machine-id": 64, "x-timestamp": 12, "x-nonce": 128, "x-signature": 128}
+HEADER_LIMITS = {"x-machine-id": 64, "x-timestamp": 12, "x-nonce": 128, "x-signature": 128}
 
 
 def signed(request: Request, body: bytes) -> SignedRequest:
-    """Pull the signature headers out (bounded) and keep the raw path and body for verification."""
-    if request.scope.get("query_string"):
-        raise InvalidInput("query strings are not allowed on signed routes")
-    values = {}
-    for name, limit in MAX_HEADER.items():
-        value = request.headers.get(name, "")
-        if not value or len(value) > limit or not value.isascii():
-            raise Unauthenticated(f"missing or malformed {name} header")
-        values[name] = value
+    """Collect what verification needs: bounded signature headers, the raw path and raw body.
+
+    Malformed headers and query strings are refused by the service, so that the
+    refusal is audited like any other."""
+    headers = {name: request.headers.get(name, "") for name in HEADER_LIMITS}
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     return SignedRequest(
         method=request.method,
         path=raw_path.decode("latin-1").split("?", 1)[0],
+        query=request.scope.get("query_string", b""),
         body=body,
-        machine_id=values["x-machine-id"].strip().lower(),
-        timestamp=values["x-timestamp"],
-        nonce=values["x-nonce"],
-        signature=values["x-signature"],
+        machine_id=headers["x-machine-id"][:64].strip().lower(),
+        timestamp=headers["x-timestamp"][:16],
+        nonce=headers["x-nonce"][:128],
+        signature=headers["x-signature"][:128],
+        malformed=[
+            n
+            for n, limit in HEADER_LIMITS.items()
+            if not headers[n] or len(headers[n]) > limit or not headers[n].isascii()
+        ],
         source_ip=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", "")[:256],
     )
@@ -62,14 +64,15 @@ async def get_secret(request: Request) -> Response:
 async def list_secrets(request: Request) -> Response:
     """GET /v1/secrets -> metadata of every secret granted to the machine."""
     req = signed(request, await request.body())
-    found = await call(services(request).plane.readable, req, None, Action.MACHINE_SECRET_LIST)
+    found = await call(services(request).plane.readable, req, lambda: None, Action.MACHINE_SECRET_LIST)
     return ok({"secrets": [_list_entry(s) for s in found]})
 
 
 PROJECT_BODY = {"projectId": schema.Field(str, max_len=64), "applicationId": schema.Field(str, max_len=64)}
 
 
-def _project_id(body: dict[str, Any], required: bool) -> str | None:
+def _project_id(raw: bytes, required: bool) -> str | None:
+    body = schema.parse(raw, PROJECT_BODY)
     project_id = body.get("projectId")
     if project_id is None and body.get("applicationId") is not None:
         raise InvalidInput("applications are not supported by this server; use projectId")
@@ -82,8 +85,9 @@ async def list_by_project(request: Request) -> Response:
     """POST /v1/secrets/list {"projectId"} -> the granted secrets of one project."""
     raw = await request.body()
     req = signed(request, raw)
-    project_id = _project_id(schema.parse(raw, PROJECT_BODY), required=True)
-    found = await call(services(request).plane.readable, req, project_id, Action.MACHINE_SECRET_LIST)
+    found = await call(
+        services(request).plane.readable, req, lambda: _project_id(raw, True), Action.MACHINE_SECRET_LIST
+    )
     return ok({"secrets": [_list_entry(s) for s in found]})
 
 
@@ -91,8 +95,7 @@ async def export(request: Request) -> Response:
     """POST /v1/secrets/export [{"projectId"}] -> every granted secret with its value."""
     raw = await request.body()
     req = signed(request, raw)
-    project_id = _project_id(schema.parse(raw, PROJECT_BODY), required=False)
-    found = await call(services(request).plane.export, req, project_id)
+    found = await call(services(request).plane.export, req, lambda: _project_id(raw, False))
     return ok(
         {
             "secrets": [
@@ -106,14 +109,18 @@ async def export(request: Request) -> Response:
 POLL_BODY = {"watch": schema.Field(list, required=True, max_len=1000)}
 
 
+def _watch(raw: bytes) -> list[str]:
+    watch: list[str] = schema.parse(raw, POLL_BODY)["watch"]
+    if not all(isinstance(w, str) and 0 < len(w) <= 64 for w in watch):
+        raise InvalidInput("'watch' must be a list of secret ids")
+    return watch
+
+
 async def poll(request: Request) -> Response:
     """POST /v1/secrets/poll {"watch": [...]} -> only the secrets that changed."""
     raw = await request.body()
     req = signed(request, raw)
-    watch = schema.parse(raw, POLL_BODY)["watch"]
-    if not all(isinstance(w, str) and 0 < len(w) <= 64 for w in watch):
-        raise InvalidInput("'watch' must be a list of secret ids")
-    changes = await call(services(request).plane.poll, req, watch)
+    changes = await call(services(request).plane.poll, req, lambda: _watch(raw))
     return ok({"changes": {sid: {"status": status} for sid, status in changes.items()}})
 
 
@@ -134,7 +141,7 @@ async def cli_projects(request: Request) -> Response:
 async def cli_secrets(request: Request) -> Response:
     """GET /v1/cli/secrets (enriched CLI surface, with type tags)."""
     req = signed(request, await request.body())
-    found = await call(services(request).plane.readable, req, None, Action.MACHINE_SECRET_LIST)
+    found = await call(services(request).plane.readable, req, lambda: None, Action.MACHINE_SECRET_LIST)
     return ok(
         {
             "secrets": [

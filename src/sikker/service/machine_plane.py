@@ -43,18 +43,19 @@ from sikker.storage import vaults as vault_store
 T = TypeVar("T")
 NONCE_TTL_MS = 600_000
 POLL_MIN_INTERVAL_MS = 9_500  # 10 s, less a little for network jitter
-MAX_WATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
     method: str
     path: str
+    query: bytes
     body: bytes
     machine_id: str
     timestamp: str
     nonce: str
     signature: str
+    malformed: list[str]  # names of missing or malformed signature headers
     source_ip: str
     user_agent: str
 
@@ -190,6 +191,15 @@ class MachinePlane:
         """Identity checks that need no transaction; failures are audited and counted."""
         self.check_lockout(req.source_ip)
         anonymous = Actor("machine", req.machine_id[:64] or "-", req.source_ip, req.user_agent)
+        if req.malformed:
+            raise self._refuse(
+                Unauthenticated(f"missing or malformed {', '.join(req.malformed)} header"),
+                SYSTEM_CHAIN,
+                anonymous,
+                Action.MACHINE_AUTH_FAIL,
+                target,
+                True,
+            )
         with self.deps.db.read() as conn:
             machine = machine_store.get_machine(conn, req.machine_id)
         if machine is None or machine.revoked_ms is not None:
@@ -231,6 +241,15 @@ class MachinePlane:
                 target,
                 True,
             )
+        if req.query:
+            raise self._refuse(
+                InvalidInput("query strings are not allowed on signed routes"),
+                machine.vault_id,
+                actor,
+                action,
+                target,
+                False,
+            )
         return machine
 
     def _state_problem(self, machine: Machine, source_ip: str) -> SikkerError | None:
@@ -248,11 +267,18 @@ class MachinePlane:
         action: Action,
         target: dict[str, str],
         work: Callable[[Connection, Machine, Actor], T],
+        prepare: Callable[[], object] | None = None,
     ) -> T:
-        """Authenticate, then in ONE transaction: consume the nonce, check state, do the work
-        (which writes its own audit records). Refusals commit their audit record and nonce."""
+        """Authenticate; parse the body (``prepare``) only then; then in ONE transaction consume
+        the nonce, check state and do the work (which writes its own audit records).
+        Refusals commit their audit record (and the nonce, once the signature verified)."""
         machine = self._authenticate(req, action, target)
         actor = Actor("machine", machine.id, req.source_ip, req.user_agent)
+        if prepare is not None:
+            try:
+                prepare()
+            except InvalidInput as e:
+                raise self._refuse(e, machine.vault_id, actor, action, target, False) from None
         now = self.deps.clock()
         problem: SikkerError | None = None
         result: Any = None
@@ -325,11 +351,15 @@ class MachinePlane:
 
         return self._run(req, Action.MACHINE_SECRET_READ, target, work)
 
-    def readable(self, req: SignedRequest, project_id: str | None, action: Action) -> list[GrantedSecret]:
+    def readable(
+        self, req: SignedRequest, project_of: Callable[[], str | None], action: Action
+    ) -> list[GrantedSecret]:
         """Metadata of the secrets this machine may read (no values)."""
-        target = {"project": project_id[:40]} if project_id else {}
+        parsed: list[str | None] = []
 
         def work(conn: Connection, machine: Machine, actor: Actor) -> list[GrantedSecret]:
+            project_id = parsed[0]
+            target = {"project": project_id[:40]} if project_id else {}
             if project_id is not None:
                 projects = {p for p, _ in machine_store.member_projects(conn, machine.id)}
                 if project_id not in projects:
@@ -340,7 +370,7 @@ class MachinePlane:
             )
             return found
 
-        return self._run(req, action, target, work)
+        return self._run(req, action, {}, work, lambda: parsed.append(project_of()))
 
     def projects(self, req: SignedRequest) -> list[tuple[str, str]]:
         def work(conn: Connection, machine: Machine, actor: Actor) -> list[tuple[str, str]]:
@@ -357,10 +387,13 @@ class MachinePlane:
 
         return self._run(req, Action.MACHINE_PROJECT_LIST, {}, work)
 
-    def export(self, req: SignedRequest, project_id: str | None) -> list[tuple[GrantedSecret, str]]:
-        target = {"project": project_id[:40]} if project_id else {}
+    def export(
+        self, req: SignedRequest, project_of: Callable[[], str | None]
+    ) -> list[tuple[GrantedSecret, str]]:
+        parsed: list[str | None] = []
 
         def work(conn: Connection, machine: Machine, actor: Actor) -> list[tuple[GrantedSecret, str]]:
+            project_id = parsed[0]
             if project_id is not None:
                 projects = {p for p, _ in machine_store.member_projects(conn, machine.id)}
                 if project_id not in projects:
@@ -381,14 +414,14 @@ class MachinePlane:
             machine_store.set_delivered(conn, machine.id, {i.id: i.current_version for i, _ in out})
             return out
 
-        return self._run(req, Action.MACHINE_SECRET_EXPORT, target, work)
+        return self._run(req, Action.MACHINE_SECRET_EXPORT, {}, work, lambda: parsed.append(project_of()))
 
-    def poll(self, req: SignedRequest, watch: list[str]) -> dict[str, str]:
+    def poll(self, req: SignedRequest, watch_of: Callable[[], list[str]]) -> dict[str, str]:
         """Only the watched secrets that changed since this machine last read them."""
-        if len(watch) > MAX_WATCH:
-            raise InvalidInput(f"watch at most {MAX_WATCH} secrets per poll")
+        parsed: list[list[str]] = []
 
         def work(conn: Connection, machine: Machine, actor: Actor) -> dict[str, str]:
+            watch = parsed[0]
             now = self.deps.clock()
             current = machine_store.get_machine(conn, machine.id)
             last = current.last_poll_ms if current else None
@@ -421,7 +454,7 @@ class MachinePlane:
             )
             return changes
 
-        return self._run(req, Action.MACHINE_SECRET_POLL, {}, work)
+        return self._run(req, Action.MACHINE_SECRET_POLL, {}, work, lambda: parsed.append(watch_of()))
 
     def purge_nonces(self) -> int:
         with self.deps.db.write() as conn:
