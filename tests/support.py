@@ -65,8 +65,9 @@ def free_port() -> int:
 class Server:
     """``sikker server`` in a subprocess, on a loopback port."""
 
-    def __init__(self, database: str, data_dir: Path, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, database: str, data_dir: Path, extra: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.database = database
         self.data_dir = data_dir
         self.extra = extra or []
@@ -80,13 +81,23 @@ class Server:
 
     def start(self) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "sikker", "server", "--listen", f"127.0.0.1:{self.port}",
-               "--data-dir", str(self.data_dir), "--public-url", self.public_url, *self.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sikker",
+            "server",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            "--public-url",
+            self.public_url,
+            *self.extra,
+        ]
         if self.database:
             cmd += ["--database", self.database]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         env=os.environ | self.env)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ | self.env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -167,8 +178,16 @@ class Machine:
         assert response.status_code == 200, response.text
         return cls(server.url, response.json()["machineId"], key)
 
-    def headers(self, method: str, path: str, body: bytes = b"", *, timestamp: int | None = None,
-                nonce: str | None = None, key: Any = None) -> dict[str, str]:
+    def headers(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        timestamp: int | None = None,
+        nonce: str | None = None,
+        key: Any = None,
+    ) -> dict[str, str]:
         import base64
         import secrets
 
@@ -180,8 +199,16 @@ class Machine:
         signature = base64.b64encode((key or self.key).sign(message)).decode()
         return {"X-Machine-Id": self.id, "X-Timestamp": ts, "X-Nonce": nonce, "X-Signature": signature}
 
-    def request(self, method: str, path: str, body: bytes = b"", *, send_body: bytes | None = None,
-                query: str = "", **kwargs: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        send_body: bytes | None = None,
+        query: str = "",
+        **kwargs: Any,
+    ) -> httpx.Response:
         headers = self.headers(method, path, body, **kwargs)
         if body:
             headers["Content-Type"] = "application/json"

@@ -16,13 +16,21 @@ import sqlalchemy as sa
 from tests.support import Server
 
 
-def run(server: Server, *args: str, token: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    server: Server, *args: str, token: str | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"SIKKER_ADDR": server.url, "COLUMNS": "200"}
     env.pop("SIKKER_TOKEN", None)
     if token:
         env["SIKKER_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "sikker", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "sikker", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def ok(server: Server, *args: str, token: str | None = None, stdin: str | None = None) -> str:
@@ -39,17 +47,40 @@ def initialised(server: Server) -> Iterator[tuple[Server, list[str], str]]:
 
 
 def test_secret_written_by_the_cli_survives_restart_and_unseal_and_is_never_stored_in_clear(
-    initialised: tuple[Server, list[str], str]
+    initialised: tuple[Server, list[str], str],
 ) -> None:
     server, shares, root = initialised
     marker = f"MARKER-{uuid.uuid4().hex}"
     vault = ok(server, "vault", "create", "prod", token=root)
     project = ok(server, "project", "create", "--vault", vault, "api", token=root)
-    plain = ok(server, "secret", "create", "--project", project, "TOKEN", "--value-file", "-",
-               token=root, stdin=marker)
-    structured = json.loads(ok(server, "secret", "create", "--project", project, "DB",
-                               "--field", "username=app", "--field", f"password={marker}-pw",
-                               "--json", token=root))["id"]
+    plain = ok(
+        server,
+        "secret",
+        "create",
+        "--project",
+        project,
+        "TOKEN",
+        "--value-file",
+        "-",
+        token=root,
+        stdin=marker,
+    )
+    structured = json.loads(
+        ok(
+            server,
+            "secret",
+            "create",
+            "--project",
+            project,
+            "DB",
+            "--field",
+            "username=app",
+            "--field",
+            f"password={marker}-pw",
+            "--json",
+            token=root,
+        )
+    )["id"]
 
     server.restart()
     sealed = run(server, "secret", "get", plain, token=root)
@@ -81,12 +112,16 @@ def stored_bytes(server: Server) -> bytes:
     return b"\n".join(dump)
 
 
-def test_cli_covers_the_secret_lifecycle_with_json_and_tables(initialised: tuple[Server, list[str], str]) -> None:
+def test_cli_covers_the_secret_lifecycle_with_json_and_tables(
+    initialised: tuple[Server, list[str], str],
+) -> None:
     server, _, root = initialised
     vault = json.loads(ok(server, "vault", "create", "v", "--json", token=root))["id"]
     assert vault in ok(server, "vault", "list", token=root)
     project = ok(server, "project", "create", "--vault", vault, "p", token=root)
-    assert [p["id"] for p in json.loads(ok(server, "project", "list", "--vault", vault, "--json", token=root))] == [project]
+    assert [
+        p["id"] for p in json.loads(ok(server, "project", "list", "--vault", vault, "--json", token=root))
+    ] == [project]
     sid = ok(server, "secret", "create", "--project", project, "K", "--value", "one", token=root)
     ok(server, "secret", "update", sid, "--value", "two", token=root)
     versions = json.loads(ok(server, "secret", "versions", sid, "--json", token=root))
@@ -96,7 +131,12 @@ def test_cli_covers_the_secret_lifecycle_with_json_and_tables(initialised: tuple
     assert ok(server, "secret", "get", sid, "--version", "2", token=root) == "two"
     assert "K" in ok(server, "secret", "list", "--project", project, token=root)
     ok(server, "secret", "delete", sid, token=root)
-    assert json.loads(ok(server, "secret", "list", "--project", project, "--deleted", "--json", token=root))[0]["id"] == sid
+    assert (
+        json.loads(ok(server, "secret", "list", "--project", project, "--deleted", "--json", token=root))[0][
+            "id"
+        ]
+        == sid
+    )
     ok(server, "secret", "restore", sid, token=root)
     assert ok(server, "secret", "get", sid, token=root) == "one"
     rotated = json.loads(ok(server, "operator", "rotate-keys", "--json", token=root))
@@ -137,6 +177,7 @@ def test_cli_errors_print_a_message_and_exit_non_zero(
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     env = os.environ | {"SIKKER_ADDR": "http://127.0.0.1:9"}
-    result = subprocess.run([sys.executable, "-m", "sikker", "status"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "sikker", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 7 and "cannot reach" in result.stderr

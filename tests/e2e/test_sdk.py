@@ -25,14 +25,26 @@ def setup(server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> It
     vault = root.ok("POST", "/api/vaults", {"name": "acme"})["id"]
     project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "web"})["id"]
     plain = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "api-key", "value": "k-1"})["id"]
-    structured = root.ok("POST", f"/api/projects/{project}/secrets",
-                         {"name": "db", "fields": {"host": "db.local", "password": "pw-1"}})["id"]
-    token = root.ok("POST", f"/api/vaults/{vault}/enrollment-tokens",
-                    {"projectIds": [project], "secretIds": [plain, structured], "maxUses": 10})["token"]
+    structured = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "db", "fields": {"host": "db.local", "password": "pw-1"}},
+    )["id"]
+    token = root.ok(
+        "POST",
+        f"/api/vaults/{vault}/enrollment-tokens",
+        {"projectIds": [project], "secretIds": [plain, structured], "maxUses": 10},
+    )["token"]
     monkeypatch.setenv("SIKKERKEY_API_URL", server.public_url)
     monkeypatch.setenv("SIKKERKEY_HOME", str(tmp_path / "home"))
-    yield {"root": root_token, "vault": vault, "project": project, "plain": plain,
-           "structured": structured, "token": token}
+    yield {
+        "root": root_token,
+        "vault": vault,
+        "project": project,
+        "plain": plain,
+        "structured": structured,
+        "token": token,
+    }
 
 
 def test_bootstrap_in_memory_reads_everything(setup: dict[str, str]) -> None:
@@ -100,7 +112,9 @@ def test_watch_reports_changed_deleted_and_access_denied(server: Server, setup: 
     assert events[setup["structured"]].status.value == "access_denied"  # type: ignore[attr-defined]
 
 
-def test_encrypted_fallback_cache_serves_when_the_server_is_down(server: Server, setup: dict[str, str]) -> None:
+def test_encrypted_fallback_cache_serves_when_the_server_is_down(
+    server: Server, setup: dict[str, str]
+) -> None:
     sk = SikkerKey.bootstrap_in_memory(setup["vault"], setup["token"]).enable_cache()
     assert sk.get_secret(setup["plain"]) == "k-1"
     server.stop()

@@ -69,7 +69,10 @@ BAD_BODIES = [
     (b'{"name": "x"}', "exactly one of"),
     (b'{"name": "x", "value": "v", "fields": {"a": "b"}}', "exactly one of"),
     (b'{"name": "x", "fields": {"a": 1}}', "must have a string value"),
-    (b'{"name": "x", "fields": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": "i"}}}}}}}}}', "nested deeper"),
+    (
+        b'{"name": "x", "fields": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": "i"}}}}}}}}}',
+        "nested deeper",
+    ),
 ]
 
 
@@ -77,8 +80,9 @@ BAD_BODIES = [
 def test_bad_input_gets_a_clear_400_and_changes_nothing(
     root: Api, project: str, raw: bytes, message: str
 ) -> None:
-    response = root.raw("POST", f"/api/projects/{project}/secrets", content=raw,
-                              headers={"content-type": "application/json"})
+    response = root.raw(
+        "POST", f"/api/projects/{project}/secrets", content=raw, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert list(response.json()) == ["error"] and message in response.json()["error"]
     assert root.ok("GET", f"/api/projects/{project}/secrets")["secrets"] == []
@@ -94,8 +98,9 @@ def test_oversized_body_and_value_are_refused(root: Api, project: str) -> None:
     assert root.ok("GET", f"/api/projects/{project}/secrets")["secrets"] == []
 
 
-@pytest.mark.parametrize("path", ["/api/secrets/sk_nope", "/api/secrets/sk_0123456789abcdeF",
-                                  "/api/secrets/..%2f..%2fetc"])
+@pytest.mark.parametrize(
+    "path", ["/api/secrets/sk_nope", "/api/secrets/sk_0123456789abcdeF", "/api/secrets/..%2f..%2fetc"]
+)
 def test_malformed_ids_are_400_and_unknown_routes_404(root: Api, path: str) -> None:
     status, body = root.call("GET", path)
     assert status in (400, 404) and "error" in body

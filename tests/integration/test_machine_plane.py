@@ -31,8 +31,11 @@ class World:
     token: str
 
     def new_token(self, **kwargs: object) -> str:
-        body = {"projectIds": [self.project], "secretIds": [self.secret, self.fields_secret],
-                "maxUses": 100} | kwargs
+        body = {
+            "projectIds": [self.project],
+            "secretIds": [self.secret, self.fields_secret],
+            "maxUses": 100,
+        } | kwargs
         return str(self.root.ok("POST", f"/api/vaults/{self.vault}/enrollment-tokens", body)["token"])
 
     def machine(self, **kwargs: object) -> Machine:
@@ -69,9 +72,14 @@ def _world(database: str, base: Path) -> Iterator[World]:
         vault = root.ok("POST", "/api/vaults", {"name": "acme"})["id"]
         project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "web"})["id"]
         other_project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "batch"})["id"]
-        secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "db-password", "value": "hunter2"})["id"]
-        fields = root.ok("POST", f"/api/projects/{project}/secrets",
-                         {"name": "pg", "fields": {"username": "app", "password": "pw"}})["id"]
+        secret = root.ok(
+            "POST", f"/api/projects/{project}/secrets", {"name": "db-password", "value": "hunter2"}
+        )["id"]
+        fields = root.ok(
+            "POST",
+            f"/api/projects/{project}/secrets",
+            {"name": "pg", "fields": {"username": "app", "password": "pw"}},
+        )["id"]
         other = root.ok("POST", f"/api/projects/{other_project}/secrets", {"name": "x", "value": "x"})["id"]
         world = World(server, root, vault, project, secret, fields, other_project, other, "")
         world.token = world.new_token()
@@ -98,8 +106,12 @@ def test_structured_value_is_json_text_and_field_names_a_string(world: World) ->
     assert set(listed) == {"secrets"}
     by_id = {s["id"]: s for s in listed["secrets"]}
     assert set(by_id) == {world.secret, world.fields_secret}
-    assert by_id[world.secret] == {"id": world.secret, "name": "db-password", "fieldNames": None,
-                                   "projectId": world.project}
+    assert by_id[world.secret] == {
+        "id": world.secret,
+        "name": "db-password",
+        "fieldNames": None,
+        "projectId": world.project,
+    }
     assert json.loads(by_id[world.fields_secret]["fieldNames"]) == ["username", "password"]
 
 
@@ -116,8 +128,9 @@ def test_export_with_and_without_a_body(world: World) -> None:
 def test_cli_surfaces_list_projects_and_typed_secrets(world: World) -> None:
     m = world.machine()
     projects = m.request("GET", "/v1/cli/projects").json()["projects"]
-    assert projects == [{"projectId": world.project, "projectName": "web", "applicationId": "",
-                         "applicationName": ""}]
+    assert projects == [
+        {"projectId": world.project, "projectName": "web", "applicationId": "", "applicationName": ""}
+    ]
     types = {s["id"]: s["type"] for s in m.request("GET", "/v1/cli/secrets").json()["secrets"]}
     assert types == {world.secret: "secret", world.fields_secret: "structured"}
 
@@ -130,8 +143,16 @@ def test_enroll_response_has_only_contract_keys(world: World) -> None:
 
     key = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     token = world.new_token(namePattern="worker-{uuid8}", machineLifetimeSeconds=3600)
-    r = Api(world.server.url).raw("POST", f"/v1/{world.vault}/enroll/register", json={
-        "token": token, "publicKey": base64.b64encode(key).decode(), "hostname": "h", "name": "ignored"})
+    r = Api(world.server.url).raw(
+        "POST",
+        f"/v1/{world.vault}/enroll/register",
+        json={
+            "token": token,
+            "publicKey": base64.b64encode(key).decode(),
+            "hostname": "h",
+            "name": "ignored",
+        },
+    )
     body = r.json()
     assert r.status_code == 200
     assert set(body) == {"machineId", "machineName", "vaultId", "expiresAt", "apiUrl"}
@@ -182,8 +203,7 @@ def test_timestamp_301_seconds_old_is_401(world: World) -> None:
     m = world.machine()
     r = m.request("GET", f"/v1/secret/{world.secret}", timestamp=int(time.time()) - 301)
     _refused(world, m, r, 401, "outside the allowed window")
-    assert m.request("GET", f"/v1/secret/{world.secret}",
-                     timestamp=int(time.time()) - 290).status_code == 200
+    assert m.request("GET", f"/v1/secret/{world.secret}", timestamp=int(time.time()) - 290).status_code == 200
 
 
 def test_query_string_is_refused(world: World) -> None:
@@ -228,8 +248,11 @@ def test_expired_ephemeral_machine_is_401(world: World) -> None:
     assert m.request("GET", f"/v1/secret/{world.secret}").status_code == 200
     engine = sa.create_engine(world.server.database.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as conn:
-        conn.execute(sa.update(tables.machines).where(tables.machines.c.id == m.id)
-                     .values(expires_ms=int(time.time() * 1000) - 1))
+        conn.execute(
+            sa.update(tables.machines)
+            .where(tables.machines.c.id == m.id)
+            .values(expires_ms=int(time.time() * 1000) - 1)
+        )
     engine.dispose()
     _refused(world, m, m.request("GET", f"/v1/secret/{world.secret}"), 401, "expired")
 
@@ -263,7 +286,9 @@ def test_secret_of_another_vault_is_404(world: World) -> None:
 
 def test_grant_requires_membership_first(world: World) -> None:
     m = world.machine()
-    status, body = world.root.call("POST", f"/api/machines/{m.id}/grants", {"secretIds": [world.other_secret]})
+    status, body = world.root.call(
+        "POST", f"/api/machines/{m.id}/grants", {"secretIds": [world.other_secret]}
+    )
     assert status == 409 and "sikker machine add" in body["error"]
 
 
@@ -278,8 +303,11 @@ def test_enrollment_guardrails(world: World, kwargs: dict[str, str], status: int
     import base64
 
     token = world.new_token(**kwargs)
-    r = Api(world.server.url).raw("POST", f"/v1/{world.vault}/enroll/register", json={
-        "token": token, "publicKey": base64.b64encode(bytes(range(32))).decode(), "hostname": "db-1"})
+    r = Api(world.server.url).raw(
+        "POST",
+        f"/v1/{world.vault}/enroll/register",
+        json={"token": token, "publicKey": base64.b64encode(bytes(range(32))).decode(), "hostname": "db-1"},
+    )
     assert r.status_code == status and message in r.json()["error"]
 
 
@@ -292,10 +320,13 @@ def test_used_up_revoked_and_unknown_enrollment_tokens_are_401(world: World) -> 
     assert r.status_code == 401 and "no uses left" in r.json()["error"]
     r = api.raw("POST", f"/v1/{world.vault}/enroll/register", json={"token": "nope", "publicKey": key})
     assert r.status_code == 401
-    created = world.root.ok("POST", f"/api/vaults/{world.vault}/enrollment-tokens",
-                            {"projectIds": [], "secretIds": []})
+    created = world.root.ok(
+        "POST", f"/api/vaults/{world.vault}/enrollment-tokens", {"projectIds": [], "secretIds": []}
+    )
     world.root.ok("DELETE", f"/api/enrollment-tokens/{created['id']}")
-    r = api.raw("POST", f"/v1/{world.vault}/enroll/register", json={"token": created["token"], "publicKey": key})
+    r = api.raw(
+        "POST", f"/v1/{world.vault}/enroll/register", json={"token": created["token"], "publicKey": key}
+    )
     assert r.status_code == 401 and "revoked" in r.json()["error"]
 
 
@@ -315,8 +346,9 @@ def test_sealed_server_answers_503(tmp_path: Path) -> None:
         vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
         project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
         secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "v"})["id"]
-        token = root.ok("POST", f"/api/vaults/{vault}/enrollment-tokens",
-                        {"projectIds": [project], "secretIds": [secret]})["token"]
+        token = root.ok(
+            "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [secret]}
+        )["token"]
         m = Machine.enroll(server, vault, token)
         root.ok("POST", "/api/sys/seal")
         r = m.request("GET", f"/v1/secret/{secret}")
@@ -326,8 +358,9 @@ def test_sealed_server_answers_503(tmp_path: Path) -> None:
 
 
 def test_repeated_auth_failures_lock_the_source_out(tmp_path: Path) -> None:
-    server = Server(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "d",
-                    env={"SIKKER_AUTH_LOCKOUT_FAILURES": "3"}).start()
+    server = Server(
+        f"sqlite:///{tmp_path / 's.db'}", tmp_path / "d", env={"SIKKER_AUTH_LOCKOUT_FAILURES": "3"}
+    ).start()
     try:
         init_and_unseal(server.url)
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

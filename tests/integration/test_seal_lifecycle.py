@@ -44,8 +44,9 @@ def test_a_corrupted_share_is_rejected_and_does_not_count(server: Server) -> Non
 
 
 def test_shares_of_another_server_never_unseal(server: Server, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
-    other = Server(f"sqlite:///{tmp_path_factory.mktemp('other') / 'o.db'}",
-                   tmp_path_factory.mktemp("other-data")).start()
+    other = Server(
+        f"sqlite:///{tmp_path_factory.mktemp('other') / 'o.db'}", tmp_path_factory.mktemp("other-data")
+    ).start()
     try:
         foreign = Api(other.url).ok("POST", "/api/sys/init", {"shares": 3, "threshold": 2})["shares"]
     finally:

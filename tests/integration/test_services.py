@@ -69,8 +69,7 @@ def test_an_interrupted_rewrap_resumes_and_loses_nothing(
     svc: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = new_project(svc)
-    ids = [svc.secrets.create(ROOT, ACTOR, project, f"s{i}", values.standard(f"v{i}")).id
-           for i in range(7)]
+    ids = [svc.secrets.create(ROOT, ACTOR, project, f"s{i}", values.standard(f"v{i}")).id for i in range(7)]
     monkeypatch.setattr("sikker.service.keys.BATCH", 2)
     real_rewrap = envelope.rewrap
     calls = {"n": 0}
@@ -103,8 +102,11 @@ def test_a_ciphertext_copied_to_another_row_fails_to_decrypt(svc: Services) -> N
     sv = tables.secret_versions
     with svc.deps.db.write() as conn:
         row = conn.execute(sa.select(sv.c.ciphertext, sv.c.wrapped_dek).where(sv.c.secret_id == a.id)).one()
-        conn.execute(sa.update(sv).where(sv.c.secret_id == b.id)
-                     .values(ciphertext=row.ciphertext, wrapped_dek=row.wrapped_dek))
+        conn.execute(
+            sa.update(sv)
+            .where(sv.c.secret_id == b.id)
+            .values(ciphertext=row.ciphertext, wrapped_dek=row.wrapped_dek)
+        )
     with pytest.raises(InvalidCiphertext):
         svc.secrets.reveal(ROOT, ACTOR, b.id)
 
@@ -117,11 +119,18 @@ def test_every_change_leaves_an_audit_record_in_an_unbroken_chain(svc: Services)
     svc.secrets.delete(ROOT, ACTOR, s.id)
     with svc.deps.db.read() as conn:
         vault_id = s.vault_id
-        rows = conn.execute(sa.select(tables.audit_log).where(tables.audit_log.c.chain == vault_id)
-                            .order_by(tables.audit_log.c.seq)).all()
+        rows = conn.execute(
+            sa.select(tables.audit_log)
+            .where(tables.audit_log.c.chain == vault_id)
+            .order_by(tables.audit_log.c.seq)
+        ).all()
     assert [r.action for r in rows] == [
-        "admin:vault:create", "admin:project:create", "admin:secret:create",
-        "admin:secret:update", "admin:secret:read", "admin:secret:delete",
+        "admin:vault:create",
+        "admin:project:create",
+        "admin:secret:create",
+        "admin:secret:update",
+        "admin:secret:read",
+        "admin:secret:delete",
     ]
     prev = audit.GENESIS
     for r in rows:

@@ -10,7 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "sikker"
 ORDER = ["core", "crypto", "storage", "service", "api", "cli"]
 # api and cli are siblings at the top: neither imports the other, nothing imports them.
-FORBIDDEN = {layer: set(ORDER[i + 1:]) for i, layer in enumerate(ORDER)}
+FORBIDDEN = {layer: set(ORDER[i + 1 :]) for i, layer in enumerate(ORDER)}
 FORBIDDEN["api"] = {"cli"}
 FORBIDDEN["cli"] = set()
 

@@ -8,6 +8,7 @@ import click
 
 from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
+from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
 from sikker.cli.output import err_console
@@ -20,12 +21,31 @@ from sikker.errors import SikkerError
 def cli() -> None:
     """Sikker: a self-hosted secrets manager.
 
-    Start a dev server with 'sikker server --dev', then point the CLI at it with
-    SIKKER_ADDR and SIKKER_TOKEN.
+    Admins: start a dev server with 'sikker server --dev', then point the CLI at
+    it with SIKKER_ADDR and SIKKER_TOKEN.
+
+    Machines: 'sikker machine bootstrap' once, then 'sikker get', 'list',
+    'export' and 'run' read with the identity in ~/.sikkerkey (SIKKERKEY_HOME).
     """
 
 
-for command in (server, operator, status, vault, project, secret, token, machine, grant, enroll_token):
+machine.add_command(bootstrap_command)
+for command in (
+    server,
+    operator,
+    status,
+    vault,
+    project,
+    secret,
+    token,
+    machine,
+    grant,
+    enroll_token,
+    get_cmd,
+    list_cmd,
+    export_cmd,
+    run_cmd,
+):
     cli.add_command(command)
 
 

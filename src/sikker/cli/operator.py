@@ -7,8 +7,10 @@ from typing import Any
 import click
 
 from sikker.cli.client import Client
+from sikker.cli.machine import identity_status
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, err_console
+from sikker.errors import InvalidInput
 
 
 @click.group()
@@ -97,14 +99,28 @@ def rotate_keys(client: Client, as_json: bool, project: str | None) -> None:
 
 
 @click.command()
+@click.option("--vault", default=None, help="Machine identity to check (vault id or identity.json path).")
 @client_command
-def status(client: Client, as_json: bool) -> None:
-    """Show whether the server is initialised and sealed."""
+def status(client: Client, as_json: bool, vault: str | None) -> None:
+    """Show the server's seal state and, on a machine, its identity and connection."""
+    try:
+        identity = identity_status(vault)
+    except InvalidInput:
+        identity = None  # not a machine host (or no identity for that vault)
+    source = click.get_current_context().get_parameter_source("addr")
+    if identity is not None and source == click.core.ParameterSource.DEFAULT:
+        client = Client(identity["apiUrl"])  # a machine host talks to the server in its identity
     state = client.get("/api/sys/status")
     if as_json:
-        emit_json(state)
+        emit_json(state | ({"machine": identity} if identity else {}))
         return
     console.print(f"Server {client.addr} (version {state['version']})")
     _print_status(state)
     if state["initialized"] and state["sealed"]:
         err_console.print("The server answers 503 until it is unsealed.")
+    if identity is not None:
+        console.print(f"Machine {identity['machineId']} ({identity['machineName']}) in {identity['vaultId']}")
+        if identity["error"]:
+            console.print(f"  identity check failed: {identity['error']}")
+        else:
+            console.print(f"  signed requests work; {identity['secrets']} secret(s) readable")

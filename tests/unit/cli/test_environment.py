@@ -75,7 +75,12 @@ def test_unknown_format_is_invalid_input() -> None:
 
 
 def test_structured_entries_flatten_to_name_field() -> None:
-    entry = {"id": "sk_a", "name": "db", "value": '{"user":"u","password":"p"}', "fieldNames": '["user","password"]'}
+    entry = {
+        "id": "sk_a",
+        "name": "db",
+        "value": '{"user":"u","password":"p"}',
+        "fieldNames": '["user","password"]',
+    }
     assert flatten_secret(entry) == {"DB_USER": "u", "DB_PASSWORD": "p"}
 
 
@@ -88,7 +93,9 @@ def test_nul_bytes_cannot_be_exported() -> None:
         flatten_secret({"id": "sk_a", "name": "x", "value": "a\0b", "fieldNames": None})
 
 
-@pytest.mark.parametrize("entry", [{"name": "x"}, {"name": 1, "value": "v"}, {"name": "x", "value": "v", "fieldNames": 3}])
+@pytest.mark.parametrize(
+    "entry", [{"name": "x"}, {"name": 1, "value": "v"}, {"name": "x", "value": "v", "fieldNames": 3}]
+)
 def test_malformed_entries_are_errors(entry: dict[str, object]) -> None:
     with pytest.raises(SikkerError, match="malformed"):
         flatten_secret(entry)

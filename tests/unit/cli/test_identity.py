@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 
 from sikker.cli import identity
 from sikker.errors import InvalidInput
@@ -45,7 +50,9 @@ def test_written_identity_loads_back(home: Path) -> None:
     path, key = enroll()
     assert path == home / "vaults" / "vault_abc" / "identity.json"
     loaded, loaded_key = identity.load(path)
-    assert loaded == identity.Identity(MACHINE_ID, "worker-1", "vault_abc", API_URL, path.parent / "private.pem")
+    assert loaded == identity.Identity(
+        MACHINE_ID, "worker-1", "vault_abc", API_URL, path.parent / "private.pem"
+    )
     assert loaded_key.sign(b"m") == key.sign(b"m")
 
 
@@ -142,7 +149,9 @@ def test_non_ed25519_key_is_refused(home: Path) -> None:
 
 # -- resolution ---------------------------------------------------------------------
 def test_absolute_path_or_identity_json_argument_is_a_path(home: Path) -> None:
-    assert identity.resolve("/etc/sikkerkey/vaults/x/identity.json") == Path("/etc/sikkerkey/vaults/x/identity.json")
+    assert identity.resolve("/etc/sikkerkey/vaults/x/identity.json") == Path(
+        "/etc/sikkerkey/vaults/x/identity.json"
+    )
     assert identity.resolve("./identity.json") == Path("identity.json")
 
 

@@ -52,7 +52,9 @@ def _no_url_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIKKERKEY_API_URL", raising=False)
 
 
-def client_for(handler: Callable[[httpx.Request], httpx.Response], clock: float = 1_784_893_492) -> MachineClient:
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response], clock: float = 1_784_893_492
+) -> MachineClient:
     return MachineClient(IDENTITY, KEY, transport=httpx.MockTransport(handler), clock=lambda: clock)
 
 
@@ -194,7 +196,9 @@ def test_https_or_loopback_http_is_accepted(url: str) -> None:
     assert check_api_url(url + "/") == url
 
 
-@pytest.mark.parametrize("url", ["http://sikker.example.com", "ftp://x", "sikker.example.com", "https://x/?a=1"])
+@pytest.mark.parametrize(
+    "url", ["http://sikker.example.com", "ftp://x", "sikker.example.com", "https://x/?a=1"]
+)
 def test_plain_http_to_other_hosts_is_refused(url: str) -> None:
     with pytest.raises(InvalidInput):
         check_api_url(url)

@@ -10,8 +10,9 @@ ACTOR = audit.Actor("root", "tok_x", "127.0.0.1", "test")
 def build_chain(n: int) -> list[tuple[audit.Entry, bytes]]:
     prev, out = audit.GENESIS, []
     for i in range(1, n + 1):
-        entry = audit.make_entry("vault_x", i, 1000 + i, ACTOR, audit.Action.ADMIN_SECRET_READ,
-                                 {"secret": f"sk_{i}"})
+        entry = audit.make_entry(
+            "vault_x", i, 1000 + i, ACTOR, audit.Action.ADMIN_SECRET_READ, {"secret": f"sk_{i}"}
+        )
         prev = audit.chain_hash(prev, entry)
         out.append((entry, prev))
     return out

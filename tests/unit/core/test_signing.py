@@ -20,9 +20,8 @@ KEY = Ed25519PrivateKey.from_private_bytes(SEED)
 GET_CANONICAL = f"GET:/v1/secret/sk_golden:{TIMESTAMP}:{NONCE}:{EMPTY}"
 GET_SIGNATURE = "bzdRKovBl9LEnxasi18GyeCN7FiFYo+x1ZBpAitAcmv7OPi1FInM//jpGytiG86pQ+V6d7UA+wBnw0ShYDrUDA=="
 POST_BODY = b'{"watch":["sk_golden"]}'
-POST_CANONICAL = (
-    f"POST:/v1/secrets/poll:{TIMESTAMP}:{NONCE}:945a9c2a942dd990eacd8a56c6986f091a46a32a88e467bf87e3025ad33c74d9"
-)
+POST_BODY_SHA256 = "945a9c2a942dd990eacd8a56c6986f091a46a32a88e467bf87e3025ad33c74d9"
+POST_CANONICAL = f"POST:/v1/secrets/poll:{TIMESTAMP}:{NONCE}:{POST_BODY_SHA256}"
 POST_SIGNATURE = "PVqYRPzPJ4peGfduuLyBUPUdC04PIxaBU36WRF6wzqkWnrAwtq8zc76j1N+sGzuGGKtltxUvbHpBfwPhBIbbCw=="
 
 
@@ -65,7 +64,9 @@ def test_body_hash_is_over_the_raw_bytes_not_reserialized_json() -> None:
     assert signing.body_hash(b'{"projectId": "x"}') != signing.body_hash(b'{"projectId":"x"}')
 
 
-@pytest.mark.parametrize(("offset", "expected"), [(0, True), (300, True), (-300, True), (301, False), (-301, False)])
+@pytest.mark.parametrize(
+    ("offset", "expected"), [(0, True), (300, True), (-300, True), (301, False), (-301, False)]
+)
 def test_timestamps_are_fresh_within_300_seconds_either_way(offset: int, expected: bool) -> None:
     now = 1_784_893_492
     assert signing.fresh(str(now + offset), now) is expected

@@ -19,7 +19,11 @@ def test_project_keys_are_bound_to_their_project_and_version() -> None:
     key = envelope.new_key()
     wrapped = ring.wrap_project_key("vault_x", "proj_x", 1, key)
     assert ring.project_key("vault_x", "proj_x", 1, wrapped) == key
-    for vault, project, version in (("vault_y", "proj_x", 1), ("vault_x", "proj_y", 1), ("vault_x", "proj_x", 2)):
+    for vault, project, version in (
+        ("vault_y", "proj_x", 1),
+        ("vault_x", "proj_y", 1),
+        ("vault_x", "proj_x", 2),
+    ):
         with pytest.raises(InvalidCiphertext):
             ring.project_key(vault, project, version, wrapped)
 

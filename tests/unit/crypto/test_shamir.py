@@ -62,9 +62,7 @@ def counter_randbytes() -> Callable[[int], bytes]:
 
 
 def test_multiplication_matches_table_based_reference_for_all_pairs() -> None:
-    mismatches = [
-        (a, b) for a in range(256) for b in range(256) if shamir._gf_mul(a, b) != ref_mul(a, b)
-    ]
+    mismatches = [(a, b) for a in range(256) for b in range(256) if shamir._gf_mul(a, b) != ref_mul(a, b)]
     assert mismatches == []
 
 

@@ -1,0 +1,344 @@
+"""Machine-side commands: read secrets as this machine (``get``, ``list``, ``export``, ``run``)
+and enroll it in a vault (``machine bootstrap``). Requests are signed with the machine's
+Ed25519 key from ``~/.sikkerkey`` (or ``$SIKKERKEY_HOME``), like the SikkerKey CLI's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from sikker.cli import identity as identities
+from sikker.cli.client import error_for_status
+from sikker.cli.environment import FORMATS, flatten_secret, merge, render
+from sikker.cli.machine_client import (
+    USER_AGENT,
+    MachineClient,
+    check_api_url,
+    check_id,
+    encode,
+    error_message,
+)
+from sikker.cli.output import emit_json, table
+from sikker.cli.supervisor import supervise
+from sikker.errors import InvalidInput, NotFound, SikkerError, Unavailable
+
+_EXIT_NOT_FOUND = 127  # what sh and env(1) use when the command does not exist
+_EXIT_NOT_EXECUTABLE = 126
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def warn(message: str) -> None:
+    click.echo(f"sikker: warning: {message}", err=True)
+
+
+def vault_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--vault",
+        default=None,
+        metavar="VAULT|PATH",
+        help="Vault id or path to identity.json (env SIKKERKEY_VAULT; default: the only identity).",
+    )(fn)
+
+
+def open_client(vault: str | None) -> MachineClient:
+    """A signed client for the identity ``--vault`` names (see ``identity.resolve``)."""
+    identity, key = identities.load(identities.resolve(vault))
+    return MachineClient(identity, key)
+
+
+def resolve_project(client: MachineClient, project: str | None) -> str | None:
+    """A project id as given, or the id of the one project with that name."""
+    if project is None or project.startswith("proj_"):
+        return project
+    matches = [p for p in client.cli_projects() if p.get("projectName") == project]
+    if not matches:
+        raise NotFound(f"this machine belongs to no project named {project!r}")
+    if len(matches) > 1:
+        raise InvalidInput(f"several projects are named {project!r}: pass the project id instead")
+    return str(matches[0]["projectId"])
+
+
+def pick_field(secret_id: str, value: str, field: str) -> str:
+    """One field of a structured secret's JSON value."""
+    try:
+        fields = json.loads(value)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise InvalidInput(f"secret {secret_id} is not structured: omit FIELD to print its value")
+    if field not in fields:
+        raise NotFound(f"secret {secret_id} has no field {field!r} (fields: {', '.join(fields)})")
+    picked = fields[field]
+    return picked if isinstance(picked, str) else json.dumps(picked)
+
+
+# -- reading ----------------------------------------------------------------------
+@click.command("get")
+@click.argument("secret_id", metavar="SECRET")
+@click.argument("field", required=False)
+@vault_option
+def get_cmd(secret_id: str, field: str | None, vault: str | None) -> None:
+    """Print the value of SECRET; with FIELD, only that field of a structured secret."""
+    value = open_client(vault).get_secret(secret_id)
+    # Not click.echo: it strips escape sequences when stdout is not a terminal.
+    sys.stdout.write((value if field is None else pick_field(secret_id, value, field)) + "\n")
+
+
+@click.command("list")
+@vault_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_cmd(vault: str | None, as_json: bool) -> None:
+    """List the secrets this machine may read: id, name, type and project (never values)."""
+    secrets = open_client(vault).cli_secrets()
+    if as_json:
+        emit_json(secrets)
+        return
+    table(
+        ["ID", "NAME", "TYPE", "PROJECT"],
+        [
+            (
+                s.get("id"),
+                s.get("name"),
+                s.get("type") or "secret",
+                s.get("projectName") or s.get("projectId"),
+            )
+            for s in secrets
+        ],
+    )
+
+
+@click.command("export")
+@vault_option
+@click.option("--project", default=None, help="Project id or name (default: every granted secret).")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="env", show_default=True, help="Output format."
+)
+def export_cmd(vault: str | None, project: str | None, fmt: str) -> None:
+    """Print the granted secrets as environment variables; structured ones as NAME_FIELD.
+
+    'env' prints sh lines for  eval "$(sikker export)";  'dotenv' prints a .env file;
+    'json' prints one object.
+    """
+    client = open_client(vault)
+    entries = client.export(resolve_project(client, project))
+    sys.stdout.write(render(merge((flatten_secret(e) for e in entries), warn), fmt, warn))
+
+
+# -- run --------------------------------------------------------------------------
+class SecretSource:
+    """The variables ``run`` injects, kept per secret so a change re-fetches only what changed."""
+
+    def __init__(self, client: MachineClient, secret_ids: list[str] | None, project_id: str | None) -> None:
+        self._client = client
+        self._wanted = secret_ids
+        self._project = project_id
+        self._by_secret: dict[str, dict[str, str]] = {}
+        self._quiet = False
+
+    def ids(self) -> list[str]:
+        return list(self._wanted if self._wanted is not None else self._by_secret)
+
+    def env(self) -> dict[str, str]:
+        merged = merge(self._by_secret.values(), (lambda _: None) if self._quiet else warn)
+        self._quiet = True  # name clashes are reported once, not on every refresh
+        return merged
+
+    def poll(self, ids: list[str]) -> dict[str, Any]:
+        return self._client.poll(ids)
+
+    def load(self) -> None:
+        self.refresh(self.ids())
+
+    def refresh(self, changed: list[str]) -> None:
+        """Re-read ``changed`` (``--all``: re-export); on any error nothing is replaced."""
+        if self._wanted is None:
+            # A secret missing from a new export keeps its last value, like a dropped watch.
+            updates = {str(e["id"]): flatten_secret(e) for e in self._client.export(self._project)}
+        else:
+            names = {s.get("id"): s for s in self._client.list_secrets()}
+            updates = {}
+            for secret_id in changed:
+                value = self._client.get_secret(secret_id)
+                if secret_id not in names:
+                    raise NotFound(f"secret {secret_id} is not in this machine's secret list")
+                updates[secret_id] = flatten_secret({**names[secret_id], "value": value})
+        self._by_secret.update(updates)
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@vault_option
+@click.option("--secret", "secret_ids", multiple=True, metavar="ID", help="Secret to inject (repeatable).")
+@click.option("--all", "all_secrets", is_flag=True, help="Inject every granted secret.")
+@click.option("--project", default=None, help="With --all: only this project (id or name).")
+@click.option("--watch", is_flag=True, help="Restart the command when an injected secret changes.")
+@click.option(
+    "--interval", type=click.IntRange(min=10), default=15, show_default=True, help="Seconds between polls."
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_cmd(
+    vault: str | None,
+    secret_ids: tuple[str, ...],
+    all_secrets: bool,
+    project: str | None,
+    watch: bool,
+    interval: int,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND with secrets in its environment and exit with its exit code.
+
+    \b
+      sikker run --secret sk_... -- ./server
+      sikker run --all --project api --watch -- ./server
+    Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND.
+    """
+    if bool(secret_ids) == all_secrets:
+        raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
+    if project and not all_secrets:
+        raise InvalidInput("--project applies only with --all")
+    client = open_client(vault)
+    wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
+    source = SecretSource(client, wanted, resolve_project(client, project))
+    source.load()
+    try:
+        status = supervise(source, command, watch=watch, interval=interval, warn=warn)
+    except FileNotFoundError:
+        click.echo(f"sikker: command not found: {command[0]}", err=True)
+        status = _EXIT_NOT_FOUND
+    except PermissionError:
+        click.echo(f"sikker: cannot execute {command[0]}: permission denied", err=True)
+        status = _EXIT_NOT_EXECUTABLE
+    finally:
+        client.close()
+    sys.exit(status)
+
+
+# -- status and enrollment ----------------------------------------------------------
+def identity_status(vault: str | None, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """This machine's identity and whether the server accepts it (GET /v1/secrets).
+
+    Raises only when no identity can be loaded; server or network trouble is reported in
+    ``reachable`` (an HTTP answer arrived) and ``error``.
+    """
+    identity, key = identities.load(identities.resolve(vault))
+    report: dict[str, Any] = {
+        "machineId": identity.machine_id,
+        "machineName": identity.machine_name,
+        "vaultId": identity.vault_id,
+        "apiUrl": identity.api_url,
+        "reachable": False,
+        "secrets": None,
+        "error": None,
+    }
+    try:
+        client = MachineClient(identity, key, transport=transport)
+    except SikkerError as e:
+        report["error"] = e.message
+        return report
+    report["apiUrl"] = client.base_url
+    try:
+        report["secrets"] = len(client.list_secrets())
+        report["reachable"] = True
+    except SikkerError as e:
+        report["error"] = e.message
+        report["reachable"] = not isinstance(e.__cause__, httpx.TransportError)
+    finally:
+        client.close()
+    return report
+
+
+def enroll(
+    url: str,
+    vault_id: str,
+    token: str,
+    name: str | None,
+    public_key: Ed25519PublicKey,
+    transport: httpx.BaseTransport | None = None,
+) -> dict[str, Any]:
+    """Register ``public_key`` with an enrollment token (unsigned: the token is the credential)."""
+    base = check_api_url(url)
+    vault = identities.normalise_vault_id(vault_id)
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body: dict[str, str] = {
+        "token": token,
+        "publicKey": base64.b64encode(raw).decode(),
+        "hostname": socket.gethostname() or "serverless",
+        "kind": "standard",
+    }
+    if name:
+        body["name"] = name
+    headers = {"Content-Type": "application/json", "user-agent": USER_AGENT}
+    try:
+        with httpx.Client(timeout=30.0, transport=transport) as http:
+            response = http.post(f"{base}/v1/{vault}/enroll/register", content=encode(body), headers=headers)
+    except httpx.HTTPError as e:
+        raise Unavailable(f"cannot reach {base} ({str(e) or type(e).__name__})") from e
+    if not response.is_success:
+        raise error_for_status(response.status_code, error_message(response))
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    # Both end up in a file path and in request headers, so they must be plain ids.
+    if not isinstance(answer, dict) or not all(
+        isinstance(answer.get(k), str) and _PLAIN_ID.fullmatch(answer[k]) for k in ("machineId", "vaultId")
+    ):
+        raise SikkerError("malformed enrollment response: machineId and vaultId are required")
+    return answer
+
+
+@click.group("machine")
+def machine_local() -> None:
+    """Enroll this machine and manage its identity."""
+
+
+@machine_local.command("bootstrap")
+@click.option("--url", required=True, envvar="SIKKERKEY_API_URL", help="Server URL (env SIKKERKEY_API_URL).")
+@click.option("--vault", "vault_id", required=True, help="Vault to enroll in.")
+@click.option(
+    "--token",
+    required=True,
+    envvar="SIKKERKEY_ENROLL_TOKEN",
+    help="Enrollment token (env SIKKERKEY_ENROLL_TOKEN keeps it out of the process list).",
+)
+@click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def bootstrap_command(url: str, vault_id: str, token: str, name: str | None, as_json: bool) -> None:
+    """Enroll this machine with an enrollment token and store its identity.
+
+    The Ed25519 key is generated here and never leaves the machine; only its public half is
+    sent. Enrolling again into the same vault replaces the stored identity.
+    """
+    private_key = Ed25519PrivateKey.generate()
+    answer = enroll(url, vault_id, token, name, private_key.public_key())
+    api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url
+    machine_name = answer.get("machineName") if isinstance(answer.get("machineName"), str) else None
+    machine_name = machine_name or name or socket.gethostname()
+    path = identities.write(answer["vaultId"], answer["machineId"], machine_name, str(api_url), private_key)
+    try:
+        check_api_url(str(api_url))
+    except InvalidInput as e:
+        warn(f"the server's apiUrl cannot be used as is: {e.message}; set SIKKERKEY_API_URL")
+    result = {
+        "machineId": answer["machineId"],
+        "machineName": machine_name,
+        "vaultId": identities.normalise_vault_id(answer["vaultId"]),
+        "apiUrl": str(api_url).rstrip("/"),
+        "expiresAt": answer.get("expiresAt"),
+        "identityPath": str(path),
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"Enrolled machine {machine_name} ({answer['machineId']}) in {result['vaultId']}")
+        click.echo(f"Identity: {path}")
