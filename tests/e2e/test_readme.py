@@ -41,8 +41,9 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
             "SIKKERKEY_HOME": str(tmp_path / "home" / ".sikkerkey"),
         }
         env.pop("SIKKER_TOKEN", None)
-        result = subprocess.run(["bash", "-c", script], cwd=README.parent, env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["bash", "-c", script], cwd=README.parent, env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "POSTGRES_PASSWORD=hunter2" in result.stdout  # rolled back to version 1
         assert "POSTGRES_USERNAME=payments" in result.stdout

@@ -136,7 +136,9 @@ async def list_secrets(request: Request) -> Response:
     """Secret metadata in a project (``?deleted=true`` lists the trash). Never values."""
     principal, _ = await authenticate(request)
     deleted = request.query_params.get("deleted", "false") == "true"
-    secrets = await call(services(request).secrets.list, principal, request.path_params["project"], deleted)
+    secrets = await call(
+        services(request).secrets.list_secrets, principal, request.path_params["project"], deleted
+    )
     return ok({"secrets": [_secret(s) for s in secrets]})
 
 
@@ -231,7 +233,7 @@ async def create_token(request: Request) -> Response:
 
 async def list_tokens(request: Request) -> Response:
     principal, _ = await authenticate(request)
-    tokens = await call(services(request).tokens.list, principal)
+    tokens = await call(services(request).tokens.list_tokens, principal)
     return ok({"tokens": [_token(t) for t in tokens]})
 
 

@@ -63,7 +63,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
 
     router = Starlette(
         routes=[*sys.ROUTES, *admin.ROUTES, *machines_admin.ROUTES, *machine.ROUTES],
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     router.state.services = services

@@ -58,7 +58,7 @@ def _enrollment(t: EnrollmentToken) -> dict[str, Any]:
 async def list_machines(request: Request) -> Response:
     """Machines of a vault, with their project memberships."""
     principal, _ = await authenticate(request)
-    found = await call(services(request).machines.list, principal, request.path_params["vault"])
+    found = await call(services(request).machines.list_machines, principal, request.path_params["vault"])
     return ok({"machines": [_machine(m, p) for m, p in found]})
 
 
@@ -118,7 +118,7 @@ GRANT_BODY = {"secretIds": schema.Field(list, required=True, max_len=1000)}
 
 
 def _secret_ids(body: dict[str, Any]) -> list[str]:
-    ids = body["secretIds"]
+    ids: list[str] = body["secretIds"]
     if not ids or not all(isinstance(i, str) for i in ids):
         raise InvalidInput("'secretIds' must be a non-empty list of secret ids")
     return ids

@@ -121,7 +121,7 @@ class MachinePlane:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             found = machine_store.find_enrollment(conn, enrollment_hash(token), for_update=True)
-            problem = None
+            problem: SikkerError | None = None
             if found is None or found.vault_id != vault_id:
                 problem = Unauthenticated("enrollment token is invalid")
             elif found.revoked_ms is not None:
@@ -177,6 +177,7 @@ class MachinePlane:
                 )
                 return machine
         chain = vault_id if found is not None and found.vault_id == vault_id else SYSTEM_CHAIN
+        assert problem is not None
         raise self._refuse(
             problem,
             chain,

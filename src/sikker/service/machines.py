@@ -28,7 +28,7 @@ ENROLL_PREFIX = "sikker_enroll_"
 MAX_ENROLL_USES = 10_000
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-STATE_CHANGES = {
+STATE_CHANGES: dict[str, tuple[Action, dict[str, object]]] = {
     "approve": (Action.ADMIN_MACHINE_APPROVE, {"approved": True}),
     "disable": (Action.ADMIN_MACHINE_DISABLE, {"enabled": False}),
     "enable": (Action.ADMIN_MACHINE_ENABLE, {"enabled": True}),
@@ -76,7 +76,7 @@ class MachineAdmin:
         if not principal.can_access(vault_id) or vault_store.get_vault(conn, vault_id) is None:
             raise NotFound(f"vault {vault_id} not found")
 
-    def list(self, principal: Principal, vault_id: str) -> list[tuple[Machine, list[str]]]:
+    def list_machines(self, principal: Principal, vault_id: str) -> list[tuple[Machine, list[str]]]:
         with self.deps.db.read() as conn:
             self._vault(conn, principal, vault_id)
             return [
@@ -95,6 +95,7 @@ class MachineAdmin:
             machine = self._machine(conn, principal, machine_id)
             if machine.revoked_ms is not None:
                 raise Conflict(f"machine {machine.id} is revoked; enroll a new one")
+            update: dict[str, object]
             if change == "revoke":
                 action, update = Action.ADMIN_MACHINE_REVOKE, {"revoked_ms": now, "enabled": False}
             else:

@@ -163,7 +163,7 @@ class SecretService:
         with self.deps.db.read() as conn:
             return self._secret(conn, principal, secret_id)
 
-    def list(self, principal: Principal, project_id: str, deleted: bool = False) -> list[Secret]:
+    def list_secrets(self, principal: Principal, project_id: str, deleted: bool = False) -> list[Secret]:
         with self.deps.db.read() as conn:
             self._project(conn, principal, project_id)
             return secret_store.list_secrets(conn, project_id, deleted)

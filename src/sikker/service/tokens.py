@@ -92,7 +92,7 @@ class TokenService:
             audit_store.append(conn, vault_id, now, actor, Action.ADMIN_TOKEN_CREATE, {"token": token.id})
         return token, plaintext
 
-    def list(self, principal: Principal) -> list[Token]:
+    def list_tokens(self, principal: Principal) -> list[Token]:
         with self.deps.db.read() as conn:
             return token_store.list_tokens(conn, principal.vault_id)
 
