@@ -144,7 +144,7 @@ def _make_raw_app(use_nacl: bool):  # type: ignore[no-untyped-def]
         if t != "http":
             return
         path = scope["path"]
-        name = path[len(_PREFIX):]
+        name = path[len(_PREFIX) :]
         if scope["method"] == "GET" and path.startswith(_PREFIX) and name and "/" not in name:
             mid = ts = nonce = sig = None
             for k, v in scope["headers"]:  # names are lower-cased bytes per the ASGI spec
@@ -215,9 +215,7 @@ def fastapi_factory():  # type: ignore[no-untyped-def]
         x_nonce: Annotated[str | None, Header()] = None,
         x_signature: Annotated[str | None, Header()] = None,
     ):
-        status, body = read_secret(
-            request.url.path, name, x_machine_id, x_timestamp, x_nonce, x_signature
-        )
+        status, body = read_secret(request.url.path, name, x_machine_id, x_timestamp, x_nonce, x_signature)
         return Response(body, status_code=status, media_type="application/json")
 
     return app

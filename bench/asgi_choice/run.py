@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import http.client
 import importlib.util
@@ -60,22 +61,44 @@ class Variant:
 
 VARIANTS = [
     Variant("uv-raw-1", "uvicorn + raw ASGI", "uvicorn", "apps:raw_app", 1, ("uvicorn",)),
-    Variant("uv-star-1", "uvicorn + Starlette Route", "uvicorn", "apps:starlette_app", 1,
-            ("uvicorn", "starlette")),
+    Variant(
+        "uv-star-1", "uvicorn + Starlette Route", "uvicorn", "apps:starlette_app", 1, ("uvicorn", "starlette")
+    ),
     Variant("uv-raw-2", "uvicorn + raw ASGI", "uvicorn", "apps:raw_app", 2, ("uvicorn",)),
-    Variant("uv-star-2", "uvicorn + Starlette Route", "uvicorn", "apps:starlette_app", 2,
-            ("uvicorn", "starlette")),
+    Variant(
+        "uv-star-2", "uvicorn + Starlette Route", "uvicorn", "apps:starlette_app", 2, ("uvicorn", "starlette")
+    ),
     Variant("gr-raw-1", "granian + raw ASGI", "granian", "apps:raw_app", 1, ("granian",)),
     Variant("gr-raw-2", "granian + raw ASGI", "granian", "apps:raw_app", 2, ("granian",)),
-    Variant("gr-star-1", "granian + Starlette Route", "granian", "apps:starlette_app", 1,
-            ("granian", "starlette")),
-    Variant("uv-fastapi-1", "uvicorn + FastAPI (reference)", "uvicorn", "apps:fastapi_factory", 1,
-            ("uvicorn", "fastapi"), factory=True),
+    Variant(
+        "gr-star-1", "granian + Starlette Route", "granian", "apps:starlette_app", 1, ("granian", "starlette")
+    ),
+    Variant(
+        "uv-fastapi-1",
+        "uvicorn + FastAPI (reference)",
+        "uvicorn",
+        "apps:fastapi_factory",
+        1,
+        ("uvicorn", "fastapi"),
+        factory=True,
+    ),
     # extra: same raw app, Ed25519 verify via PyNaCl (libsodium) instead of pyca (OpenSSL)
-    Variant("uv-rawnacl-1", "uvicorn + raw ASGI, PyNaCl verify", "uvicorn", "apps:raw_app_nacl", 1,
-            ("uvicorn", "nacl")),
-    Variant("uv-rawnacl-2", "uvicorn + raw ASGI, PyNaCl verify", "uvicorn", "apps:raw_app_nacl", 2,
-            ("uvicorn", "nacl")),
+    Variant(
+        "uv-rawnacl-1",
+        "uvicorn + raw ASGI, PyNaCl verify",
+        "uvicorn",
+        "apps:raw_app_nacl",
+        1,
+        ("uvicorn", "nacl"),
+    ),
+    Variant(
+        "uv-rawnacl-2",
+        "uvicorn + raw ASGI, PyNaCl verify",
+        "uvicorn",
+        "apps:raw_app_nacl",
+        2,
+        ("uvicorn", "nacl"),
+    ),
 ]
 
 
@@ -91,16 +114,54 @@ def free_port() -> int:
 
 def server_cmd(v: Variant, port: int) -> list[str]:
     if v.server == "uvicorn":
-        cmd = [sys.executable, "-m", "uvicorn", v.target, "--host", "127.0.0.1", "--port",
-               str(port), "--loop", "uvloop", "--http", "httptools", "--workers", str(v.workers),
-               "--no-access-log", "--log-level", "warning", "--app-dir", str(HERE)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            v.target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--workers",
+            str(v.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(HERE),
+        ]
         if v.factory:
             cmd.append("--factory")
         return cmd
-    return [sys.executable, "-m", "granian", v.target, "--interface", "asgi", "--host",
-            "127.0.0.1", "--port", str(port), "--workers", str(v.workers), "--loop", "uvloop",
-            "--http", "1", "--no-ws", "--no-access-log", "--log-level", "warning",
-            "--working-dir", str(HERE)]
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        v.target,
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(v.workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--working-dir",
+        str(HERE),
+    ]
 
 
 def request(port: int, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -181,7 +242,7 @@ def group_ticks(pgid: int) -> int:
                 st = f.read()
         except OSError:
             continue
-        fields = st[st.rindex(")") + 2:].split()
+        fields = st[st.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:  # field 5 (pgrp)
             total += int(fields[11]) + int(fields[12])  # fields 14, 15
     return total
@@ -214,8 +275,7 @@ def wrk(port: int, headers: dict[str, str], secs: int, conns: int, threads: int)
     for k, val in headers.items():
         cmd += ["-H", f"{k}: {val}"]
     cmd.append(f"http://127.0.0.1:{port}{apps.PATH}")
-    return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                          timeout=secs + 30).stdout
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=secs + 30).stdout
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -229,18 +289,19 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(pgid, signal.SIGKILL)
         proc.wait(timeout=5)
     # a worker may outlive the parent for a moment; make sure the group is gone
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_variant(v: Variant, args: argparse.Namespace, headers: dict[str, str]) -> dict:
     port = free_port()
-    log = tempfile.NamedTemporaryFile("w+", prefix=f"asgibench-{v.key}-", suffix=".log",
-                                      delete=False)
-    proc = subprocess.Popen(server_cmd(v, port), cwd=HERE, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in the finally below
+        "w+", prefix=f"asgibench-{v.key}-", suffix=".log", delete=False
+    )
+    proc = subprocess.Popen(
+        server_cmd(v, port), cwd=HERE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    ok = False
     try:
         wait_ready(port, headers, proc, 20)
         if v.workers > 1:
@@ -251,11 +312,21 @@ def run_variant(v: Variant, args: argparse.Namespace, headers: dict[str, str]) -
         # CPU accounting over the measured window only: the server's process group,
         # wrk (a waited child) and everything else on the machine ("other").
         ncpu = os.cpu_count() or 1
-        t_0, sys0, srv0, ch0, me0 = (time.monotonic(), system_busy_ticks(), group_ticks(proc.pid),
-                                     children_ticks(), self_ticks())
+        t_0, sys0, srv0, ch0, me0 = (
+            time.monotonic(),
+            system_busy_ticks(),
+            group_ticks(proc.pid),
+            children_ticks(),
+            self_ticks(),
+        )
         out = wrk(port, headers, args.duration, args.connections, args.threads)
-        t_1, sys1, srv1, ch1, me1 = (time.monotonic(), system_busy_ticks(), group_ticks(proc.pid),
-                                     children_ticks(), self_ticks())
+        t_1, sys1, srv1, ch1, me1 = (
+            time.monotonic(),
+            system_busy_ticks(),
+            group_ticks(proc.pid),
+            children_ticks(),
+            self_ticks(),
+        )
         res = parse_wrk(out)
         cap = _TICK * (t_1 - t_0)  # ticks of one CPU over the window
         res["srv_cpu"] = (srv1 - srv0) / cap  # in CPUs (2.0 = both cores)
@@ -264,15 +335,18 @@ def run_variant(v: Variant, args: argparse.Namespace, headers: dict[str, str]) -
         res["other_cpu"] = max(other, 0) / cap
         res["ncpu"] = ncpu
         res["raw"] = out  # type: ignore[assignment]
+        ok = True
         return res
     except Exception:
         log.flush()
         log.seek(0)
-        sys.stderr.write(f"--- {v.key} server log ---\n{log.read()[-3000:]}\n")
+        sys.stderr.write(f"--- {v.key} server log ({log.name}) ---\n{log.read()[-3000:]}\n")
         raise
     finally:
         stop(proc)
         log.close()
+        if ok:
+            os.unlink(log.name)
 
 
 def micro(number: int) -> list[tuple[str, float]]:
@@ -294,16 +368,35 @@ def micro(number: int) -> list[tuple[str, float]]:
     cases = [
         ("Ed25519 verify, pyca/cryptography (key preloaded)", lambda: pyca_pub.verify(sig, msg)),
         ("Ed25519 verify, PyNaCl (key preloaded)", lambda: nacl_pub.verify(msg, sig)),
-        ("Ed25519 verify, pyca incl. from_public_bytes",
-         lambda: Ed25519PublicKey.from_public_bytes(raw_pub).verify(sig, msg)),
+        (
+            "Ed25519 verify, pyca incl. from_public_bytes",
+            lambda: Ed25519PublicKey.from_public_bytes(raw_pub).verify(sig, msg),
+        ),
         ("Ed25519 verify, PyNaCl incl. VerifyKey()", lambda: VerifyKey(raw_pub).verify(msg, sig)),
         ("AES-256-GCM decrypt 64 B (AESGCM)", lambda: aead.decrypt(gcm_nonce, ct, name)),
-        ("whole read_secret() handler body",
-         lambda: apps.read_secret(apps.PATH, apps.SECRET_NAME, h["X-Machine-Id"],
-                                  h["X-Timestamp"], h["X-Nonce"], h["X-Signature"])),
-        ("whole read_secret() handler body, PyNaCl verify",
-         lambda: apps.read_secret(apps.PATH, apps.SECRET_NAME, h["X-Machine-Id"],
-                                  h["X-Timestamp"], h["X-Nonce"], h["X-Signature"], True)),
+        (
+            "whole read_secret() handler body",
+            lambda: apps.read_secret(
+                apps.PATH,
+                apps.SECRET_NAME,
+                h["X-Machine-Id"],
+                h["X-Timestamp"],
+                h["X-Nonce"],
+                h["X-Signature"],
+            ),
+        ),
+        (
+            "whole read_secret() handler body, PyNaCl verify",
+            lambda: apps.read_secret(
+                apps.PATH,
+                apps.SECRET_NAME,
+                h["X-Machine-Id"],
+                h["X-Timestamp"],
+                h["X-Nonce"],
+                h["X-Signature"],
+                True,
+            ),
+        ),
     ]
     out = []
     for label, fn in cases:
@@ -321,8 +414,19 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="variant keys: " + " ".join(v.key for v in VARIANTS))
     ap.add_argument("--budget", type=float, default=240, help="wall-clock cap in seconds")
     ap.add_argument("--micro-number", type=int, default=5000)
-    ap.add_argument("--wait-idle", type=float, default=10,
-                    help="before each variant wait up to this many s for the machine to be idle")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=10,
+        help="before each variant wait up to this many s for the machine to be idle",
+    )
+    ap.add_argument(
+        "--max-other",
+        type=float,
+        default=0.10,
+        help="re-measure a variant if other processes used more CPUs than this",
+    )
+    ap.add_argument("--retries", type=int, default=2, help="re-measure rounds for contended rows")
     ap.add_argument("--json", type=Path, help="also write results as JSON here")
     ap.add_argument("--show-wrk", action="store_true", help="print the raw wrk output")
     args = ap.parse_args()
@@ -334,21 +438,27 @@ def main() -> int:
     import cryptography
     import orjson
 
-    vers = {"python": platform.python_version(), "cryptography": cryptography.__version__,
-            "orjson": orjson.__version__}
+    vers = {
+        "python": platform.python_version(),
+        "cryptography": cryptography.__version__,
+        "orjson": orjson.__version__,
+    }
     for mod in ("uvicorn", "starlette", "granian", "fastapi", "uvloop", "httptools", "nacl"):
         if have(mod):
             m = __import__(mod)
             vers[mod] = getattr(m, "__version__", "?")
-    print(f"date {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, nproc {os.cpu_count()}, "
-          f"{platform.machine()}, {platform.release()}")
+    print(
+        f"date {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, nproc {os.cpu_count()}, "
+        f"{platform.machine()}, {platform.release()}"
+    )
     print("versions:", ", ".join(f"{k} {v}" for k, v in vers.items()))
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency "
-          f"(after a {args.warmup}s warm-up), GET {apps.PATH}\n")
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency "
+        f"(after a {args.warmup}s warm-up), GET {apps.PATH}\n"
+    )
 
-    results: dict[str, object] = {"versions": vers, "args": {k: str(v) for k, v in
-                                                               vars(args).items()}}
-    print("micro-benchmarks (best of 5 x %d calls, in-process):" % args.micro_number)
+    results: dict[str, object] = {"versions": vers, "args": {k: str(v) for k, v in vars(args).items()}}
+    print(f"micro-benchmarks (best of 5 x {args.micro_number} calls, in-process):")
     mres = micro(args.micro_number)
     for label, us in mres:
         print(f"  {label:<52} {us:8.1f} us")
@@ -356,7 +466,21 @@ def main() -> int:
     print()
 
     per_run = args.duration + args.warmup + 5 + min(args.wait_idle, 1)  # + start-up, sanity, shutdown
-    rows = []
+
+    def attempt(v: Variant) -> tuple[dict | None, str]:
+        if args.wait_idle:
+            wait_idle(args.wait_idle)
+        headers = apps.make_headers()  # fresh timestamp per attempt (SKEW=300 s)
+        print(f"running {v.key} ...", flush=True)
+        try:
+            res = run_variant(v, args, headers)
+        except Exception as e:  # keep going; report the failure in the table
+            return None, f"failed: {e}"
+        if args.show_wrk:
+            print(res["raw"])
+        return res, ""
+
+    rows: list[tuple[Variant, dict | None, str]] = []
     for v in VARIANTS:
         if args.only and v.key not in args.only:
             continue
@@ -367,21 +491,27 @@ def main() -> int:
         if time.monotonic() - t0 + per_run > args.budget:
             rows.append((v, None, "skipped: time budget"))
             continue
-        if args.wait_idle:
-            wait_idle(args.wait_idle)
-        headers = apps.make_headers()  # fresh timestamp per variant (SKEW=300 s)
-        print(f"running {v.key} ...", flush=True)
-        try:
-            res = run_variant(v, args, headers)
-        except Exception as e:  # keep going; report the failure in the table
-            rows.append((v, None, f"failed: {e}"))
-            continue
-        if args.show_wrk:
-            print(res["raw"])
-        rows.append((v, res, ""))
+        res, note = attempt(v)
+        rows.append((v, res, note))
 
-    print(f"\n{'variant':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7} {'srv CPU':>7} {'wrk CPU':>7} {'other':>6}")
+    # The machine may be shared (other people's test suites): re-measure the rows where
+    # other processes took more than --max-other CPUs during the window, budget permitting,
+    # and keep the least-contended attempt.
+    for _round in range(args.retries):
+        for i, (v, res, note) in enumerate(rows):
+            if res is None or res["other_cpu"] <= args.max_other:
+                continue
+            if time.monotonic() - t0 + per_run > args.budget:
+                break
+            print(f"  (re-measuring {v.key}: other processes used {res['other_cpu']:.2f} CPU)")
+            res2, _ = attempt(v)
+            if res2 is not None and res2["other_cpu"] < res["other_cpu"]:
+                rows[i] = (v, res2, note)
+
+    print(
+        f"\n{'variant':<34} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7} {'srv CPU':>7} {'wrk CPU':>7} {'other':>6}"
+    )
     table = []
     for v, res, note in rows:
         if res is None:
@@ -389,14 +519,38 @@ def main() -> int:
             table.append({"key": v.key, "note": note})
             continue
         err = int(res["non2xx"] + res["sockerr"])
-        print(f"{v.label:<34} {v.workers:>7} {res['rps']:>9.0f} {res['p50']:>8.2f} "
-              f"{res['p99']:>8.2f} {err:>7} {res['srv_cpu']:>7.2f} {res['wrk_cpu']:>7.2f} "
-              f"{res['other_cpu']:>6.2f}")
-        table.append({"key": v.key, "label": v.label, "workers": v.workers,
-                      **{k: res[k] for k in ("rps", "p50", "p99", "non2xx", "sockerr",
-                                             "requests", "srv_cpu", "wrk_cpu", "other_cpu")}})
-    print("CPU columns: CPU-seconds per second over the measured window (2.00 = both cores);"
-          " 'other' = everything on the machine except the server, wrk and this script.")
+        flag = " *" if res["other_cpu"] > args.max_other else ""
+        print(
+            f"{v.label:<34} {v.workers:>7} {res['rps']:>9.0f} {res['p50']:>8.2f} "
+            f"{res['p99']:>8.2f} {err:>7} {res['srv_cpu']:>7.2f} {res['wrk_cpu']:>7.2f} "
+            f"{res['other_cpu']:>6.2f}{flag}"
+        )
+        table.append(
+            {
+                "key": v.key,
+                "label": v.label,
+                "workers": v.workers,
+                **{
+                    k: res[k]
+                    for k in (
+                        "rps",
+                        "p50",
+                        "p99",
+                        "non2xx",
+                        "sockerr",
+                        "requests",
+                        "srv_cpu",
+                        "wrk_cpu",
+                        "other_cpu",
+                    )
+                },
+            }
+        )
+    print(
+        "CPU columns: CPU-seconds per second over the measured window (2.00 = both cores);"
+        " 'other' = everything on the machine except the server, wrk and this script;"
+        " * = still contended (other > --max-other) after the re-measure rounds."
+    )
     results["table"] = table
     print(f"\ntotal wall time {time.monotonic() - t0:.0f} s")
     if args.json:

@@ -1,0 +1,291 @@
+"""Stream sinks against real receivers on loopback: HTTP, UDP and TCP syslog."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from sikker.service.streams import formats
+from sikker.service.streams.sinks import UDP_MAX_DATAGRAM, DeliveryError, SyslogSink, WebhookSink
+
+SECRET = b"whsec_integration"
+WAIT = 2.0
+
+
+def make_record(seq: int, **changes: Any) -> dict[str, Any]:
+    base = {
+        "chain": "vault_x",
+        "seq": seq,
+        "time_ms": 1_700_000_000_000 + seq,
+        "actor_kind": "machine",
+        "actor_id": "mc_1",
+        "source_ip": "127.0.0.1",
+        "user_agent": "sikker-agent",
+        "action": "machine:secret:read",
+        "target": {"secret": "sk_1"},
+        "result": "ok",
+        "reason": "",
+        "severity": "info",
+        "hash": f"{seq:064x}",
+    }
+    return base | changes
+
+
+SYSLOG = re.compile(
+    rb"^<(?P<pri>\d+)>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) - (?P<msgid>\S+) "
+    rb"\[sikker@32473 (?P<params>(?:[^\]\\]|\\.)*)\] \xef\xbb\xbf(?P<msg>.*)$",
+    re.DOTALL,
+)
+
+
+def parse_syslog(line: bytes) -> tuple[re.Match[bytes], dict[str, Any]]:
+    m = SYSLOG.match(line)
+    assert m, line[:200]
+    return m, json.loads(m["msg"])
+
+
+# --- webhook receiver ------------------------------------------------------------------
+
+
+class Receiver(ThreadingHTTPServer):
+    status = 204
+    received: queue.Queue[tuple[dict[str, str], bytes]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.put((dict(self.headers.items()), body))
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(("127.0.0.1", 0), Handler)
+    server.received = queue.Queue()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(WAIT)
+
+
+def receiver_url(server: Receiver) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/audit"
+
+
+def test_webhook_receiver_verifies_signature_and_gets_records(receiver: Receiver) -> None:
+    import time
+
+    records = [make_record(1), make_record(2, severity="high", action="machine:auth:lockout")]
+    sink = WebhookSink(receiver_url(receiver), SECRET)
+    try:
+        sink.deliver(records)
+    finally:
+        sink.close()
+    headers, body = receiver.received.get(timeout=WAIT)
+    assert formats.verify_webhook(
+        SECRET, headers[formats.TIMESTAMP_HEADER], body, headers[formats.SIGNATURE_HEADER], now=time.time()
+    )
+    assert not formats.verify_webhook(
+        b"wrong", headers[formats.TIMESTAMP_HEADER], body, headers[formats.SIGNATURE_HEADER], now=time.time()
+    )
+    assert json.loads(body)["records"] == records
+
+
+def test_webhook_receiver_error_raises_delivery_error(receiver: Receiver) -> None:
+    receiver.status = 500
+    sink = WebhookSink(receiver_url(receiver), SECRET)
+    try:
+        with pytest.raises(DeliveryError, match="HTTP 500"):
+            sink.deliver([make_record(1)])
+    finally:
+        sink.close()
+    assert receiver.received.qsize() == 1
+
+
+def test_webhook_unreachable_receiver_raises_delivery_error() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = WebhookSink(f"http://127.0.0.1:{port}/", SECRET, timeout=1.0)
+    try:
+        with pytest.raises(DeliveryError, match="unreachable: ConnectError"):
+            sink.deliver([make_record(1)])
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("url", ["http://example.com/hook", "ftp://127.0.0.1/", "ws://localhost/"])
+def test_webhook_refuses_url_schemes(url: str) -> None:
+    with pytest.raises(ValueError, match="https://"):
+        WebhookSink(url, SECRET)
+
+
+# --- syslog over UDP ------------------------------------------------------------------
+
+
+@pytest.fixture
+def udp_listener() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(WAIT)
+        yield sock
+
+
+def test_syslog_udp_sends_one_datagram_per_record(udp_listener: socket.socket) -> None:
+    port = udp_listener.getsockname()[1]
+    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1")
+    records = [make_record(1), make_record(2, severity="critical", source_ip='a"]\\b')]
+    try:
+        sink.deliver(records)
+    finally:
+        sink.close()
+    datagrams = [udp_listener.recv(65535) for _ in records]
+    first, msg1 = parse_syslog(datagrams[0])
+    second, msg2 = parse_syslog(datagrams[1])
+    assert (int(first["pri"]), int(second["pri"])) == (86, 82)
+    assert first["host"] == b"vault-1" and first["msgid"] == b"machine.secret.read"
+    assert b'ip="a\\"\\]\\\\b"' in second["params"]
+    assert [msg1, msg2] == records
+
+
+def test_syslog_udp_shrinks_oversized_records_to_fit_a_datagram(udp_listener: socket.socket) -> None:
+    port = udp_listener.getsockname()[1]
+    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1")
+    try:
+        sink.deliver([make_record(7, reason="x" * 20_000)])
+    finally:
+        sink.close()
+    datagram = udp_listener.recv(65535)
+    assert len(datagram) <= UDP_MAX_DATAGRAM
+    _, msg = parse_syslog(datagram)
+    assert msg["truncated"] is True and msg["seq"] == 7
+
+
+# --- syslog over TCP ------------------------------------------------------------------
+
+
+class TcpCollector:
+    """A loopback syslog collector that parses octet-counted frames in a thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen()
+        self.listener.settimeout(0.05)
+        self.port: int = self.listener.getsockname()[1]
+        self.frames: queue.Queue[bytes] = queue.Queue()
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self.listener:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                self.connections += 1
+                with conn:
+                    self._serve(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.05)
+        buffer = b""
+        while not self._stop.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
+            buffer += chunk
+            while b" " in buffer:
+                length, _, rest = buffer.partition(b" ")
+                if len(rest) < int(length):
+                    break
+                self.frames.put(rest[: int(length)])
+                buffer = rest[int(length) :]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+
+
+@pytest.fixture
+def collector() -> Iterator[TcpCollector]:
+    c = TcpCollector()
+    yield c
+    c.stop()
+
+
+def test_syslog_tcp_frames_records_with_octet_counting(collector: TcpCollector) -> None:
+    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1")
+    records = [make_record(1, reason="two\nlines"), make_record(2), make_record(3)]
+    try:
+        sink.deliver(records[:2])
+        sink.deliver(records[2:])
+    finally:
+        sink.close()
+    received = [parse_syslog(collector.frames.get(timeout=WAIT))[1] for _ in records]
+    assert received == records
+    assert collector.connections == 1  # one persistent connection across batches
+
+
+def test_syslog_tcp_reconnects_after_the_collector_restarts(collector: TcpCollector) -> None:
+    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1")
+    try:
+        sink.deliver([make_record(1)])
+        assert parse_syslog(collector.frames.get(timeout=WAIT))[1]["seq"] == 1
+        collector.stop()
+
+        restarted = TcpCollector(collector.port)
+        try:
+            sink.deliver([make_record(2)])
+            assert parse_syslog(restarted.frames.get(timeout=WAIT))[1]["seq"] == 2
+        finally:
+            restarted.stop()
+    finally:
+        sink.close()
+
+
+def test_syslog_tcp_down_collector_fails_then_recovers() -> None:
+    down = TcpCollector()
+    port = down.port
+    down.stop()
+    sink = SyslogSink("127.0.0.1", port, "tcp", hostname="vault-1", timeout=1.0)
+    try:
+        with pytest.raises(
+            DeliveryError, match=f"syslog tcp 127.0.0.1:{port} failed: ConnectionRefusedError"
+        ):
+            sink.deliver([make_record(1)])
+        up = TcpCollector(port)
+        try:
+            sink.deliver([make_record(2)])
+            assert parse_syslog(up.frames.get(timeout=WAIT))[1]["seq"] == 2
+        finally:
+            up.stop()
+    finally:
+        sink.close()
