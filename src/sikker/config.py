@@ -3,7 +3,7 @@
 The config file is TOML with the same keys as the flags (``listen``,
 ``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
 ``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
-``auth_lockout_seconds``).
+``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ _ENV = {
     "trash_days": "SIKKER_TRASH_DAYS",
     "auth_lockout_failures": "SIKKER_AUTH_LOCKOUT_FAILURES",
     "auth_lockout_seconds": "SIKKER_AUTH_LOCKOUT_SECONDS",
+    "audit_checkpoint_records": "SIKKER_AUDIT_CHECKPOINT_RECORDS",
+    "audit_checkpoint_seconds": "SIKKER_AUDIT_CHECKPOINT_SECONDS",
 }
 
 
@@ -58,6 +60,8 @@ class Settings:
     trash_days: int = 30
     auth_lockout_failures: int = 10
     auth_lockout_seconds: int = 300
+    audit_checkpoint_records: int = 1000
+    audit_checkpoint_seconds: int = 60
 
     @property
     def database_url(self) -> str:
@@ -114,6 +118,8 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             trash_days=int(merged.get("trash_days", 30)),
             auth_lockout_failures=int(merged.get("auth_lockout_failures", 10)),
             auth_lockout_seconds=int(merged.get("auth_lockout_seconds", 300)),
+            audit_checkpoint_records=int(merged.get("audit_checkpoint_records", 1000)),
+            audit_checkpoint_seconds=int(merged.get("audit_checkpoint_seconds", 60)),
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e

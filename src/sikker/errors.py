@@ -19,8 +19,12 @@ contain a secret value or a token.
     ├── Unavailable                  503  exit 7
     │   ├── Sealed                   503  exit 7
     │   └── StoreUnavailable         503  exit 7   (database down or busy)
-    └── InvalidCiphertext            500  exit 1   (one uninformative error for
-                                                    every decryption failure)
+    │       └── AuditUnavailable     503  exit 7   (audit log cannot be written:
+    │                                               fail closed)
+    ├── InvalidCiphertext            500  exit 1   (one uninformative error for
+    │                                               every decryption failure)
+    └── DeliveryError                500  exit 1   (an audit stream sink failed;
+                                                    service/streams/sinks.py)
 """
 
 from __future__ import annotations
@@ -105,6 +109,10 @@ class Sealed(Unavailable):
 
 class StoreUnavailable(Unavailable):
     default_message = "storage is unavailable; retry shortly"
+
+
+class AuditUnavailable(StoreUnavailable):
+    default_message = "the audit log cannot be written; refusing to serve until it can"
 
 
 class InvalidCiphertext(SikkerError):

@@ -150,7 +150,8 @@ def test_stored_audit_hashes_recompute_from_the_records(svc: Services) -> None:
     with svc.deps.db.read() as conn:
         records = audit_store.list_entries(conn, vault_id)
     prev = audit.GENESIS
-    for entry, stored in records:
-        prev = audit.chain_hash(prev, entry)
-        assert prev == stored
+    for stored in records:
+        assert stored.prev_hash == prev
+        prev = audit.chain_hash(prev, stored.entry)
+        assert prev == stored.hash
     assert len(records) == 7

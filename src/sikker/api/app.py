@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, machine, machines_admin, sys
+from sikker.api import admin, audit, machine, machines_admin, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
 from sikker.errors import Sealed, SikkerError
@@ -23,6 +23,8 @@ from sikker.service.bootstrap import Services
 log = logging.getLogger("sikker.server")
 
 MAINTENANCE_INTERVAL_S = 300.0
+CHECKPOINT_POLL_S = 2.0
+STREAM_POLL_S = 0.5
 
 
 class SealGate:
@@ -37,6 +39,26 @@ class SealGate:
             await error_response(Sealed())(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+async def _checkpoints(services: Services, interval: float) -> None:
+    """Sign audit checkpoints when enough records (or time) have accumulated."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(services.audit.checkpoint_due)
+        except SikkerError as e:
+            log.warning("audit checkpoint skipped: %s", e.message)
+
+
+async def _streams(services: Services, interval: float) -> None:
+    """Deliver new audit records to the configured streams."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(services.streams.dispatch_due)
+        except SikkerError as e:
+            log.warning("audit streams skipped: %s", e.message)
 
 
 async def _maintenance(services: Services, interval: float) -> None:
@@ -55,14 +77,19 @@ async def _maintenance(services: Services, interval: float) -> None:
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_maintenance(services, maintenance_interval))
+        tasks = [
+            asyncio.create_task(_maintenance(services, maintenance_interval)),
+            asyncio.create_task(_checkpoints(services, CHECKPOINT_POLL_S)),
+            asyncio.create_task(_streams(services, STREAM_POLL_S)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
 
     router = Starlette(
-        routes=[*sys.ROUTES, *admin.ROUTES, *machines_admin.ROUTES, *machine.ROUTES],
+        routes=[*sys.ROUTES, *admin.ROUTES, *machines_admin.ROUTES, *audit.ROUTES, *machine.ROUTES],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

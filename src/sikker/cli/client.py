@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import httpx
 
@@ -54,11 +55,26 @@ class Client:
             raise Unavailable(f"cannot reach the Sikker server at {self.addr} ({e})") from e
         if response.is_success:
             return response.json()
+        self._raise(response)
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> NoReturn:
         try:
             message = str(response.json()["error"])
         except (ValueError, KeyError, TypeError):
             message = f"HTTP {response.status_code}"
         raise error_for_status(response.status_code, message)
+
+    def stream_lines(self, method: str, path: str, params: dict[str, str] | None = None) -> Iterator[bytes]:
+        """Yield the response body in chunks (large exports); errors as for ``request``."""
+        try:
+            with self._http.stream(method, path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise(response)
+                yield from response.iter_bytes()
+        except httpx.HTTPError as e:
+            raise Unavailable(f"cannot reach the Sikker server at {self.addr} ({e})") from e
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params)

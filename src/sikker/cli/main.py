@@ -8,6 +8,7 @@ import click
 
 from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
+from sikker.cli.audit import audit
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -37,6 +38,7 @@ for command in (
     vault,
     project,
     secret,
+    audit,
     token,
     machine,
     grant,

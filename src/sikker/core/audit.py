@@ -57,6 +57,8 @@ class Action(enum.StrEnum):
     MACHINE_SECRET_EXPORT = "machine:secret:export"
     MACHINE_SECRET_POLL = "machine:secret:poll"
     MACHINE_PROJECT_LIST = "machine:project:list"
+    ADMIN_STREAM_ADD = "admin:audit-stream:add"
+    ADMIN_STREAM_REMOVE = "admin:audit-stream:remove"
 
 
 class Severity(enum.StrEnum):
@@ -90,6 +92,8 @@ SEVERITY = {
     Action.MACHINE_AUTH_FAIL: Severity.MEDIUM,
     Action.MACHINE_AUTH_LOCKOUT: Severity.HIGH,
     Action.MACHINE_SECRET_READ: Severity.INFO,
+    Action.ADMIN_STREAM_ADD: Severity.MEDIUM,
+    Action.ADMIN_STREAM_REMOVE: Severity.HIGH,
 }
 
 

@@ -19,6 +19,8 @@ PREFIXES = {
     "secret": "sk_",
     "token": "tok_",
     "enroll": "enr_",
+    "audit_key": "akey_",
+    "sink": "sink_",
 }
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()

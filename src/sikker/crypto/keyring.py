@@ -44,6 +44,13 @@ class Keyring:
         aad = envelope.project_key_aad(vault_id, project_id, version)
         return envelope.encrypt(self._root_key(), key, aad)
 
+    def wrap(self, aad: bytes, data: bytes) -> bytes:
+        """Encrypt a small blob (e.g. the audit signing key) under the root key."""
+        return envelope.encrypt(self._root_key(), data, aad)
+
+    def unwrap(self, aad: bytes, blob: bytes) -> bytes:
+        return envelope.decrypt(self._root_key(), blob, aad)
+
     def project_key(self, vault_id: str, project_id: str, version: int, wrapped: bytes) -> bytes:
         """Unwrap (and cache) a project key version."""
         root = self._root_key()

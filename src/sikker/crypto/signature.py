@@ -1,12 +1,18 @@
-"""Ed25519 signature checks for machine requests (pyca ``cryptography``)."""
+"""Ed25519 signature checks for machine requests.
+
+Verification uses PyNaCl (libsodium): about 54 us per check here against about
+103 us with pyca ``cryptography`` (docs/dev/asgi-choice.md), and the check is
+the floor of the signed read path. Key parsing stays with ``cryptography``.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -30,7 +36,7 @@ def verify(public_key: bytes, signature_b64: str, message: bytes) -> bool:
     if len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        VerifyKey(public_key).verify(message, signature)
+    except (BadSignatureError, CryptoError, ValueError, TypeError):
         return False
     return True

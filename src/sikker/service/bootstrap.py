@@ -8,6 +8,8 @@ from sikker.config import Settings
 from sikker.core.lockout import Lockout
 from sikker.crypto.keyring import Keyring
 from sikker.crypto.seal import KeyFileSeal
+from sikker.service.audit import AuditService
+from sikker.service.audit_streams import StreamService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
@@ -29,6 +31,8 @@ class Services:
     keys: KeyService
     machines: MachineAdmin
     plane: MachinePlane
+    audit: AuditService
+    streams: StreamService
 
     def close(self) -> None:
         self.deps.keyring.clear()
@@ -39,9 +43,13 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
     deps = Deps(db or Database(settings.database_url), Keyring(), settings, clock)
     auto = KeyFileSeal(settings.seal_key_file) if settings.seal_key_file else None
     tokens = TokenService(deps)
+    seal = SealService(deps, tokens, auto)
+    audit = AuditService(deps, settings.audit_checkpoint_records, settings.audit_checkpoint_seconds * 1000)
+    seal.on_unseal.append(audit.load_key)
+    seal.on_seal.append(audit.forget_key)
     return Services(
         deps=deps,
-        seal=SealService(deps, tokens, auto),
+        seal=seal,
         tokens=tokens,
         vaults=VaultService(deps),
         secrets=SecretService(deps),
@@ -51,4 +59,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
             deps,
             Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000),
         ),
+        audit=audit,
+        streams=StreamService(deps),
     )

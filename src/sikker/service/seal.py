@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
@@ -47,6 +48,14 @@ class SealService:
         self.auto = auto
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
+        # Called after every unseal / seal (e.g. to load or forget the audit signing key).
+        self.on_unseal: list[Callable[[], None]] = []
+        self.on_seal: list[Callable[[], None]] = []
+
+    def _loaded(self, root_key: bytes) -> None:
+        self.deps.keyring.load(root_key)
+        for hook in self.on_unseal:
+            hook()
 
     def _config(self) -> SealConfig | None:
         with self.deps.db.read() as conn:
@@ -94,7 +103,7 @@ class SealService:
                 {"seal": kind, "shares": str(shares), "threshold": str(threshold)},
             )
         if self.auto is not None:
-            self.deps.keyring.load(root_key)
+            self._loaded(root_key)
         return InitResult(encoded, token)
 
     def submit_share(self, text: str, actor: Actor) -> SealStatus:
@@ -126,7 +135,7 @@ class SealService:
                 "the shares do not reconstruct the unseal key (wrong or corrupted share); "
                 "progress was reset, start again"
             ) from e
-        self.deps.keyring.load(root_key)
+        self._loaded(root_key)
         self._audit_unseal(actor, "ok", "")
         return self.status()
 
@@ -141,12 +150,14 @@ class SealService:
         if config is None or self.auto is None or config.kind != self.auto.kind:
             return False
         root_key = seal.unwrap_root(self.auto.load_key(), config.wrapped_root_key)
-        self.deps.keyring.load(root_key)
+        self._loaded(root_key)
         self._audit_unseal(Actor("system", self.auto.kind), "ok", "auto-unseal")
         return True
 
     def seal(self, actor: Actor) -> None:
         self.deps.keyring.clear()
+        for hook in self.on_seal:
+            hook()
         with self._lock:
             self._pending = []
         with self.deps.db.write() as conn:

@@ -133,9 +133,15 @@ audit_log = Table(
     Column("severity", String(16), nullable=False),
     Column("prev_hash", LargeBinary(32), nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
+    # Denormalised for filtering; the canonical record is still the target JSON.
+    Column("secret_id", String(32), nullable=True),
+    Column("leaf_hash", LargeBinary(32), nullable=True),  # RFC 6962 leaf of canonical(entry)
     UniqueConstraint("chain", "seq", name="uq_audit_chain_seq"),
     Index("ix_audit_time", "chain", "time_ms"),
     Index("ix_audit_action", "chain", "action", "time_ms"),
+    Index("ix_audit_actor", "chain", "actor_id", "seq"),
+    Index("ix_audit_secret", "chain", "secret_id", "seq"),
+    Index("ix_audit_severity", "chain", "severity", "seq"),
 )
 
 audit_heads = Table(
@@ -223,4 +229,68 @@ deliveries = Table(
     Column("machine_id", String(36), ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True),
     Column("secret_id", String(32), primary_key=True),
     Column("version", Integer, nullable=False),
+)
+
+# -- tamper evidence and streams ---------------------------------------------------------
+
+# The Ed25519 key that signs checkpoints; its private half is wrapped by the root key.
+audit_keys = Table(
+    "audit_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("wrapped_private_key", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+)
+
+# Incremental Merkle state per chain (perfect-subtree roots) at the last checkpoint.
+audit_frontiers = Table(
+    "audit_frontiers",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("nodes", LargeBinary, nullable=False),
+)
+
+audit_sinks = Table(
+    "audit_sinks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), nullable=True),  # None: every chain (root only)
+    Column("kind", String(16), nullable=False),  # webhook | syslog | jsonl
+    Column("config", Text, nullable=False),  # JSON: url | host, port, protocol | path
+    Column("wrapped_secret", LargeBinary, nullable=True),  # webhook HMAC key, wrapped by the root key
+    Column("actions", Text, nullable=True),  # JSON list or NULL for all
+    Column("min_severity", String(16), nullable=False),
+    Column("cursors", Text, nullable=False),  # JSON {chain: last delivered seq}
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+audit_deliveries = Table(
+    "audit_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("sink_id", String(32), ForeignKey("audit_sinks.id", ondelete="CASCADE"), nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("chain", String(32), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("result", String(16), nullable=False),  # ok | error
+    Column("error", String(500), nullable=True),
+    Index("ix_audit_deliveries_sink", "sink_id", "id"),
 )

@@ -1,0 +1,221 @@
+"""Audit routes: list with filters, export (JSON lines), checkpoints, proofs, public key.
+
+``{chain}`` is a vault id, or ``system`` (root token only) for seal events and
+failed authentications that belong to no vault.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from sikker.api import schema
+from sikker.api.context import authenticate, call, ok, services
+from sikker.errors import InvalidInput
+from sikker.service.audit import checkpoint_dict, record_dict
+from sikker.storage.audit import Filters
+from sikker.storage.streams import SinkRow
+
+SEVERITIES = {"info", "low", "medium", "high", "critical"}
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 15:
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _text(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name) or None
+    if value is not None and len(value) > 128:
+        raise InvalidInput(f"{name} is too long")
+    return value
+
+
+async def public_key(request: Request) -> Response:
+    """The Ed25519 key that signs checkpoints (base64 of the raw 32 bytes)."""
+    key_id, key = await call(services(request).audit.public_key)
+    return ok({"keyId": key_id, "publicKey": base64.b64encode(key).decode(), "algorithm": "ed25519"})
+
+
+async def list_records(request: Request) -> Response:
+    """Newest first; filters actor, action, secret, severity, since/until (epoch ms);
+    page with ``before`` = the ``next`` of the previous page."""
+    principal, _ = await authenticate(request)
+    severity = _text(request, "severity")
+    if severity is not None and severity not in SEVERITIES:
+        raise InvalidInput(f"severity must be one of {', '.join(sorted(SEVERITIES))}")
+    filters = Filters(
+        actor=_text(request, "actor"),
+        action=_text(request, "action"),
+        secret=_text(request, "secret"),
+        severity=severity,
+        since_ms=_int(request, "since"),
+        until_ms=_int(request, "until"),
+    )
+    limit = _int(request, "limit", 100) or 100
+    found = await call(
+        services(request).audit.query,
+        principal,
+        request.path_params["chain"],
+        filters,
+        _int(request, "before"),
+        limit,
+    )
+    records = [record_dict(s) for s in found]
+    more = len(found) == min(limit, 1000) and found[-1].entry.seq > 1
+    return ok({"records": records, "next": found[-1].entry.seq if found and more else None})
+
+
+async def export(request: Request) -> Response:
+    """JSON lines: a header, every record oldest first, then every checkpoint."""
+    principal, _ = await authenticate(request)
+    svc = services(request)
+    lines = svc.audit.export(principal, request.path_params["chain"], _int(request, "since"))
+    first = await call(next, lines)  # fail before the 200 if access is refused
+
+    def body() -> Iterator[bytes]:
+        yield orjson.dumps(first) + b"\n"
+        for line in lines:
+            yield orjson.dumps(line) + b"\n"
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
+async def list_checkpoints(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    found = await call(services(request).audit.checkpoints, principal, request.path_params["chain"])
+    return ok({"checkpoints": [checkpoint_dict(c) for c in found]})
+
+
+async def inclusion(request: Request) -> Response:
+    """RFC 6962 audit path proving record ``seq`` is in the tree of size ``treeSize``."""
+    principal, _ = await authenticate(request)
+    seq, size = _int(request, "seq"), _int(request, "treeSize")
+    if seq is None or size is None:
+        raise InvalidInput("seq and treeSize are required")
+    proof: dict[str, Any] = await call(
+        services(request).audit.inclusion, principal, request.path_params["chain"], seq, size
+    )
+    return ok(proof)
+
+
+async def consistency(request: Request) -> Response:
+    """RFC 6962 proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
+    principal, _ = await authenticate(request)
+    first, second = _int(request, "first"), _int(request, "second")
+    if first is None or second is None:
+        raise InvalidInput("first and second are required")
+    proof: dict[str, Any] = await call(
+        services(request).audit.consistency, principal, request.path_params["chain"], first, second
+    )
+    return ok(proof)
+
+
+ROUTES = [
+    Route("/api/audit/public-key", public_key, methods=["GET"]),
+    Route("/api/audit/{chain}", list_records, methods=["GET"]),
+    Route("/api/audit/{chain}/export", export, methods=["GET"]),
+    Route("/api/audit/{chain}/checkpoints", list_checkpoints, methods=["GET"]),
+    Route("/api/audit/{chain}/proof/inclusion", inclusion, methods=["GET"]),
+    Route("/api/audit/{chain}/proof/consistency", consistency, methods=["GET"]),
+]
+
+
+# -- streams --------------------------------------------------------------------------------------
+def _stream(row: SinkRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "vaultId": row.vault_id,
+        "kind": row.kind,
+        "config": row.config,
+        "actions": row.actions,
+        "minSeverity": row.min_severity,
+        "attempts": row.attempts,
+        "lastError": row.last_error,
+        "createdAt": row.created_ms,
+    }
+
+
+STREAM_FIELDS = {
+    "vaultId": schema.Field(str, max_len=64),
+    "kind": schema.Field(str, required=True, max_len=16),
+    "url": schema.Field(str, max_len=2048),
+    "host": schema.Field(str, max_len=255),
+    "port": schema.Field(int, min_value=1, max_value=65535),
+    "protocol": schema.Field(str, max_len=8),
+    "path": schema.Field(str, max_len=4096),
+    "actions": schema.Field(list, max_len=100),
+    "minSeverity": schema.Field(str, max_len=16),
+}
+_KIND_KEYS = {"webhook": ("url",), "syslog": ("host", "port", "protocol"), "jsonl": ("path",)}
+
+
+async def add_stream(request: Request) -> Response:
+    """Stream audit records of one vault (or, root only, of every vault) to a sink.
+    Webhooks get an HMAC secret, returned once."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), STREAM_FIELDS)
+    kind = body["kind"]
+    if kind not in _KIND_KEYS:
+        raise InvalidInput("kind must be webhook, syslog or jsonl")
+    missing = [k for k in _KIND_KEYS[kind] if k not in body and k != "protocol"]
+    if missing:
+        raise InvalidInput(f"a {kind} stream needs {', '.join(missing)}")
+    config = {k: body[k] for k in _KIND_KEYS[kind] if k in body}
+    actions = body.get("actions")
+    if actions is not None and not all(isinstance(a, str) and len(a) <= 64 for a in actions):
+        raise InvalidInput("'actions' must be a list of action names (a trailing * matches a prefix)")
+    row, secret = await call(
+        services(request).streams.add,
+        principal,
+        who,
+        body.get("vaultId"),
+        kind,
+        config,
+        actions,
+        body.get("minSeverity", "info"),
+    )
+    return ok(_stream(row) | ({"secret": secret} if secret else {}), 201)
+
+
+async def list_streams(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    vault = request.query_params.get("vault") or None
+    found = await call(services(request).streams.list_streams, principal, vault)
+    return ok({"streams": [_stream(s) for s in found]})
+
+
+async def remove_stream(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).streams.remove, principal, who, request.path_params["stream"])
+    return ok({"removed": request.path_params["stream"]})
+
+
+async def stream_deliveries(request: Request) -> Response:
+    """The delivery log of a stream, newest first."""
+    principal, _ = await authenticate(request)
+    found = await call(
+        services(request).streams.deliveries,
+        principal,
+        request.path_params["stream"],
+        _int(request, "limit", 50) or 50,
+    )
+    return ok({"deliveries": found})
+
+
+ROUTES[:0] = [
+    Route("/api/audit-streams", add_stream, methods=["POST"]),
+    Route("/api/audit-streams", list_streams, methods=["GET"]),
+    Route("/api/audit-streams/{stream}", remove_stream, methods=["DELETE"]),
+    Route("/api/audit-streams/{stream}/deliveries", stream_deliveries, methods=["GET"]),
+]

@@ -1,0 +1,223 @@
+"""Audit streams: deliver new audit records to webhooks, syslog or a JSON-lines file.
+
+Each stream keeps a cursor per chain (the last delivered ``seq``). Within a
+chain, seq order is commit order (the chain head row serialises writers), so a
+cursor never skips a record that commits late. Deliveries are at least once: a
+crash between delivery and saving the cursor re-sends that batch; receivers
+deduplicate on (chain, seq). Failures back off exponentially (with jitter) and
+are kept in the delivery log. Stream deliveries are not themselves audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets as pysecrets
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sikker.core import ids
+from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
+from sikker.core.model import Principal
+from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
+from sikker.service.base import Deps
+from sikker.service.streams.formats import matches
+from sikker.service.streams.retry import RetryState
+from sikker.service.streams.sinks import DeliveryError, JsonlSink, Sink, SyslogSink, WebhookSink
+from sikker.storage import audit as audit_store
+from sikker.storage import streams as stream_store
+from sikker.storage import vaults as vault_store
+from sikker.storage.streams import SinkRow
+
+log = logging.getLogger(__name__)
+BATCH = 200
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def _aad(sink_id: str) -> bytes:
+    return f"sikker/v1/stream-secret|{sink_id}".encode()
+
+
+class StreamService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._sinks: dict[str, Sink] = {}
+
+    # -- configuration --------------------------------------------------------------------
+    def add(
+        self,
+        principal: Principal,
+        actor: Actor,
+        vault_id: str | None,
+        kind: str,
+        config: dict[str, Any],
+        actions: list[str] | None,
+        min_severity: str,
+    ) -> tuple[SinkRow, str | None]:
+        """Add a stream; returns it and, for webhooks, the HMAC secret (shown once)."""
+        if vault_id is None and principal.kind != "root":
+            raise PermissionDenied("only the root token can stream every vault")
+        if min_severity not in SEVERITIES:
+            raise InvalidInput(f"min severity must be one of {', '.join(SEVERITIES)}")
+        secret = pysecrets.token_urlsafe(32) if kind == "webhook" else None
+        sink_id = ids.new_id("sink")
+        try:
+            probe = self._build(kind, config, secret.encode() if secret else None)
+        except ValueError as e:
+            raise InvalidInput(str(e)) from e
+        close = getattr(probe, "close", None)
+        if close:
+            close()
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            if vault_id is not None:
+                ids.check("vault", vault_id)
+                if not principal.can_access(vault_id) or vault_store.get_vault(conn, vault_id) is None:
+                    raise NotFound(f"vault {vault_id} not found")
+            heads = audit_store.heads(conn)  # start from now: only new records are streamed
+            cursors = {vault_id: heads.get(vault_id, 0)} if vault_id else heads
+            row = SinkRow(
+                sink_id,
+                vault_id,
+                kind,
+                config,
+                self.deps.keyring.wrap(_aad(sink_id), secret.encode()) if secret else None,
+                actions,
+                min_severity,
+                cursors,
+                0,
+                0,
+                None,
+                now,
+            )
+            stream_store.insert_sink(conn, row)
+            audit_store.append(
+                conn,
+                vault_id or SYSTEM_CHAIN,
+                now,
+                actor,
+                Action.ADMIN_STREAM_ADD,
+                {"stream": sink_id, "kind": kind},
+            )
+        return row, secret
+
+    def list_streams(self, principal: Principal, vault_id: str | None) -> list[SinkRow]:
+        with self.deps.db.read() as conn:
+            found = stream_store.list_sinks(conn, vault_id)
+        return [
+            s
+            for s in found
+            if (s.vault_id is None and principal.kind == "root")
+            or (s.vault_id is not None and principal.can_access(s.vault_id))
+        ]
+
+    def _visible(self, principal: Principal, sink_id: str) -> SinkRow:
+        with self.deps.db.read() as conn:
+            row = stream_store.get_sink(conn, sink_id)
+        if row is None or not (
+            (row.vault_id is None and principal.kind == "root")
+            or (row.vault_id is not None and principal.can_access(row.vault_id))
+        ):
+            raise NotFound(f"audit stream {sink_id} not found")
+        return row
+
+    def remove(self, principal: Principal, actor: Actor, sink_id: str) -> None:
+        row = self._visible(principal, sink_id)
+        with self.deps.db.write() as conn:
+            stream_store.delete_sink(conn, sink_id)
+            audit_store.append(
+                conn,
+                row.vault_id or SYSTEM_CHAIN,
+                self.deps.clock(),
+                actor,
+                Action.ADMIN_STREAM_REMOVE,
+                {"stream": sink_id, "kind": row.kind},
+            )
+        sink = self._sinks.pop(sink_id, None)
+        close = getattr(sink, "close", None)
+        if close:
+            close()
+
+    def deliveries(self, principal: Principal, sink_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        self._visible(principal, sink_id)
+        with self.deps.db.read() as conn:
+            return stream_store.deliveries(conn, sink_id, min(max(limit, 1), 500))
+
+    # -- delivery -------------------------------------------------------------------------
+    @staticmethod
+    def _build(kind: str, config: dict[str, Any], secret: bytes | None) -> Sink:
+        if kind == "webhook":
+            return WebhookSink(str(config["url"]), secret or b"")
+        if kind == "syslog":
+            return SyslogSink(str(config["host"]), int(config["port"]), config.get("protocol", "udp"))
+        if kind == "jsonl":
+            return JsonlSink(Path(str(config["path"])))
+        raise ValueError("stream kind must be webhook, syslog or jsonl")
+
+    def _sink(self, row: SinkRow) -> Sink:
+        sink = self._sinks.get(row.id)
+        if sink is None:
+            secret = (
+                self.deps.keyring.unwrap(_aad(row.id), row.wrapped_secret) if row.wrapped_secret else None
+            )
+            sink = self._sinks[row.id] = self._build(row.kind, row.config, secret)
+        return sink
+
+    def dispatch_due(self) -> int:
+        """Deliver what is pending to every stream that is due. Returns records delivered."""
+        if self.deps.keyring.sealed:
+            return 0
+        now = self.deps.clock()
+        with self.deps.db.read() as conn:
+            due = stream_store.list_sinks(conn, due_before_ms=now)
+            heads = audit_store.heads(conn)
+        return sum(self._dispatch_one(row, heads) for row in due)
+
+    def _dispatch_one(self, row: SinkRow, heads: dict[str, int]) -> int:
+        cursors = dict(row.cursors)
+        chains = [row.vault_id] if row.vault_id else sorted(heads)
+        retry = RetryState(row.attempts, row.next_attempt_ms / 1000)
+        delivered, error = 0, None
+        for chain in chains:
+            while cursors.get(chain, 0) < heads.get(chain, 0) and error is None:
+                with self.deps.db.read() as conn:
+                    batch = audit_store.list_entries(conn, chain, cursors.get(chain, 0), BATCH)
+                if not batch:
+                    break
+                records = [asdict(s.entry) | {"hash": s.hash.hex()} for s in batch]
+                chosen = [
+                    r
+                    for r in records
+                    if matches(r, set(row.actions) if row.actions else None, row.min_severity)
+                ]
+                now = self.deps.clock()
+                try:
+                    if chosen:
+                        self._sink(row).deliver(chosen)
+                except (DeliveryError, OSError, ValueError, SikkerError) as e:
+                    error = str(e)[:500]
+                with self.deps.db.write() as conn:
+                    if chosen or error:
+                        stream_store.log_delivery(
+                            conn,
+                            row.id,
+                            now,
+                            chain,
+                            batch[0].entry.seq,
+                            batch[-1].entry.seq,
+                            len(chosen),
+                            error,
+                        )
+                    if error is None:
+                        cursors[chain] = batch[-1].entry.seq
+                        delivered += len(chosen)
+                    retry = (
+                        retry.after_failure(now / 1000, random.random()) if error else retry.after_success()
+                    )
+                    stream_store.save_progress(
+                        conn, row.id, cursors, retry.attempts, int(retry.next_attempt_at * 1000), error
+                    )
+        if error:
+            log.warning("audit stream %s: delivery failed (attempt %d): %s", row.id, retry.attempts, error)
+        return delivered
