@@ -78,6 +78,7 @@ class Server:
         self.public_url = f"http://localhost:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"server-{self.port}.log"
+        self.verify: Any = True  # an ssl.SSLContext for servers with a test certificate
 
     def start(self) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +104,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
             try:
-                httpx.get(f"{self.url}/api/sys/status", timeout=1)
+                httpx.get(f"{self.url}/api/sys/status", timeout=1, verify=self.verify)
                 return self
             except httpx.HTTPError:
                 time.sleep(0.1)

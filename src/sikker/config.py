@@ -3,7 +3,8 @@
 The config file is TOML with the same keys as the flags (``listen``,
 ``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
 ``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
-``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``).
+``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
+``tls_cert``, ``tls_key``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _ENV = {
     "auth_lockout_seconds": "SIKKER_AUTH_LOCKOUT_SECONDS",
     "audit_checkpoint_records": "SIKKER_AUDIT_CHECKPOINT_RECORDS",
     "audit_checkpoint_seconds": "SIKKER_AUDIT_CHECKPOINT_SECONDS",
+    "tls_cert": "SIKKER_TLS_CERT",
+    "tls_key": "SIKKER_TLS_KEY",
 }
 
 
@@ -62,6 +65,8 @@ class Settings:
     auth_lockout_seconds: int = 300
     audit_checkpoint_records: int = 1000
     audit_checkpoint_seconds: int = 60
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def database_url(self) -> str:
@@ -72,7 +77,7 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "localhost") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -99,6 +104,8 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
     merged.update({k: v for k, v in flags.items() if v is not None})
 
     host, port = parse_listen(str(merged.get("listen", DEFAULT_LISTEN)))
+    if bool(merged.get("tls_cert")) != bool(merged.get("tls_key")):
+        raise InvalidInput("give both --tls-cert and --tls-key, or neither")
     dev = bool(merged.get("dev", False))
     data_dir = Path(merged["data_dir"]).expanduser() if merged.get("data_dir") else DEFAULT_DATA_DIR
     seal_key = merged.get("seal_key_file")
@@ -120,6 +127,8 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             auth_lockout_seconds=int(merged.get("auth_lockout_seconds", 300)),
             audit_checkpoint_records=int(merged.get("audit_checkpoint_records", 1000)),
             audit_checkpoint_seconds=int(merged.get("audit_checkpoint_seconds", 60)),
+            tls_cert=Path(merged["tls_cert"]).expanduser() if merged.get("tls_cert") else None,
+            tls_key=Path(merged["tls_key"]).expanduser() if merged.get("tls_key") else None,
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e

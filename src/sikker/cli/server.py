@@ -69,6 +69,18 @@ def prepare(services: Services) -> str | None:
     help="TOML config file.",
 )
 @click.option("--dev-root-token", default=None, help="Dev mode: use this root token.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (chain).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="The PEM private key for --tls-cert.",
+)
 def server(
     dev: bool,
     listen: str | None,
@@ -78,6 +90,8 @@ def server(
     seal_key_file: Path | None,
     config_file: Path | None,
     dev_root_token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
     """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file)."""
     flags: dict[str, object] = {
@@ -88,6 +102,8 @@ def server(
         "public_url": public_url,
         "seal_key_file": seal_key_file,
         "dev_root_token": dev_root_token,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
     }
     settings = config.load(flags, config_file)
     if dev:
@@ -137,6 +153,8 @@ def server(
             access_log=False,
             server_header=False,
             lifespan="on",
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
         )
     finally:
         services.close()
