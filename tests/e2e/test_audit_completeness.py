@@ -19,6 +19,18 @@ MARKER = "MARKER-c0mpl3te-4a2f"
 NOT_SCRIPTED = {
     Action.SYSTEM_SECRET_PURGE,  # needs 30 days: tests/integration/test_services.py
     Action.MACHINE_AUTH_LOCKOUT,  # needs a low threshold: tests/integration/test_machine_plane.py
+    # Rotation and the agent protocol: tests/integration/test_rotation.py
+    Action.ADMIN_ROTATION_SET,
+    Action.ADMIN_ROTATION_DISABLE,
+    Action.ADMIN_MANAGED_SET,
+    Action.ADMIN_SECRET_ROTATE,
+    Action.SYSTEM_SECRET_ROTATE,
+    Action.SYSTEM_ROTATION_START,
+    Action.SYSTEM_ROTATION_FAIL,
+    Action.MACHINE_AGENT_SYNC,
+    Action.MACHINE_AGENT_HEARTBEAT,
+    Action.MACHINE_ROTATION_CONFIRM,
+    Action.MACHINE_ROTATION_REJECT,
 }
 
 

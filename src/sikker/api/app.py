@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, machine, machines_admin, sys
+from sikker.api import admin, audit, machine, machines_admin, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
 from sikker.errors import Sealed, SikkerError
@@ -25,6 +25,7 @@ log = logging.getLogger("sikker.server")
 MAINTENANCE_INTERVAL_S = 300.0
 CHECKPOINT_POLL_S = 2.0
 STREAM_POLL_S = 0.5
+SCHEDULER_POLL_S = 5.0
 
 
 class SealGate:
@@ -61,6 +62,16 @@ async def _streams(services: Services, interval: float) -> None:
             log.warning("audit streams skipped: %s", e.message)
 
 
+async def _scheduler(services: Services, interval: float) -> None:
+    """Run due rotations (each claimed once, see service/rotation.py)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(services.rotation.run_due)
+        except SikkerError as e:
+            log.warning("rotation scheduler skipped: %s", e.message)
+
+
 async def _maintenance(services: Services, interval: float) -> None:
     """Purge old trash and finish interrupted rewraps, whenever unsealed."""
     while True:
@@ -81,6 +92,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             asyncio.create_task(_maintenance(services, maintenance_interval)),
             asyncio.create_task(_checkpoints(services, CHECKPOINT_POLL_S)),
             asyncio.create_task(_streams(services, STREAM_POLL_S)),
+            asyncio.create_task(_scheduler(services, SCHEDULER_POLL_S)),
         ]
         try:
             yield
@@ -89,7 +101,14 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
                 task.cancel()
 
     router = Starlette(
-        routes=[*sys.ROUTES, *admin.ROUTES, *machines_admin.ROUTES, *audit.ROUTES, *machine.ROUTES],
+        routes=[
+            *sys.ROUTES,
+            *admin.ROUTES,
+            *machines_admin.ROUTES,
+            *audit.ROUTES,
+            *rotation.ROUTES,
+            *machine.ROUTES,
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -7,6 +7,7 @@ import sys
 import click
 
 from sikker import __version__
+from sikker.cli import rotation as _rotation  # noqa: F401  (adds 'secret rotate|rotation|manage')
 from sikker.cli.admin import project, secret, token, vault
 from sikker.cli.audit import audit
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd

@@ -57,6 +57,17 @@ class Action(enum.StrEnum):
     MACHINE_SECRET_EXPORT = "machine:secret:export"
     MACHINE_SECRET_POLL = "machine:secret:poll"
     MACHINE_PROJECT_LIST = "machine:project:list"
+    ADMIN_ROTATION_SET = "admin:rotation:set"
+    ADMIN_ROTATION_DISABLE = "admin:rotation:disable"
+    ADMIN_MANAGED_SET = "admin:managed:set"
+    ADMIN_SECRET_ROTATE = "admin:secret:rotate"
+    SYSTEM_SECRET_ROTATE = "system:secret:rotate"
+    SYSTEM_ROTATION_START = "system:rotation:start"
+    SYSTEM_ROTATION_FAIL = "system:rotation:fail"
+    MACHINE_AGENT_SYNC = "machine:agent:sync"
+    MACHINE_AGENT_HEARTBEAT = "machine:agent:heartbeat"
+    MACHINE_ROTATION_CONFIRM = "machine:rotation:confirm"
+    MACHINE_ROTATION_REJECT = "machine:rotation:reject"
     ADMIN_STREAM_ADD = "admin:audit-stream:add"
     ADMIN_STREAM_REMOVE = "admin:audit-stream:remove"
 
@@ -93,6 +104,11 @@ SEVERITY = {
     Action.MACHINE_AUTH_LOCKOUT: Severity.HIGH,
     Action.MACHINE_SECRET_READ: Severity.INFO,
     Action.ADMIN_STREAM_ADD: Severity.MEDIUM,
+    Action.ADMIN_MANAGED_SET: Severity.MEDIUM,
+    Action.ADMIN_ROTATION_DISABLE: Severity.LOW,
+    Action.SYSTEM_ROTATION_FAIL: Severity.HIGH,
+    Action.MACHINE_ROTATION_REJECT: Severity.HIGH,
+    Action.MACHINE_AGENT_SYNC: Severity.LOW,
     Action.ADMIN_STREAM_REMOVE: Severity.HIGH,
 }
 

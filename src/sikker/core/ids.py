@@ -21,6 +21,7 @@ PREFIXES = {
     "enroll": "enr_",
     "audit_key": "akey_",
     "sink": "sink_",
+    "rotation": "rot_",
 }
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()

@@ -59,14 +59,17 @@ class Binding:
     project_id: str
     secret_id: str
     version: int
+    slot: str = ""  # e.g. a pending rotation's id: a value not yet a version
 
     def value_aad(self) -> bytes:
-        return f"sikker/v1/value|{self.vault_id}|{self.project_id}|{self.secret_id}|{self.version}".encode()
+        base = f"sikker/v1/value|{self.vault_id}|{self.project_id}|{self.secret_id}|{self.version}"
+        return (base + (f"|{self.slot}" if self.slot else "")).encode()
 
     def dek_aad(self, key_version: int) -> bytes:
-        return (
+        base = (
             f"sikker/v1/dek|{self.vault_id}|{self.project_id}|{self.secret_id}|{self.version}|{key_version}"
-        ).encode()
+        )
+        return (base + (f"|{self.slot}" if self.slot else "")).encode()
 
 
 @dataclass(frozen=True, slots=True)

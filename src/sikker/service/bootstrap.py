@@ -14,6 +14,7 @@ from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
+from sikker.service.rotation import RotationService
 from sikker.service.seal import SealService
 from sikker.service.secrets import SecretService
 from sikker.service.tokens import TokenService
@@ -33,6 +34,7 @@ class Services:
     plane: MachinePlane
     audit: AuditService
     streams: StreamService
+    rotation: RotationService
 
     def close(self) -> None:
         self.deps.keyring.clear()
@@ -47,18 +49,20 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
     audit = AuditService(deps, settings.audit_checkpoint_records, settings.audit_checkpoint_seconds * 1000)
     seal.on_unseal.append(audit.load_key)
     seal.on_seal.append(audit.forget_key)
+    secrets = SecretService(deps)
+    plane = MachinePlane(
+        deps, Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000)
+    )
     return Services(
         deps=deps,
         seal=seal,
         tokens=tokens,
         vaults=VaultService(deps),
-        secrets=SecretService(deps),
+        secrets=secrets,
         keys=KeyService(deps),
         machines=MachineAdmin(deps),
-        plane=MachinePlane(
-            deps,
-            Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000),
-        ),
+        plane=plane,
         audit=audit,
         streams=StreamService(deps),
+        rotation=RotationService(deps, secrets, plane),
     )

@@ -262,7 +262,7 @@ class MachinePlane:
             return PermissionDenied("requests from this address are not allowed for this machine")
         return None
 
-    def _run(
+    def run_signed(
         self,
         req: SignedRequest,
         action: Action,
@@ -350,7 +350,7 @@ class MachinePlane:
             )
             return plaintext.decode()
 
-        return self._run(req, Action.MACHINE_SECRET_READ, target, work)
+        return self.run_signed(req, Action.MACHINE_SECRET_READ, target, work)
 
     def readable(
         self, req: SignedRequest, project_of: Callable[[], str | None], action: Action
@@ -371,7 +371,7 @@ class MachinePlane:
             )
             return found
 
-        return self._run(req, action, {}, work, lambda: parsed.append(project_of()))
+        return self.run_signed(req, action, {}, work, lambda: parsed.append(project_of()))
 
     def projects(self, req: SignedRequest) -> list[tuple[str, str]]:
         def work(conn: Connection, machine: Machine, actor: Actor) -> list[tuple[str, str]]:
@@ -386,7 +386,7 @@ class MachinePlane:
             )
             return found
 
-        return self._run(req, Action.MACHINE_PROJECT_LIST, {}, work)
+        return self.run_signed(req, Action.MACHINE_PROJECT_LIST, {}, work)
 
     def export(
         self, req: SignedRequest, project_of: Callable[[], str | None]
@@ -415,7 +415,8 @@ class MachinePlane:
             machine_store.set_delivered(conn, machine.id, {i.id: i.current_version for i, _ in out})
             return out
 
-        return self._run(req, Action.MACHINE_SECRET_EXPORT, {}, work, lambda: parsed.append(project_of()))
+        prepare = lambda: parsed.append(project_of())  # noqa: E731
+        return self.run_signed(req, Action.MACHINE_SECRET_EXPORT, {}, work, prepare)
 
     def poll(self, req: SignedRequest, watch_of: Callable[[], list[str]]) -> dict[str, str]:
         """Only the watched secrets that changed since this machine last read them."""
@@ -455,7 +456,7 @@ class MachinePlane:
             )
             return changes
 
-        return self._run(req, Action.MACHINE_SECRET_POLL, {}, work, lambda: parsed.append(watch_of()))
+        return self.run_signed(req, Action.MACHINE_SECRET_POLL, {}, work, lambda: parsed.append(watch_of()))
 
     def purge_nonces(self) -> int:
         with self.deps.db.write() as conn:

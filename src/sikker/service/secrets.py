@@ -62,7 +62,7 @@ class SecretService:
             raise NotFound(f"secret {secret_id} not found {where}".strip())
         return secret
 
-    def _write_version(
+    def write_version(
         self,
         conn: Connection,
         project: Project,
@@ -96,7 +96,7 @@ class SecretService:
                 ids.new_id("secret"), project.vault_id, project.id, name, value.kind, 1, now, now, None
             )
             secret_store.insert_secret(conn, secret)
-            self._write_version(conn, project, secret.id, 1, value, actor, now)
+            self.write_version(conn, project, secret.id, 1, value, actor, now)
             audit_store.append(
                 conn,
                 project.vault_id,
@@ -124,13 +124,13 @@ class SecretService:
             project = vault_store.get_project(conn, secret.project_id)
             assert project is not None
             version = secret.current_version + 1
-            self._write_version(conn, project, secret.id, version, value, actor, now)
+            self.write_version(conn, project, secret.id, version, value, actor, now)
             secret_store.set_current_version(conn, secret.id, version, now)
             target = {"project": project.id, "secret": secret.id, "version": str(version)}
             audit_store.append(conn, project.vault_id, now, actor, action, target | (extra or {}))
         return version
 
-    def _open(self, conn: Connection, secret: Secret, number: int) -> values.SecretValue:
+    def open_version(self, conn: Connection, secret: Secret, number: int) -> values.SecretValue:
         found = secret_store.get_sealed(conn, secret.id, number)
         if found is None:
             raise NotFound(f"secret {secret.id} has no version {number}")
@@ -147,7 +147,7 @@ class SecretService:
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id)
             number = version or secret.current_version
-            value = self._open(conn, secret, number)
+            value = self.open_version(conn, secret, number)
             audit_store.append(
                 conn,
                 secret.vault_id,
@@ -176,7 +176,7 @@ class SecretService:
     def rollback(self, principal: Principal, actor: Actor, secret_id: str, version: int) -> int:
         """Write the value of ``version`` again as a new version (history is kept)."""
         with self.deps.db.read() as conn:
-            old = self._open(conn, self._secret(conn, principal, secret_id), version)
+            old = self.open_version(conn, self._secret(conn, principal, secret_id), version)
         return self.update(
             principal, actor, secret_id, old, Action.ADMIN_SECRET_ROLLBACK, {"from_version": str(version)}
         )

@@ -294,3 +294,59 @@ audit_deliveries = Table(
     Column("error", String(500), nullable=True),
     Index("ix_audit_deliveries_sink", "sink_id", "id"),
 )
+
+# -- rotation ----------------------------------------------------------------------------
+
+rotation_policies = Table(
+    "rotation_policies",
+    metadata,
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("interval_s", BigInteger, nullable=True),
+    Column("cron", String(120), nullable=True),
+    Column("length", Integer, nullable=False),
+    Column("charset", String(16), nullable=False),
+    Column("fields", Text, nullable=True),  # JSON list: structured fields that rotate
+    Column("enabled", Boolean, nullable=False),
+    Column("next_due_ms", BigInteger, nullable=False),
+    Column("last_rotated_ms", BigInteger, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index("ix_rotation_due", "enabled", "next_due_ms"),
+)
+
+# A secret whose value is a live database credential, rotated by `sikker agent`.
+managed_secrets = Table(
+    "managed_secrets",
+    metadata,
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("provider", String(16), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("database", String(255), nullable=False),
+    Column("admin_secret_id", String(32), ForeignKey("secrets.id"), nullable=False),
+    Column("strategy", String(16), nullable=False),  # single | dual | alternating
+    Column("base_username", String(255), nullable=False),
+    Column("alt_username", String(255), nullable=True),
+    Column("grace_s", BigInteger, nullable=False),
+    Column("previous_username", String(255), nullable=True),
+    Column("disable_previous_at_ms", BigInteger, nullable=True),
+    Column("agent_status", String(16), nullable=True),
+    Column("agent_error", String(500), nullable=True),
+    Column("agent_seen_ms", BigInteger, nullable=True),
+)
+
+rotations = Table(
+    "rotations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | current | rejected
+    Column("trigger", String(16), nullable=False),  # schedule | manual
+    Column("ciphertext", LargeBinary, nullable=True),  # the pending value, sealed (slot = rotation id)
+    Column("wrapped_dek", LargeBinary, nullable=True),
+    Column("key_version", Integer, nullable=True),
+    Column("version", Integer, nullable=True),  # the secret version it became
+    Column("error", String(500), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Index("ix_rotations_secret", "secret_id", "status"),
+)

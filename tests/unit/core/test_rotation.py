@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import itertools
+import string
+import uuid
+
+import pytest
+
+from sikker.core import rotation
+from sikker.errors import InvalidInput
+
+HOUR_MS = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("charset", "allowed"),
+    [
+        ("alphanumeric", set(string.ascii_letters + string.digits)),
+        ("numbers", set(string.digits)),
+        ("hex", set("0123456789abcdef")),
+        ("base64", set(string.ascii_letters + string.digits + "-_")),
+        ("symbols", set(rotation.CHARSETS["symbols"])),
+    ],
+)
+def test_generated_values_use_only_their_charset_and_length(charset: str, allowed: set[str]) -> None:
+    for length in (1, 32, 1024):
+        value = rotation.Generator(length, charset).generate()
+        assert len(value) == length and set(value) <= allowed
+
+
+def test_uuid_charset_gives_a_version_4_uuid() -> None:
+    assert uuid.UUID(rotation.Generator(5, "uuid").generate()).version == 4
+
+
+def test_generation_is_driven_by_the_random_source() -> None:
+    counter = itertools.count()
+    value = rotation.Generator(5, "numbers").generate(lambda n: next(counter) % n)
+    assert value == "01234"
+
+
+@pytest.mark.parametrize(("length", "charset"), [(0, "symbols"), (1025, "hex"), (8, "emoji")])
+def test_bad_generators_are_refused(length: int, charset: str) -> None:
+    with pytest.raises(InvalidInput):
+        rotation.Generator(length, charset)
+
+
+def test_interval_schedule_continues_from_now_so_missed_runs_happen_once() -> None:
+    schedule = rotation.Schedule(interval_s=3600)
+    now = 1_800_000_000_000
+    assert schedule.next_after(now) == now + HOUR_MS
+    assert schedule.next_after(now + 10 * HOUR_MS) == now + 11 * HOUR_MS
+
+
+def test_cron_schedule_in_utc() -> None:
+    schedule = rotation.Schedule(cron="0 3 * * *")
+    # 2027-01-15 10:00 UTC -> next 2027-01-16 03:00 UTC
+    assert schedule.next_after(1_800_007_200_000 - 0) % 86_400_000 == 3 * HOUR_MS
+
+
+@pytest.mark.parametrize(
+    ("interval", "cron"), [(None, None), (60, None), (400 * 86400, None), (3600, "* * * * *"), (None, "bad")]
+)
+def test_bad_schedules_are_refused(interval: int | None, cron: str | None) -> None:
+    with pytest.raises(InvalidInput):
+        rotation.Schedule(interval, cron)
+
+
+def test_structured_rotation_keeps_the_other_fields() -> None:
+    new = rotation.next_structured({"host": "db", "password": "old"}, ["password"], rotation.Generator(8, "hex"))
+    assert new["host"] == "db" and new["password"] != "old" and len(new["password"]) == 8
+    with pytest.raises(InvalidInput, match="no field"):
+        rotation.next_structured({"host": "db"}, ["password"], rotation.Generator())
+
+
+def test_alternating_switches_between_the_two_users() -> None:
+    gen = rotation.Generator(12, "alphanumeric")
+    first = rotation.next_managed({"username": "app", "password": "p"}, "alternating", "app", "app_b", gen)
+    assert first["username"] == "app_b" and first["password"] != "p"
+    second = rotation.next_managed(first, "alternating", "app", "app_b", gen)
+    assert second["username"] == "app"
+    single = rotation.next_managed({"username": "app", "password": "p", "host": "h"}, "single", "app", None, gen)
+    assert single["username"] == "app" and single["host"] == "h"
