@@ -31,6 +31,11 @@ NOT_SCRIPTED = {
     Action.MACHINE_AGENT_HEARTBEAT,
     Action.MACHINE_ROTATION_CONFIRM,
     Action.MACHINE_ROTATION_REJECT,
+    # Canaries: tests/e2e/test_canary.py
+    Action.CANARY_TRIP,
+    Action.ADMIN_CANARY_ENABLE,
+    Action.ADMIN_CANARY_DISABLE,
+    Action.ADMIN_PROJECT_UNFREEZE,
 }
 
 

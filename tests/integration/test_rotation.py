@@ -46,12 +46,16 @@ def test_a_due_rotation_runs_exactly_once_across_nodes_and_missed_runs_once(
 ) -> None:
     a, b, clock = nodes
     sid = _secret(a, values.standard("initial"))
-    a.rotation.set_policy(ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(16, "hex"), None)
+    a.rotation.set_policy(
+        ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(16, "hex"), None
+    )
     assert a.rotation.run_due() == 0  # not due yet
 
     clock.now += 10 * HOUR_MS  # the server was down for ten intervals
     results: list[int] = []
-    threads = [threading.Thread(target=lambda s=s: results.append(s.rotation.run_due())) for s in (a, b, a, b)]
+    threads = [
+        threading.Thread(target=lambda s=s: results.append(s.rotation.run_due())) for s in (a, b, a, b)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -64,11 +68,14 @@ def test_a_due_rotation_runs_exactly_once_across_nodes_and_missed_runs_once(
     assert a.rotation.run_due() == 0
 
 
-def test_structured_rotation_changes_only_the_chosen_fields(nodes: tuple[Services, Services, FakeClock]) -> None:
+def test_structured_rotation_changes_only_the_chosen_fields(
+    nodes: tuple[Services, Services, FakeClock],
+) -> None:
     a, _, _ = nodes
     sid = _secret(a, values.structured({"host": "db.internal", "password": "old"}))
-    a.rotation.set_policy(ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(20, "base64"),
-                          ["password"])
+    a.rotation.set_policy(
+        ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(20, "base64"), ["password"]
+    )
     a.rotation.rotate_now(ROOT, ACTOR, sid)
     fields = json.loads(a.secrets.reveal(ROOT, ACTOR, sid).value.plaintext)
     assert fields["host"] == "db.internal" and fields["password"] != "old" and len(fields["password"]) == 20
@@ -77,7 +84,9 @@ def test_structured_rotation_changes_only_the_chosen_fields(nodes: tuple[Service
 def test_a_failing_scheduled_rotation_is_audited(nodes: tuple[Services, Services, FakeClock]) -> None:
     a, _, clock = nodes
     sid = _secret(a, values.structured({"password": "x"}))
-    a.rotation.set_policy(ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(), ["password"])
+    a.rotation.set_policy(
+        ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(), ["password"]
+    )
     a.secrets.update(ROOT, ACTOR, sid, values.structured({"renamed": "x"}))  # the field is gone
     clock.now += HOUR_MS
     assert a.rotation.run_due() == 0
@@ -98,12 +107,21 @@ def managed(server: Server) -> Iterator[dict[str, object]]:
     root = Api(server.url, token)
     vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
     project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
-    cred = root.ok("POST", f"/api/projects/{project}/secrets",
-                   {"name": "app-db", "fields": {"username": "app", "password": "live-pw", "host": "db"}})["id"]
-    admin = root.ok("POST", f"/api/projects/{project}/secrets",
-                    {"name": "admin", "fields": {"username": "postgres", "password": "admin-pw"}})["id"]
-    enroll = root.ok("POST", f"/api/vaults/{vault}/enrollment-tokens",
-                     {"projectIds": [project], "secretIds": [cred], "maxUses": 2})["token"]
+    cred = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "app-db", "fields": {"username": "app", "password": "live-pw", "host": "db"}},
+    )["id"]
+    admin = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "admin", "fields": {"username": "postgres", "password": "admin-pw"}},
+    )["id"]
+    enroll = root.ok(
+        "POST",
+        f"/api/vaults/{vault}/enrollment-tokens",
+        {"projectIds": [project], "secretIds": [cred], "maxUses": 2},
+    )["token"]
     agent = Machine.enroll(server, vault, enroll)
     yield {"root": root, "cred": cred, "admin": admin, "agent": agent}
 
@@ -121,13 +139,28 @@ def _post(agent: Machine, cred: object, what: str, body: dict[str, str]) -> int:
 def test_live_value_changes_only_when_the_agent_confirms(managed: dict[str, object]) -> None:
     root, cred, agent = managed["root"], managed["cred"], managed["agent"]
     assert isinstance(root, Api) and isinstance(agent, Machine)
-    root.ok("PUT", f"/api/secrets/{cred}/managed", {"provider": "postgresql", "host": "127.0.0.1", "port": 5432,
-                                                    "database": "app", "adminSecretId": managed["admin"],
-                                                    "strategy": "alternating", "altUsername": "app_b",
-                                                    "graceSeconds": 600})
+    root.ok(
+        "PUT",
+        f"/api/secrets/{cred}/managed",
+        {
+            "provider": "postgresql",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "database": "app",
+            "adminSecretId": managed["admin"],
+            "strategy": "alternating",
+            "altUsername": "app_b",
+            "graceSeconds": 600,
+        },
+    )
     idle = _sync(agent, cred)
     assert idle["rotationStatus"] == "idle" and idle["connection"] == {
-        "host": "127.0.0.1", "port": 5432, "database": "app", "adminUser": "postgres", "adminPass": "admin-pw"}
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "app",
+        "adminUser": "postgres",
+        "adminPass": "admin-pw",
+    }
     assert idle["managedUsername"] == "app" and idle["strategy"] == "alternating"
 
     started = root.ok("POST", f"/api/secrets/{cred}/rotate")
@@ -154,15 +187,24 @@ def test_live_value_changes_only_when_the_agent_confirms(managed: dict[str, obje
 def test_a_rejected_rotation_leaves_the_live_value_and_records_the_error(managed: dict[str, object]) -> None:
     root, cred, agent = managed["root"], managed["cred"], managed["agent"]
     assert isinstance(root, Api) and isinstance(agent, Machine)
-    root.ok("PUT", f"/api/secrets/{cred}/managed", {"provider": "mysql", "host": "127.0.0.1", "port": 3306,
-                                                    "adminSecretId": managed["admin"]})
+    root.ok(
+        "PUT",
+        f"/api/secrets/{cred}/managed",
+        {"provider": "mysql", "host": "127.0.0.1", "port": 3306, "adminSecretId": managed["admin"]},
+    )
     root.ok("POST", f"/api/secrets/{cred}/rotate")
     rotation_id = str(_sync(agent, cred)["pendingRotationId"])
-    assert _post(agent, cred, "reject-rotation", {"rotationId": rotation_id, "error": "verification failed"}) == 200
+    assert (
+        _post(agent, cred, "reject-rotation", {"rotationId": rotation_id, "error": "verification failed"})
+        == 200
+    )
     live = json.loads(agent.request("GET", f"/v1/secret/{cred}").json()["value"])
     assert live["password"] == "live-pw"
     shown = root.ok("GET", f"/api/secrets/{cred}/rotation")
-    assert shown["rotations"][0]["status"] == "rejected" and "verification failed" in shown["rotations"][0]["error"]
+    assert (
+        shown["rotations"][0]["status"] == "rejected"
+        and "verification failed" in shown["rotations"][0]["error"]
+    )
     assert _post(agent, cred, "confirm-rotation", {"rotationId": rotation_id}) == 404
 
 

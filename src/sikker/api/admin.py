@@ -29,6 +29,7 @@ def _project(p: Project) -> dict[str, Any]:
         "vaultId": p.vault_id,
         "name": p.name,
         "keyVersion": p.key_version,
+        "frozenAt": p.frozen_ms,
         "createdAt": p.created_ms,
     }
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, machine, machines_admin, rotation, sys
+from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
 from sikker.errors import Sealed, SikkerError
@@ -107,6 +107,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *machines_admin.ROUTES,
             *audit.ROUTES,
             *rotation.ROUTES,
+            *canaries.ROUTES,
             *machine.ROUTES,
         ],
         exception_handlers=HANDLERS,

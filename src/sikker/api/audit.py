@@ -154,10 +154,18 @@ STREAM_FIELDS = {
     "port": schema.Field(int, min_value=1, max_value=65535),
     "protocol": schema.Field(str, max_len=8),
     "path": schema.Field(str, max_len=4096),
+    "sender": schema.Field(str, max_len=255),
+    "recipients": schema.Field(list, max_len=20),
+    "starttls": schema.Field(bool),
     "actions": schema.Field(list, max_len=100),
     "minSeverity": schema.Field(str, max_len=16),
 }
-_KIND_KEYS = {"webhook": ("url",), "syslog": ("host", "port", "protocol"), "jsonl": ("path",)}
+_KIND_KEYS = {
+    "webhook": ("url",),
+    "syslog": ("host", "port", "protocol"),
+    "jsonl": ("path",),
+    "email": ("host", "port", "sender", "recipients", "starttls"),
+}
 
 
 async def add_stream(request: Request) -> Response:
@@ -167,8 +175,8 @@ async def add_stream(request: Request) -> Response:
     body = schema.parse(await request.body(), STREAM_FIELDS)
     kind = body["kind"]
     if kind not in _KIND_KEYS:
-        raise InvalidInput("kind must be webhook, syslog or jsonl")
-    missing = [k for k in _KIND_KEYS[kind] if k not in body and k != "protocol"]
+        raise InvalidInput("kind must be webhook, syslog, jsonl or email")
+    missing = [k for k in _KIND_KEYS[kind] if k not in body and k not in ("protocol", "starttls")]
     if missing:
         raise InvalidInput(f"a {kind} stream needs {', '.join(missing)}")
     config = {k: body[k] for k in _KIND_KEYS[kind] if k in body}

@@ -132,6 +132,19 @@ def secret() -> None:
 @click.option("--project", "project_id", required=True, help="Project id.")
 @click.argument("name")
 @value_options
+@click.option(
+    "--canary", is_flag=True, help="A decoy: the server makes the value; reading it freezes the project."
+)
+@click.option(
+    "--looks-like",
+    default="api-token",
+    show_default=True,
+    type=click.Choice(["aws-access-key", "postgres-url", "api-token", "password", "structured-db"]),
+    help="--canary: the shape of the decoy value.",
+)
+@click.option(
+    "--freeze-related", "related", multiple=True, help="--canary: also freeze this project (repeat)."
+)
 @client_command
 def secret_create(
     client: Client,
@@ -141,8 +154,18 @@ def secret_create(
     value: str | None,
     value_file: str | None,
     fields: tuple[str, ...],
+    canary: bool,
+    looks_like: str,
+    related: tuple[str, ...],
 ) -> None:
-    """Create a secret; prints its id."""
+    """Create a secret (or, with --canary, a decoy); prints its id."""
+    if canary:
+        if value is not None or value_file is not None or fields:
+            raise InvalidInput("a canary's value is made by the server: drop --value/--value-file/--field")
+        from sikker.cli.canaries import create_canary
+
+        _created({"id": create_canary(client, project_id, name, looks_like, related)}, as_json)
+        return
     body = {"name": name} | _value_body(value, value_file, fields)
     _created(client.post(f"/api/projects/{project_id}/secrets", body), as_json)
 

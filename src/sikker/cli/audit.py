@@ -219,11 +219,14 @@ def stream() -> None:
 
 
 @stream.command("add")
-@click.argument("kind", type=click.Choice(["webhook", "syslog", "jsonl"]))
+@click.argument("kind", type=click.Choice(["webhook", "syslog", "jsonl", "email"]))
 @click.option("--vault", "vault_id", default=None, help="Only this vault (default: every vault; root).")
 @click.option("--url", default=None, help="webhook: https URL (http only to localhost).")
-@click.option("--host", default=None, help="syslog: collector host.")
-@click.option("--port", type=int, default=None, help="syslog: collector port.")
+@click.option("--host", default=None, help="syslog: collector host; email: SMTP server.")
+@click.option("--port", type=int, default=None, help="syslog: collector port; email: SMTP port.")
+@click.option("--sender", default=None, help="email: From address.")
+@click.option("--to", "recipients", multiple=True, help="email: a recipient (repeat).")
+@click.option("--starttls", is_flag=True, help="email: upgrade the SMTP connection with STARTTLS.")
 @click.option("--protocol", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
 @click.option("--path", default=None, help="jsonl: file to append to.")
 @click.option("--action", "actions", multiple=True, help="Only these actions (repeat; 'machine:*' ok).")
@@ -243,12 +246,16 @@ def stream_add(
     url: str | None,
     host: str | None,
     port: int | None,
+    sender: str | None,
+    recipients: tuple[str, ...],
+    starttls: bool,
     protocol: str,
     path: str | None,
     actions: tuple[str, ...],
     min_severity: str,
 ) -> None:
-    """Add an audit stream; a webhook's signing secret is printed once."""
+    """Add an audit stream; a webhook's signing secret is printed once. Alerts are streams
+    filtered by action or severity, e.g. --action 'canary:*' to an email or a webhook."""
     body: dict[str, Any] = {
         "kind": kind,
         "vaultId": vault_id,
@@ -261,6 +268,8 @@ def stream_add(
     }
     if kind == "syslog":
         body["protocol"] = protocol
+    if kind == "email":
+        body |= {"sender": sender, "recipients": list(recipients), "starttls": starttls}
     result = client.post("/api/audit-streams", {k: v for k, v in body.items() if v is not None})
     if as_json:
         emit_json({"id": result["id"]} | ({"secret": result["secret"]} if "secret" in result else {}))

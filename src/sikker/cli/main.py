@@ -10,6 +10,7 @@ from sikker import __version__
 from sikker.cli import rotation as _rotation  # noqa: F401  (adds 'secret rotate|rotation|manage')
 from sikker.cli.admin import project, secret, token, vault
 from sikker.cli.audit import audit
+from sikker.cli.canaries import canary
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -40,6 +41,7 @@ for command in (
     project,
     secret,
     audit,
+    canary,
     token,
     machine,
     grant,

@@ -68,6 +68,10 @@ class Action(enum.StrEnum):
     MACHINE_AGENT_HEARTBEAT = "machine:agent:heartbeat"
     MACHINE_ROTATION_CONFIRM = "machine:rotation:confirm"
     MACHINE_ROTATION_REJECT = "machine:rotation:reject"
+    CANARY_TRIP = "canary:secret:trip"
+    ADMIN_CANARY_ENABLE = "admin:canary:enable"
+    ADMIN_CANARY_DISABLE = "admin:canary:disable"
+    ADMIN_PROJECT_UNFREEZE = "admin:project:unfreeze"
     ADMIN_STREAM_ADD = "admin:audit-stream:add"
     ADMIN_STREAM_REMOVE = "admin:audit-stream:remove"
 
@@ -104,6 +108,9 @@ SEVERITY = {
     Action.MACHINE_AUTH_LOCKOUT: Severity.HIGH,
     Action.MACHINE_SECRET_READ: Severity.INFO,
     Action.ADMIN_STREAM_ADD: Severity.MEDIUM,
+    Action.CANARY_TRIP: Severity.CRITICAL,
+    Action.ADMIN_CANARY_DISABLE: Severity.HIGH,
+    Action.ADMIN_PROJECT_UNFREEZE: Severity.HIGH,
     Action.ADMIN_MANAGED_SET: Severity.MEDIUM,
     Action.ADMIN_ROTATION_DISABLE: Severity.LOW,
     Action.SYSTEM_ROTATION_FAIL: Severity.HIGH,

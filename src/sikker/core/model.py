@@ -27,6 +27,8 @@ class Project:
     name: str
     key_version: int
     created_ms: int
+    frozen_ms: int | None = None
+    frozen_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

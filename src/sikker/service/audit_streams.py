@@ -22,6 +22,7 @@ from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.model import Principal
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
 from sikker.service.base import Deps
+from sikker.service.streams.email import EmailSink
 from sikker.service.streams.formats import matches
 from sikker.service.streams.retry import RetryState
 from sikker.service.streams.sinks import DeliveryError, JsonlSink, Sink, SyslogSink, WebhookSink
@@ -153,7 +154,15 @@ class StreamService:
             return SyslogSink(str(config["host"]), int(config["port"]), config.get("protocol", "udp"))
         if kind == "jsonl":
             return JsonlSink(Path(str(config["path"])))
-        raise ValueError("stream kind must be webhook, syslog or jsonl")
+        if kind == "email":
+            return EmailSink(
+                str(config["host"]),
+                int(config["port"]),
+                str(config["sender"]),
+                [str(r) for r in config["recipients"]],
+                bool(config.get("starttls", False)),
+            )
+        raise ValueError("stream kind must be webhook, syslog, jsonl or email")
 
     def _sink(self, row: SinkRow) -> Sink:
         sink = self._sinks.get(row.id)

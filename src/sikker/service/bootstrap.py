@@ -11,6 +11,7 @@ from sikker.crypto.seal import KeyFileSeal
 from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
 from sikker.service.base import Clock, Deps, wall_clock_ms
+from sikker.service.canaries import CanaryService
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
@@ -35,6 +36,7 @@ class Services:
     audit: AuditService
     streams: StreamService
     rotation: RotationService
+    canaries: CanaryService
 
     def close(self) -> None:
         self.deps.keyring.clear()
@@ -65,4 +67,5 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         audit=audit,
         streams=StreamService(deps),
         rotation=RotationService(deps, secrets, plane),
+        canaries=CanaryService(deps, secrets),
     )

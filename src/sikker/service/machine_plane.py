@@ -27,6 +27,7 @@ from sikker.crypto import envelope, signature
 from sikker.crypto.envelope import Binding
 from sikker.errors import (
     InvalidInput,
+    Locked,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -34,8 +35,10 @@ from sikker.errors import (
     Unauthenticated,
 )
 from sikker.service.base import Deps, project_key
+from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.service.machines import enrollment_hash
 from sikker.storage import audit as audit_store
+from sikker.storage import canaries as canary_store
 from sikker.storage import machines as machine_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
@@ -291,11 +294,13 @@ class MachinePlane:
                 problem = Unauthenticated("replayed request (nonce already used)")
             if problem is None:
                 problem = self._state_problem(machine, req.source_ip)
+            if problem is None and canary_store.frozen_projects_of(conn, machine.id):
+                problem = Locked("a project of this machine is frozen (a canary was read)")
             if problem is None:
                 try:
                     with conn.begin_nested():
                         result = work(conn, machine, actor)
-                except (NotFound, PermissionDenied, RateLimited, InvalidInput) as e:
+                except (NotFound, PermissionDenied, RateLimited, InvalidInput, Locked) as e:
                     problem = e
             if problem is not None:
                 audit_store.append(
@@ -338,7 +343,11 @@ class MachinePlane:
                 raise PermissionDenied("machine is not a member of the secret's project")
             if not granted:
                 raise PermissionDenied("machine has no grant on this secret")
+            project = vault_store.get_project(conn, secret.project_id, for_share=True)
+            assert project is not None
+            check_not_frozen(project)  # a freeze committed while this request waited
             plaintext = self._open(conn, secret.id, secret.current_version)
+            trip_if_canary(conn, secret, actor, self.deps.clock())
             machine_store.set_delivered(conn, machine.id, {secret.id: secret.current_version})
             audit_store.append(
                 conn,
@@ -401,7 +410,17 @@ class MachinePlane:
                     raise PermissionDenied("machine is not a member of this project")
             out = []
             now = self.deps.clock()
-            for item in machine_store.readable_secrets(conn, machine.id, project_id):
+            found = machine_store.readable_secrets(conn, machine.id, project_id)
+            for project in {i.project_id for i in found}:
+                locked = vault_store.get_project(conn, project, for_share=True)
+                assert locked is not None
+                check_not_frozen(locked)
+            decoys = canary_store.canary_ids(conn, [i.id for i in found])
+            for item in found:
+                if item.id in decoys:
+                    secret = secret_store.get_secret(conn, item.id)
+                    assert secret is not None
+                    trip_if_canary(conn, secret, actor, self.deps.clock())
                 plaintext = self._open(conn, item.id, item.current_version)
                 out.append((item, plaintext.decode()))
                 audit_store.append(

@@ -6,6 +6,7 @@ returns its value only after that commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -15,8 +16,9 @@ from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Principal, Project, Secret, VersionInfo
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
-from sikker.errors import Conflict, NotFound
+from sikker.errors import Conflict, Locked, NotFound
 from sikker.service.base import Deps, project_key
+from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.storage import audit as audit_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
@@ -87,7 +89,9 @@ class SecretService:
         project_id: str,
         name: str,
         value: values.SecretValue,
+        also: Callable[[Connection, Secret], None] | None = None,
     ) -> Secret:
+        """Create a secret at version 1; ``also`` runs in the same transaction (e.g. the canary row)."""
         values.check_name(name, "secret name")
         now = self.deps.clock()
         with self.deps.db.write() as conn:
@@ -97,6 +101,8 @@ class SecretService:
             )
             secret_store.insert_secret(conn, secret)
             self.write_version(conn, project, secret.id, 1, value, actor, now)
+            if also is not None:
+                also(conn, secret)
             audit_store.append(
                 conn,
                 project.vault_id,
@@ -144,18 +150,29 @@ class SecretService:
     def reveal(
         self, principal: Principal, actor: Actor, secret_id: str, version: int | None = None
     ) -> Revealed:
+        """Read a value. Audited before it is returned; a frozen project refuses (423), and
+        reading a canary freezes its project first (then returns the decoy as usual)."""
+        problem: Locked | None = None
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id)
             number = version or secret.current_version
-            value = self.open_version(conn, secret, number)
-            audit_store.append(
-                conn,
-                secret.vault_id,
-                self.deps.clock(),
-                actor,
-                Action.ADMIN_SECRET_READ,
-                {"project": secret.project_id, "secret": secret.id, "version": str(number)},
-            )
+            project = vault_store.get_project(conn, secret.project_id, for_share=True)
+            assert project is not None
+            target = {"project": secret.project_id, "secret": secret.id, "version": str(number)}
+            now = self.deps.clock()
+            try:
+                check_not_frozen(project)
+            except Locked as e:
+                problem = e
+                audit_store.append(
+                    conn, secret.vault_id, now, actor, Action.ADMIN_SECRET_READ, target, "denied", e.message
+                )
+            if problem is None:
+                value = self.open_version(conn, secret, number)
+                trip_if_canary(conn, secret, actor, now)
+                audit_store.append(conn, secret.vault_id, now, actor, Action.ADMIN_SECRET_READ, target)
+        if problem is not None:
+            raise problem
         # The audit record is committed: only now may the value leave.
         return Revealed(secret, number, value)
 

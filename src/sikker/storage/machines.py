@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import orjson
 from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
 from sikker.storage.tables import (
@@ -219,23 +221,18 @@ def delivered_versions(conn: Connection, machine_id: str, secret_ids: list[str])
 
 
 def set_delivered(conn: Connection, machine_id: str, versions: dict[str, int]) -> None:
+    """Upsert the delivered versions (concurrent reads by one machine must not collide)."""
     if not versions:
         return
-    known = delivered_versions(conn, machine_id, list(versions))
-    for secret_id, version in versions.items():
-        if secret_id not in known:
-            conn.execute(
-                insert(deliveries).values(machine_id=machine_id, secret_id=secret_id, version=version)
-            )
-        elif known[secret_id] != version:
-            conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.machine_id == machine_id,
-                    deliveries.c.secret_id == secret_id,
-                )
-                .values(version=version)
-            )
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    rows = [{"machine_id": machine_id, "secret_id": sid, "version": v} for sid, v in versions.items()]
+    statement = dialect_insert(deliveries).values(rows)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[deliveries.c.machine_id, deliveries.c.secret_id],
+            set_={"version": statement.excluded.version},
+        )
+    )
 
 
 def secret_states(conn: Connection, secret_ids: list[str]) -> dict[str, tuple[int, bool]]:

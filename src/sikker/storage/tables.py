@@ -54,6 +54,8 @@ projects = Table(
     Column("name", String(255), nullable=False),
     Column("key_version", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("frozen_ms", BigInteger, nullable=True),  # set when a canary is read
+    Column("frozen_by", String(32), nullable=True),  # the canary secret id
     UniqueConstraint("vault_id", "name", name="uq_projects_vault_name"),
 )
 
@@ -349,4 +351,32 @@ rotations = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
     Index("ix_rotations_secret", "secret_id", "status"),
+)
+
+# -- canaries ------------------------------------------------------------------------------
+
+# A decoy secret: to machines it is a secret like any other (this row is the only mark).
+canaries = Table(
+    "canaries",
+    metadata,
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("looks_like", String(32), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("freeze_related", Boolean, nullable=False),
+    Column("related_project_ids", Text, nullable=False),  # JSON list
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+canary_trips = Table(
+    "canary_trips",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor_id", String(64), nullable=False),
+    Column("source_ip", String(64), nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    Column("frozen_projects", Text, nullable=False),  # JSON list
+    Index("ix_canary_trips_secret", "secret_id", "time_ms"),
 )

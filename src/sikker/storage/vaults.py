@@ -26,7 +26,9 @@ def list_vaults(conn: Connection, only: str | None = None) -> list[Vault]:
 
 def _project(row: Row[tuple[object, ...]]) -> Project:
     m = row._mapping
-    return Project(m["id"], m["vault_id"], m["name"], m["key_version"], m["created_ms"])
+    return Project(
+        m["id"], m["vault_id"], m["name"], m["key_version"], m["created_ms"], m["frozen_ms"], m["frozen_by"]
+    )
 
 
 def insert_project(conn: Connection, project: Project, wrapped_key: bytes) -> None:
@@ -42,10 +44,15 @@ def insert_project(conn: Connection, project: Project, wrapped_key: bytes) -> No
     add_project_key(conn, project.id, project.key_version, wrapped_key, project.created_ms)
 
 
-def get_project(conn: Connection, project_id: str, for_update: bool = False) -> Project | None:
+def get_project(
+    conn: Connection, project_id: str, for_update: bool = False, for_share: bool = False
+) -> Project | None:
+    """``for_share`` (PostgreSQL ``FOR SHARE``) makes a reader wait for a freeze in flight."""
     query = select(projects).where(projects.c.id == project_id)
     if for_update:
         query = query.with_for_update()
+    elif for_share:
+        query = query.with_for_update(read=True)
     row = conn.execute(query).first()
     return _project(row) if row else None
 

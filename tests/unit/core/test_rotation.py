@@ -66,7 +66,9 @@ def test_bad_schedules_are_refused(interval: int | None, cron: str | None) -> No
 
 
 def test_structured_rotation_keeps_the_other_fields() -> None:
-    new = rotation.next_structured({"host": "db", "password": "old"}, ["password"], rotation.Generator(8, "hex"))
+    new = rotation.next_structured(
+        {"host": "db", "password": "old"}, ["password"], rotation.Generator(8, "hex")
+    )
     assert new["host"] == "db" and new["password"] != "old" and len(new["password"]) == 8
     with pytest.raises(InvalidInput, match="no field"):
         rotation.next_structured({"host": "db"}, ["password"], rotation.Generator())
@@ -78,5 +80,7 @@ def test_alternating_switches_between_the_two_users() -> None:
     assert first["username"] == "app_b" and first["password"] != "p"
     second = rotation.next_managed(first, "alternating", "app", "app_b", gen)
     assert second["username"] == "app"
-    single = rotation.next_managed({"username": "app", "password": "p", "host": "h"}, "single", "app", None, gen)
+    single = rotation.next_managed(
+        {"username": "app", "password": "p", "host": "h"}, "single", "app", None, gen
+    )
     assert single["username"] == "app" and single["host"] == "h"

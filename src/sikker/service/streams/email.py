@@ -1,0 +1,82 @@
+"""Email alerts over SMTP: one message per batch, for people (canary trips, lockouts).
+
+The subject names the most severe action in the batch; the body lists each
+record (time, action, actor, source IP, target ids, reason) and carries the
+records as JSON. Records never contain secret values, so neither do the mails.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+import orjson
+
+from sikker.service.streams.formats import SEVERITIES, Record
+from sikker.service.streams.sinks import DeliveryError
+
+
+class EmailSink:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: list[str],
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not recipients or not all("@" in r for r in recipients) or "@" not in sender:
+            raise ValueError("email streams need a sender and at least one recipient address")
+        if not 0 < port < 65536:
+            raise ValueError("SMTP port must be between 1 and 65535")
+        self._host, self._port, self._sender, self._recipients = host, port, sender, recipients
+        self._starttls, self._username, self._password, self._timeout = starttls, username, password, timeout
+        self._label = f"smtp {host}:{port}"
+
+    def deliver(self, records: list[Record]) -> None:
+        if not records:
+            return
+        worst = max(
+            records,
+            key=lambda r: (
+                SEVERITIES.index(r.get("severity", "info")) if r.get("severity") in SEVERITIES else 0
+            ),
+        )
+        message = EmailMessage()
+        message["From"] = self._sender
+        message["To"] = ", ".join(self._recipients)
+        message["Subject"] = f"[Sikker] {worst.get('severity', 'info').upper()}: {worst.get('action')}" + (
+            f" (+{len(records) - 1} more)" if len(records) > 1 else ""
+        )
+        lines = []
+        for r in records:
+            when = datetime.fromtimestamp(int(r.get("time_ms", 0)) / 1000, tz=UTC).isoformat(
+                timespec="seconds"
+            )
+            target = " ".join(f"{k}={v}" for k, v in (r.get("target") or {}).items())
+            lines.append(
+                f"{when}  {r.get('severity')}  {r.get('action')}  {r.get('actor_kind')}:{r.get('actor_id')}"
+                f"  from {r.get('source_ip') or '-'}  {target}  {r.get('result')} {r.get('reason') or ''}"
+            )
+        body = (
+            "\n".join(lines)
+            + "\n\nRecords (JSON):\n"
+            + orjson.dumps(records, option=orjson.OPT_INDENT_2).decode()
+        )
+        message.set_content(body)
+        try:
+            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
+                if self._starttls:
+                    smtp.starttls()
+                if self._username:
+                    smtp.login(self._username, self._password or "")
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as e:
+            raise DeliveryError(f"{self._label}: {type(e).__name__}") from e
+
+    def close(self) -> None:
+        pass
