@@ -25,7 +25,7 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-## Install, then measure signed machine reads with audit ON vs STUBBED (needs wrk; ~2.5 min).
+## Install, then measure signed machine reads with audit ON vs STUBBED (needs wrk; ~2 min).
 ## The audit list benchmark has its own command: $(BIN)/python bench/audit_list.py (see docs/performance.md).
 bench: install
 	$(BIN)/python bench/signed_reads.py $(BENCH_ARGS)

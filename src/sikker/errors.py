@@ -23,8 +23,10 @@ contain a secret value or a token.
     │                                               fail closed)
     ├── InvalidCiphertext            500  exit 1   (one uninformative error for
     │                                               every decryption failure)
-    └── DeliveryError                500  exit 1   (an audit stream sink failed;
-                                                    service/streams/sinks.py)
+    ├── DeliveryError                500  exit 1   (an audit stream sink failed;
+    │                                               service/streams/sinks.py)
+    └── ProviderError                500  exit 1   (sikker agent: a database refused;
+        └── UnsupportedStrategy                     agent/providers/base.py)
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
+from sikker.storage.notifier import Listener
 
 log = logging.getLogger("sikker.server")
 
@@ -26,6 +27,7 @@ MAINTENANCE_INTERVAL_S = 300.0
 CHECKPOINT_POLL_S = 2.0
 STREAM_POLL_S = 0.5
 SCHEDULER_POLL_S = 5.0
+CLUSTER_POLL_S = 1.0
 
 
 class SealGate:
@@ -72,6 +74,16 @@ async def _scheduler(services: Services, interval: float) -> None:
             log.warning("rotation scheduler skipped: %s", e.message)
 
 
+async def _follow_cluster(services: Services, interval: float) -> None:
+    """Seal when another node sealed (the poll behind LISTEN/NOTIFY: at most ``interval`` late)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(services.seal.follow_cluster)
+        except SikkerError as e:
+            log.warning("cluster check skipped: %s", e.message)
+
+
 async def _maintenance(services: Services, interval: float) -> None:
     """Purge old trash and finish interrupted rewraps, whenever unsealed."""
     while True:
@@ -93,12 +105,19 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             asyncio.create_task(_checkpoints(services, CHECKPOINT_POLL_S)),
             asyncio.create_task(_streams(services, STREAM_POLL_S)),
             asyncio.create_task(_scheduler(services, SCHEDULER_POLL_S)),
+            asyncio.create_task(_follow_cluster(services, CLUSTER_POLL_S)),
         ]
+        listener = None
+        if not services.deps.db.is_sqlite:
+            listener = Listener(services.deps.db.url, lambda _event: services.seal.follow_cluster())
+            listener.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
+            if listener is not None:
+                listener.stop()
 
     router = Starlette(
         routes=[

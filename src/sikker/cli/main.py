@@ -9,6 +9,7 @@ import click
 from sikker import __version__
 from sikker.cli import rotation as _rotation  # noqa: F401  (adds 'secret rotate|rotation|manage')
 from sikker.cli.admin import project, secret, token, vault
+from sikker.cli.agent import agent
 from sikker.cli.audit import audit
 from sikker.cli.canaries import canary
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
@@ -42,6 +43,7 @@ for command in (
     secret,
     audit,
     canary,
+    agent,
     token,
     machine,
     grant,

@@ -20,7 +20,7 @@ from sikker.errors import Conflict, InvalidCiphertext, InvalidInput, ShareReject
 from sikker.service.base import Deps
 from sikker.service.tokens import TokenService
 from sikker.storage import audit as audit_store
-from sikker.storage import system
+from sikker.storage import notifier, system
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,33 @@ class SealService:
         # Called after every unseal / seal (e.g. to load or forget the audit signing key).
         self.on_unseal: list[Callable[[], None]] = []
         self.on_seal: list[Callable[[], None]] = []
+        self._epoch = 0
 
     def _loaded(self, root_key: bytes) -> None:
+        with self.deps.db.read() as conn:
+            self._epoch = system.seal_epoch(conn)
         self.deps.keyring.load(root_key)
         for hook in self.on_unseal:
             hook()
+
+    def follow_cluster(self) -> bool:
+        """Seal this node if any node sealed since this one was unsealed. Returns True if it sealed."""
+        if self.deps.keyring.sealed:
+            return False
+        with self.deps.db.read() as conn:
+            epoch = system.seal_epoch(conn)
+        if epoch == self._epoch:
+            return False
+        log.warning("another node sealed the cluster; sealing this node")
+        self._seal_locally()
+        return True
+
+    def _seal_locally(self) -> None:
+        self.deps.keyring.clear()
+        for hook in self.on_seal:
+            hook()
+        with self._lock:
+            self._pending = []
 
     def _config(self) -> SealConfig | None:
         with self.deps.db.read() as conn:
@@ -155,12 +177,11 @@ class SealService:
         return True
 
     def seal(self, actor: Actor) -> None:
-        self.deps.keyring.clear()
-        for hook in self.on_seal:
-            hook()
-        with self._lock:
-            self._pending = []
+        """Seal this node and, through the seal epoch, every other node of the cluster."""
+        self._seal_locally()
         with self.deps.db.write() as conn:
+            system.bump_seal_epoch(conn)
+            notifier.notify(conn, "seal")
             audit_store.append(conn, SYSTEM_CHAIN, self.deps.clock(), actor, Action.OPERATOR_SEAL, {})
 
     def _audit_unseal(self, actor: Actor, result: str, reason: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from sikker.core.model import SealConfig
 from sikker.storage.tables import seal_config
@@ -25,4 +25,15 @@ def save_seal_config(conn: Connection, config: SealConfig, now_ms: int) -> None:
             wrapped_root_key=config.wrapped_root_key,
             created_ms=now_ms,
         )
+    )
+
+
+def seal_epoch(conn: Connection) -> int:
+    found = conn.execute(select(seal_config.c.seal_epoch).where(seal_config.c.id == 1)).scalar_one_or_none()
+    return int(found or 0)
+
+
+def bump_seal_epoch(conn: Connection) -> None:
+    conn.execute(
+        update(seal_config).where(seal_config.c.id == 1).values(seal_epoch=seal_config.c.seal_epoch + 1)
     )

@@ -36,6 +36,8 @@ seal_config = Table(
     Column("threshold", Integer, nullable=False),
     Column("wrapped_root_key", LargeBinary, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # Bumped by every seal: a node whose unseal predates the current epoch seals itself.
+    Column("seal_epoch", BigInteger, nullable=False, server_default=text("0")),
 )
 
 vaults = Table(

@@ -1,0 +1,38 @@
+"""Run ``sikker`` with audit writes stubbed out (benchmark only; see bench/signed_reads.py).
+
+    python bench/audit_stub_server.py server --dev ...   # same argv as ``python -m sikker``
+
+``sikker.storage.audit.append`` is replaced by a no-op that returns a dummy
+``Entry`` before the CLI is imported, so every caller (which looks the function up
+on the module at call time) skips the chain-head lock, the INSERT and the head
+UPDATE. Nothing in production code knows about this: it exists only here.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sikker.core import audit as core_audit
+from sikker.storage import audit as audit_store
+
+
+def _no_append(
+    conn: object,
+    chain: str,
+    now_ms: int,
+    actor: core_audit.Actor,
+    action: core_audit.Action,
+    target: dict[str, str],
+    result: str = "ok",
+    reason: str = "",
+) -> core_audit.Entry:
+    return core_audit.Entry(chain, 0, now_ms, actor.kind, actor.id, "", "", str(action))
+
+
+audit_store.append = _no_append
+
+from sikker.cli.main import main  # noqa: E402  (after the patch, on purpose)
+
+if __name__ == "__main__":
+    sys.argv[0] = "sikker"
+    main()

@@ -1,0 +1,179 @@
+"""What every database provider offers the agent, and the errors they raise.
+
+    SikkerError                      (sikker.errors)
+    └── ProviderError                a database step failed; the message is safe to show
+        └── UnsupportedStrategy      the engine cannot do what the strategy asks
+
+A provider opens a short-lived admin connection for each call. No message, log line or
+``repr`` it produces may contain a password: driver messages go through ``failure``, which
+keeps only their first line and blanks out every secret the provider knows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from sikker.errors import SikkerError
+
+Strategy = Literal["single", "dual", "alternating"]
+STRATEGIES: tuple[Strategy, ...] = ("single", "dual", "alternating")
+CONNECT_TIMEOUT = 10
+_MAX_MESSAGE = 300
+
+
+class ProviderError(SikkerError):
+    default_message = "database operation failed"
+
+
+class UnsupportedStrategy(ProviderError):
+    default_message = "this rotation strategy is not supported by the database"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Where the managed database is and how the agent logs in as its admin."""
+
+    host: str
+    port: int
+    database: str
+    admin_user: str
+    admin_pass: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A database login; its ``repr`` never shows the password."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password='***')"
+
+    __str__ = __repr__
+
+
+class Provider(Protocol):
+    """One database engine. Every method is idempotent; every failure is a ProviderError."""
+
+    def test_admin(self) -> list[str]:
+        """Problems with the admin login and its privileges; empty when rotation can work."""
+        ...
+
+    def can_login(self, username: str, password: str) -> bool:
+        """Whether these credentials log in and run a trivial query.
+
+        False for an authentication refusal; any other failure (host down, timeout) raises.
+        """
+        ...
+
+    def apply(self, strategy: Strategy, username: str, password: str, base_username: str) -> None:
+        """Make ``username`` log in with ``password`` as the strategy prescribes.
+
+        ``base_username`` is the managed user whose privileges an alternating user shares.
+        """
+        ...
+
+    def rollback(
+        self, strategy: Strategy, username: str, live_username: str, live_password: str, pending_password: str
+    ) -> None:
+        """Undo ``apply``: the live credentials work again and the pending ones do not."""
+        ...
+
+    def disable(self, username: str) -> None:
+        """Stop ``username`` from logging in and end its open sessions (no-op if it is gone)."""
+        ...
+
+    def discard_old(self, username: str, current_password: str) -> None:
+        """After a dual rotation's grace period: only ``current_password`` still works."""
+        ...
+
+
+def _forms(secret: str) -> Iterable[str]:
+    """A secret as drivers may echo it: raw, SQL-quoted, backslash-escaped, JSON-escaped."""
+    yield secret
+    yield secret.replace("'", "''")
+    yield secret.replace("\\", "\\\\").replace("'", "\\'").replace('"', '\\"')
+    yield secret.replace('"', '""')
+    yield json.dumps(secret)[1:-1]
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every non-empty secret replaced by ``***``."""
+    forms = {form for secret in secrets if secret for form in _forms(secret) if form}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+def failure(action: str, error: BaseException, secrets: Iterable[str] = ()) -> ProviderError:
+    """A ProviderError for ``action``, keeping only a scrubbed first line of the driver's text."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = scrub(lines[0], secrets) if lines else type(error).__name__
+    if len(detail) > _MAX_MESSAGE:
+        detail = detail[:_MAX_MESSAGE] + "..."
+    return ProviderError(f"{action}: {detail}")
+
+
+def refuse_admin(username: str, admin_user: str) -> None:
+    """Guard for destructive steps: the agent never disables the login it works through."""
+    if username == admin_user:
+        raise ProviderError(f"refusing to disable {username!r}: it is the admin user the agent uses")
+
+
+def _postgresql(connection: Connection) -> Provider:
+    from sikker.agent.providers.postgresql import PostgresProvider
+
+    return PostgresProvider(connection)
+
+
+def _mysql(connection: Connection) -> Provider:
+    from sikker.agent.providers.mysql import MySQLProvider
+
+    return MySQLProvider(connection)
+
+
+def _redis(connection: Connection) -> Provider:
+    from sikker.agent.providers.redis import RedisProvider
+
+    return RedisProvider(connection)
+
+
+def _mongodb(connection: Connection) -> Provider:
+    from sikker.agent.providers.mongodb import MongoProvider
+
+    return MongoProvider(connection)
+
+
+def _mssql(connection: Connection) -> Provider:
+    from sikker.agent.providers.mssql import MSSQLProvider
+
+    return MSSQLProvider(connection)
+
+
+_FACTORIES = {
+    "postgresql": (_postgresql, "psycopg"),
+    "mysql": (_mysql, "PyMySQL"),
+    "redis": (_redis, "redis"),
+    "mongodb": (_mongodb, "pymongo"),
+    "mssql": (_mssql, "pymssql"),
+}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379, "mongodb": 27017, "mssql": 1433}
+
+
+def get_provider(provider_type: str, connection: Connection) -> Provider:
+    """The provider for ``provider_type``; its driver is imported only now."""
+    entry = _FACTORIES.get(provider_type)
+    if entry is None:
+        known = ", ".join(sorted(_FACTORIES))
+        raise ProviderError(f"unknown provider type {provider_type!r} (supported: {known})")
+    factory, package = entry
+    try:
+        return factory(connection)
+    except ImportError as e:
+        raise ProviderError(
+            f"the {provider_type} provider needs the Python package {package!r}: pip install {package}"
+        ) from e

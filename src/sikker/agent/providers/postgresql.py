@@ -1,0 +1,155 @@
+"""PostgreSQL: roles changed with ALTER/CREATE ROLE, sessions ended with pg_terminate_backend.
+
+ALTER ROLE and CREATE ROLE cannot take bind parameters, so names are composed with
+``sql.Identifier`` and passwords with ``sql.Literal``; nothing is formatted into SQL text.
+The password is sent already hashed (libpq's client-side SCRAM or MD5 hashing, following
+the server's ``password_encryption``), so the plaintext never reaches server logs.
+Dual passwords do not exist in PostgreSQL: use the alternating strategy, where the second
+role is granted the managed role and so inherits its privileges.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+from psycopg import sql
+
+from sikker.agent.providers.base import (
+    CONNECT_TIMEOUT,
+    Connection,
+    ProviderError,
+    Strategy,
+    UnsupportedStrategy,
+    failure,
+    refuse_admin,
+)
+
+# libpq reports authentication refusals only as text (there is no SQLSTATE before login).
+# Kept narrow: e.g. 'too many connections for role "x"' is NOT a refusal but a retryable error.
+_AUTH_REFUSALS = re.compile(
+    r"FATAL:\s+(password authentication failed for user"
+    r'|role ".*" does not exist'
+    r'|role ".*" is not permitted to log in'
+    r"|no pg_hba.conf entry for host"
+    r"|password is required"
+    r"|\w+ authentication failed for user)"
+)
+_NO_PASSWORD = "no password supplied"
+
+
+class PostgresProvider:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def _connect(self, user: str, password: str) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=self._c.host,
+            port=self._c.port,
+            dbname=self._c.database or "postgres",
+            user=user,
+            password=password,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name="sikker-agent",
+            autocommit=True,
+        )
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        try:
+            return self._connect(self._c.admin_user, self._c.admin_pass)
+        except psycopg.Error as e:
+            raise failure(f"cannot connect as admin {self._c.admin_user!r}", e, [self._c.admin_pass]) from e
+
+    def test_admin(self) -> list[str]:
+        try:
+            with self._admin() as conn:
+                row = conn.execute(
+                    "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+                ).fetchone()
+        except psycopg.Error as e:
+            return [failure("admin check failed", e, [self._c.admin_pass]).message]
+        except ProviderError as e:
+            return [e.message]
+        if row is None or not (row[0] or row[1]):
+            return [f"admin role {self._c.admin_user!r} needs CREATEROLE or SUPERUSER"]
+        return []
+
+    def can_login(self, username: str, password: str) -> bool:
+        try:
+            with self._connect(username, password) as conn:
+                conn.execute("SELECT 1").fetchone()
+            return True
+        except psycopg.OperationalError as e:
+            text = str(e)
+            if _AUTH_REFUSALS.search(text) or _NO_PASSWORD in text:
+                return False
+            raise failure(f"cannot log in as {username!r}", e, [password, self._c.admin_pass]) from e
+        except psycopg.Error as e:
+            raise failure(f"login check for {username!r} failed", e, [password]) from e
+
+    def apply(self, strategy: Strategy, username: str, password: str, base_username: str) -> None:
+        if strategy == "dual":
+            raise UnsupportedStrategy(
+                "dual password is not supported by PostgreSQL; use the alternating strategy"
+            )
+        try:
+            with self._admin() as conn, conn.transaction():
+                self._set_password(conn, username, password)
+                if strategy == "alternating" and username != base_username:
+                    if not _role_exists(conn, base_username):
+                        raise ProviderError(f"base role {base_username!r} does not exist")
+                    # Membership makes the second role inherit the base role's privileges.
+                    conn.execute(
+                        sql.SQL("GRANT {} TO {}").format(
+                            sql.Identifier(base_username), sql.Identifier(username)
+                        )
+                    )
+        except psycopg.Error as e:
+            raise failure(f"cannot set the password of {username!r}", e, [password]) from e
+
+    def _set_password(
+        self, conn: psycopg.Connection[tuple[object, ...]], username: str, password: str
+    ) -> None:
+        verifier = conn.pgconn.encrypt_password(password.encode(), username.encode()).decode()
+        verb = "ALTER" if _role_exists(conn, username) else "CREATE"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(
+                sql.Identifier(username), sql.Literal(verifier)
+            )
+        )
+
+    def rollback(
+        self, strategy: Strategy, username: str, live_username: str, live_password: str, pending_password: str
+    ) -> None:
+        if strategy == "alternating":
+            if username != live_username:
+                self.disable(username)
+            return
+        try:
+            with self._admin() as conn:
+                self._set_password(conn, live_username, live_password)
+        except psycopg.Error as e:
+            secrets = [live_password, pending_password]
+            raise failure(f"cannot restore the password of {live_username!r}", e, secrets) from e
+
+    def disable(self, username: str) -> None:
+        refuse_admin(username, self._c.admin_user)
+        try:
+            with self._admin() as conn:
+                if _role_exists(conn, username):
+                    conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(username)))
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE usename = %s AND pid <> pg_backend_pid()",
+                    (username,),
+                )
+        except psycopg.Error as e:
+            raise failure(f"cannot disable {username!r}", e) from e
+
+    def discard_old(self, username: str, current_password: str) -> None:
+        raise UnsupportedStrategy("dual password is not supported by PostgreSQL; nothing to discard")
+
+
+def _role_exists(conn: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+    return row is not None
