@@ -11,6 +11,8 @@ Driver errors that mean "the store is not reachable" become
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +48,9 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine()
+        # SQLite has one writer. Queue writers of this process on a lock instead of letting
+        # them spin in SQLite's busy handler, which sleeps and retries (long tail latencies).
+        self._write_lock = threading.RLock() if self.is_sqlite else None
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -93,7 +98,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction: commits on success, rolls back on any error."""
-        with self._translate(), self.engine.connect() as conn:
+        lock = self._write_lock or contextlib.nullcontext()
+        with lock, self._translate(), self.engine.connect() as conn:
             conn = conn.execution_options(sikker_write=True)
             with conn.begin():
                 yield conn
