@@ -1,0 +1,123 @@
+"""`sikker agent` rotating a real MariaDB credential end to end, in alternating-users mode:
+the live value changes only after the agent applied and verified, the previous user keeps
+working through the grace period, then is locked."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests.support import IN_CI, Api, Server, init_and_unseal
+
+
+def mariadb_admin() -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+
+
+def can_login(user: str, password: str) -> bool:
+    try:
+        pymysql.connect(host="127.0.0.1", port=3306, user=user, password=password, connect_timeout=5).close()
+        return True
+    except pymysql.err.OperationalError:
+        return False
+
+
+@pytest.fixture
+def base_user() -> Iterator[tuple[str, str]]:
+    try:
+        admin = mariadb_admin()
+    except pymysql.err.OperationalError:
+        if IN_CI:
+            pytest.fail("MariaDB is not reachable at 127.0.0.1:3306 and CI=true: start it")
+        pytest.skip("MariaDB is not running")
+    user, password = f"sk_e2e_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    with admin.cursor() as cur:
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+        cur.execute(f"GRANT SELECT ON test.* TO `{user}`@'%'")
+    try:
+        yield user, password
+    finally:
+        with admin.cursor() as cur:
+            for name in (user, f"{user}_b"):
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (name,))
+        admin.close()
+
+
+def test_alternating_rotation_in_a_live_mariadb(
+    server: Server, base_user: tuple[str, str], tmp_path: Path
+) -> None:
+    user, password = base_user
+    _, token = init_and_unseal(server.url)
+    root = Api(server.url, token)
+    vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
+    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
+    admin = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "mariadb-admin", "fields": {"username": "root", "password": ""}},
+    )["id"]
+    cred = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "app-db", "fields": {"username": user, "password": password}},
+    )["id"]
+    root.ok(
+        "PUT",
+        f"/api/secrets/{cred}/managed",
+        {
+            "provider": "mysql",
+            "host": "127.0.0.1",
+            "port": 3306,
+            "database": "test",
+            "adminSecretId": admin,
+            "strategy": "alternating",
+            "altUsername": f"{user}_b",
+            "graceSeconds": 0,
+        },
+    )
+    enroll = root.ok(
+        "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [cred]}
+    )["token"]
+    env = os.environ | {"SIKKERKEY_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    env.pop("SIKKERKEY_API_URL", None)
+
+    def sikker(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sikker", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    boot = sikker("machine", "bootstrap", "--url", server.public_url, "--vault", vault, "--token", enroll)
+    assert boot.returncode == 0, boot.stderr
+
+    def live() -> dict[str, str]:
+        fields: dict[str, str] = root.ok("GET", f"/api/secrets/{cred}")["fields"]
+        return fields
+
+    for round_ in range(2):
+        before = live()
+        root.ok("POST", f"/api/secrets/{cred}/rotate")
+        assert live() == before  # nothing changes until the agent confirms
+        tick = sikker("agent", "start", "--secret", cred, "--once")
+        assert tick.returncode == 0, tick.stdout + tick.stderr
+        after = live()
+        assert after["username"] != before["username"] and after["password"] != before["password"]
+        assert can_login(after["username"], after["password"])
+        assert can_login(before["username"], before["password"])  # previous user: grace period
+        time.sleep(1.1)
+        retire = sikker("agent", "start", "--secret", cred, "--once")  # grace over: lock the previous user
+        assert retire.returncode == 0, retire.stdout + retire.stderr
+        assert not can_login(before["username"], before["password"])
+        assert can_login(after["username"], after["password"])
+        expected = f"{user}_b" if round_ == 0 else user
+        assert after["username"] == expected
+    shown = root.ok("GET", f"/api/secrets/{cred}/rotation")
+    assert [r["status"] for r in shown["rotations"]] == ["current", "current"]
+    assert shown["managed"]["agentStatus"] == "healthy"
