@@ -202,7 +202,7 @@ def test_streams_reach_a_webhook_and_a_syslog_collector(world: dict[str, Any]) -
     threading.Thread(target=http.serve_forever, daemon=True).start()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
-    udp.settimeout(10)
+    udp.settimeout(20)
     try:
         hook = sikker(
             world["server"],

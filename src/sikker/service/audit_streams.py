@@ -33,6 +33,7 @@ from sikker.storage.streams import SinkRow
 
 log = logging.getLogger(__name__)
 BATCH = 200
+LEASE_MS = 10_000
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
@@ -181,7 +182,18 @@ class StreamService:
         with self.deps.db.read() as conn:
             due = stream_store.list_sinks(conn, due_before_ms=now)
             heads = audit_store.heads(conn)
-        return sum(self._dispatch_one(row, heads) for row in due)
+        delivered = 0
+        for row in due:
+            chains = [row.vault_id] if row.vault_id else list(heads)
+            if not any(row.cursors.get(c, 0) < heads.get(c, 0) for c in chains):
+                continue
+            # Several nodes run this loop: a lease (compare-and-set on the due time) lets one
+            # of them work on a stream; if it dies, the lease runs out and another takes over.
+            with self.deps.db.write() as conn:
+                if not stream_store.claim(conn, row.id, row.next_attempt_ms, now + LEASE_MS):
+                    continue
+            delivered += self._dispatch_one(row, heads)
+        return delivered
 
     def _dispatch_one(self, row: SinkRow, heads: dict[str, int]) -> int:
         cursors = dict(row.cursors)
@@ -227,6 +239,9 @@ class StreamService:
                     stream_store.save_progress(
                         conn, row.id, cursors, retry.attempts, int(retry.next_attempt_at * 1000), error
                     )
+        if error is None:
+            with self.deps.db.write() as conn:  # release the lease even when nothing was sent
+                stream_store.save_progress(conn, row.id, cursors, 0, 0, None)
         if error:
             log.warning("audit stream %s: delivery failed (attempt %d): %s", row.id, retry.attempts, error)
         return delivered

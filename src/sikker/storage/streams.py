@@ -147,3 +147,12 @@ def deliveries(conn: Connection, sink_id: str, limit: int) -> list[dict[str, Any
         }
         for r in conn.execute(q)
     ]
+
+
+def claim(conn: Connection, sink_id: str, expected_next_ms: int, lease_until_ms: int) -> bool:
+    result = conn.execute(
+        update(audit_sinks)
+        .where(audit_sinks.c.id == sink_id, audit_sinks.c.next_attempt_ms == expected_next_ms)
+        .values(next_attempt_ms=lease_until_ms)
+    )
+    return result.rowcount == 1
