@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,3 +151,39 @@ def test_bootstrap_script_enrolls_a_host_with_openssl_and_curl(
 def test_bootstrap_script_for_an_invalid_token_is_404(server: Server, setup: dict[str, str]) -> None:
     r = httpx.get(f"{server.url}/v1/bootstrap/nope")
     assert r.status_code == 404 and list(r.json()) == ["error"]
+
+
+def test_identity_written_by_sikker_machine_bootstrap_is_loaded_by_the_sdk(
+    server: Server, setup: dict[str, str]
+) -> None:
+    home = Path(os.environ["SIKKERKEY_HOME"])
+    env = os.environ | {"SIKKERKEY_HOME": str(home)}
+    env.pop("SIKKERKEY_API_URL", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sikker",
+            "machine",
+            "bootstrap",
+            "--url",
+            server.public_url,
+            "--vault",
+            setup["vault"],
+            "--token",
+            setup["token"],
+            "--name",
+            "web-1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    identity = _assert_identity_files(home, setup["vault"])
+    assert identity["machineName"] == "web-1" and identity["apiUrl"] == server.public_url
+    del os.environ["SIKKERKEY_API_URL"]
+    sk = SikkerKey(setup["vault"])
+    assert sk.machine_id == identity["machineId"]
+    assert sk.get_field(setup["structured"], "host") == "db.local"
