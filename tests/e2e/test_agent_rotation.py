@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -121,3 +122,92 @@ def test_alternating_rotation_in_a_live_mariadb(
     shown = root.ok("GET", f"/api/secrets/{cred}/rotation")
     assert [r["status"] for r in shown["rotations"]] == ["current", "current"]
     assert shown["managed"]["agentStatus"] == "healthy"
+
+
+STEPS = ["before-apply", "after-apply", "after-verify", "after-confirm"]
+
+
+@pytest.mark.parametrize("strategy", ["alternating", "single"])
+def test_the_agent_killed_at_any_step_leaves_a_working_credential_and_no_orphan(
+    server: Server, base_user: tuple[str, str], tmp_path: Path, strategy: str
+) -> None:
+    user, password = base_user
+    _, token = init_and_unseal(server.url)
+    root = Api(server.url, token)
+    vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
+    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
+    admin = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "mariadb-admin", "fields": {"username": "root", "password": ""}},
+    )["id"]
+    cred = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "app-db", "fields": {"username": user, "password": password}},
+    )["id"]
+    managed = {
+        "provider": "mysql",
+        "host": "127.0.0.1",
+        "port": 3306,
+        "database": "test",
+        "adminSecretId": admin,
+        "strategy": strategy,
+        "graceSeconds": 3600,
+    }
+    if strategy == "alternating":
+        managed["altUsername"] = f"{user}_b"
+    root.ok("PUT", f"/api/secrets/{cred}/managed", managed)
+    enroll = root.ok(
+        "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [cred]}
+    )["token"]
+    env = os.environ | {"SIKKERKEY_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    env.pop("SIKKERKEY_API_URL", None)
+    boot = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sikker",
+            "machine",
+            "bootstrap",
+            "--url",
+            server.public_url,
+            "--vault",
+            vault,
+            "--token",
+            enroll,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert boot.returncode == 0, boot.stderr
+    launcher = str(Path(__file__).resolve().parents[1] / "helpers" / "crashing_agent.py")
+
+    for step in STEPS:
+        root.ok("POST", f"/api/secrets/{cred}/rotate")
+        crashed = subprocess.run(
+            [sys.executable, launcher, step, "--", "agent", "start", "--secret", cred, "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert crashed.returncode == -signal.SIGKILL, (step, crashed.stderr)
+        for _ in range(2):  # restart; a second tick settles what the first one confirmed
+            subprocess.run(
+                [sys.executable, "-m", "sikker", "agent", "start", "--secret", cred, "--once"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        live = root.ok("GET", f"/api/secrets/{cred}")["fields"]
+        assert can_login(live["username"], live["password"]), f"stored credential broken after a kill {step}"
+        rotations = root.ok("GET", f"/api/secrets/{cred}/rotation")["rotations"]
+        assert rotations[0]["status"] == "current", (step, rotations[0])
+        with mariadb_admin() as conn, conn.cursor() as cur:
+            cur.execute("SELECT User FROM mysql.user WHERE User LIKE %s", (f"{user}%",))
+            users = {row[0] for row in cur.fetchall()}
+        assert users <= {user, f"{user}_b"}, f"orphaned users after a kill {step}: {users}"
