@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sikker.core import signing, values
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
-from sikker.core.model import GrantedSecret, Machine
+from sikker.core.model import GrantedSecret, Machine, Project
 from sikker.crypto import envelope, signature
 from sikker.crypto.envelope import Binding
 from sikker.errors import (
@@ -321,15 +321,13 @@ class MachinePlane:
         return result  # type: ignore[no-any-return]
 
     # -- reads ---------------------------------------------------------------------------
-    def _open(self, conn: Connection, secret_id: str, version: int) -> bytes:
-        secret = secret_store.get_secret(conn, secret_id)
+    def _open(self, conn: Connection, project: Project, secret_id: str, version: int) -> bytes:
         found = secret_store.get_sealed(conn, secret_id, version)
-        project = vault_store.get_project(conn, secret.project_id) if secret else None
-        if secret is None or found is None or project is None:
+        if found is None:
             raise NotFound(f"secret {secret_id} not found")
         sealed, _ = found
         key = project_key(self.deps, conn, project, sealed.key_version)
-        return envelope.open_value(key, Binding(secret.vault_id, project.id, secret.id, version), sealed)
+        return envelope.open_value(key, Binding(project.vault_id, project.id, secret_id, version), sealed)
 
     def read(self, req: SignedRequest, secret_id: str) -> str:
         target = {"secret": secret_id[:40]}
@@ -346,7 +344,7 @@ class MachinePlane:
             project = vault_store.get_project(conn, secret.project_id, for_share=True)
             assert project is not None
             check_not_frozen(project)  # a freeze committed while this request waited
-            plaintext = self._open(conn, secret.id, secret.current_version)
+            plaintext = self._open(conn, project, secret.id, secret.current_version)
             trip_if_canary(conn, secret, actor, self.deps.clock())
             machine_store.set_delivered(conn, machine.id, {secret.id: secret.current_version})
             audit_store.append(
@@ -411,17 +409,19 @@ class MachinePlane:
             out = []
             now = self.deps.clock()
             found = machine_store.readable_secrets(conn, machine.id, project_id)
-            for project in {i.project_id for i in found}:
-                locked = vault_store.get_project(conn, project, for_share=True)
-                assert locked is not None
-                check_not_frozen(locked)
+            locked: dict[str, Project] = {}
+            for pid in {i.project_id for i in found}:
+                project = vault_store.get_project(conn, pid, for_share=True)
+                assert project is not None
+                check_not_frozen(project)
+                locked[pid] = project
             decoys = canary_store.canary_ids(conn, [i.id for i in found])
             for item in found:
                 if item.id in decoys:
                     secret = secret_store.get_secret(conn, item.id)
                     assert secret is not None
                     trip_if_canary(conn, secret, actor, self.deps.clock())
-                plaintext = self._open(conn, item.id, item.current_version)
+                plaintext = self._open(conn, locked[item.project_id], item.id, item.current_version)
                 out.append((item, plaintext.decode()))
                 audit_store.append(
                     conn,

@@ -221,7 +221,10 @@ def delivered_versions(conn: Connection, machine_id: str, secret_ids: list[str])
 
 
 def set_delivered(conn: Connection, machine_id: str, versions: dict[str, int]) -> None:
-    """Upsert the delivered versions (concurrent reads by one machine must not collide)."""
+    """Upsert the delivered versions that changed (concurrent reads by one machine must not
+    collide). Most reads deliver the version already recorded: then this is one SELECT."""
+    known = delivered_versions(conn, machine_id, list(versions)) if versions else {}
+    versions = {sid: v for sid, v in versions.items() if known.get(sid) != v}
     if not versions:
         return
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
