@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
@@ -40,3 +41,23 @@ def verify(public_key: bytes, signature_b64: str, message: bytes) -> bool:
     except (BadSignatureError, CryptoError, ValueError, TypeError):
         return False
     return True
+
+
+class Signer:
+    """An Ed25519 signing key held in memory (e.g. the audit checkpoint key)."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+
+    @classmethod
+    def generate(cls) -> tuple[Signer, bytes]:
+        """A new key and its 32-byte seed (to be stored only wrapped)."""
+        seed = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return cls(seed), seed
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)

@@ -15,11 +15,9 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-
 from sikker.core import audit, audit_verify, ids, merkle
 from sikker.core.model import Principal
+from sikker.crypto.signature import Signer
 from sikker.errors import InvalidInput, NotFound, PermissionDenied
 from sikker.service.base import Deps
 from sikker.storage import audit as audit_store
@@ -57,7 +55,7 @@ class AuditService:
         self.deps = deps
         self.every_records = every_records
         self.every_ms = every_ms
-        self._signer: tuple[str, Ed25519PrivateKey] | None = None
+        self._signer: tuple[str, Signer] | None = None
 
     # -- the audit key ------------------------------------------------------------------
     def load_key(self) -> None:
@@ -66,17 +64,12 @@ class AuditService:
             found = audit_store.get_audit_key(conn)
             if found is None:
                 key_id = ids.new_id("audit_key")
-                private = Ed25519PrivateKey.generate()
-                raw = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-                public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-                audit_store.insert_audit_key(
-                    conn, key_id, public, self.deps.keyring.wrap(_aad(key_id), raw), self.deps.clock()
-                )
+                private, seed = Signer.generate()
+                wrapped = self.deps.keyring.wrap(_aad(key_id), seed)
+                audit_store.insert_audit_key(conn, key_id, private.public_key, wrapped, self.deps.clock())
             else:
                 key_id, _, wrapped = found
-                private = Ed25519PrivateKey.from_private_bytes(
-                    self.deps.keyring.unwrap(_aad(key_id), wrapped)
-                )
+                private = Signer(self.deps.keyring.unwrap(_aad(key_id), wrapped))
         self._signer = (key_id, private)
 
     def forget_key(self) -> None:

@@ -10,8 +10,11 @@ from sqlalchemy import Connection
 
 from sikker.config import Settings
 from sikker.core.model import Project
+from sikker.crypto import envelope
+from sikker.crypto.envelope import Binding
 from sikker.crypto.keyring import Keyring
-from sikker.errors import StoreUnavailable
+from sikker.errors import NotFound, StoreUnavailable
+from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
 from sikker.storage.database import Database
 
@@ -36,3 +39,13 @@ def project_key(deps: Deps, conn: Connection, project: Project, version: int) ->
     if wrapped is None:
         raise StoreUnavailable(f"project key version {version} is missing from the store")
     return deps.keyring.project_key(project.vault_id, project.id, version, wrapped)
+
+
+def open_version(deps: Deps, conn: Connection, project: Project, secret_id: str, version: int) -> bytes:
+    """Decrypt one stored version of a secret of ``project``; NotFound if it does not exist."""
+    found = secret_store.get_sealed(conn, secret_id, version)
+    if found is None:
+        raise NotFound(f"secret {secret_id} has no version {version}")
+    sealed, _ = found
+    key = project_key(deps, conn, project, sealed.key_version)
+    return envelope.open_value(key, Binding(project.vault_id, project.id, secret_id, version), sealed)

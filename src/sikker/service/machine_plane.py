@@ -23,8 +23,7 @@ from sikker.core import signing, values
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
 from sikker.core.model import GrantedSecret, Machine, Project
-from sikker.crypto import envelope, signature
-from sikker.crypto.envelope import Binding
+from sikker.crypto import signature
 from sikker.errors import (
     InvalidInput,
     Locked,
@@ -34,7 +33,7 @@ from sikker.errors import (
     SikkerError,
     Unauthenticated,
 )
-from sikker.service.base import Deps, project_key
+from sikker.service.base import Deps, open_version
 from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.service.machines import enrollment_hash
 from sikker.storage import audit as audit_store
@@ -321,14 +320,6 @@ class MachinePlane:
         return result  # type: ignore[no-any-return]
 
     # -- reads ---------------------------------------------------------------------------
-    def _open(self, conn: Connection, project: Project, secret_id: str, version: int) -> bytes:
-        found = secret_store.get_sealed(conn, secret_id, version)
-        if found is None:
-            raise NotFound(f"secret {secret_id} not found")
-        sealed, _ = found
-        key = project_key(self.deps, conn, project, sealed.key_version)
-        return envelope.open_value(key, Binding(project.vault_id, project.id, secret_id, version), sealed)
-
     def read(self, req: SignedRequest, secret_id: str) -> str:
         target = {"secret": secret_id[:40]}
 
@@ -344,7 +335,7 @@ class MachinePlane:
             project = vault_store.get_project(conn, secret.project_id, for_share=True)
             assert project is not None
             check_not_frozen(project)  # a freeze committed while this request waited
-            plaintext = self._open(conn, project, secret.id, secret.current_version)
+            plaintext = open_version(self.deps, conn, project, secret.id, secret.current_version)
             trip_if_canary(conn, secret, actor, self.deps.clock())
             machine_store.set_delivered(conn, machine.id, {secret.id: secret.current_version})
             audit_store.append(
@@ -421,7 +412,9 @@ class MachinePlane:
                     secret = secret_store.get_secret(conn, item.id)
                     assert secret is not None
                     trip_if_canary(conn, secret, actor, self.deps.clock())
-                plaintext = self._open(conn, locked[item.project_id], item.id, item.current_version)
+                plaintext = open_version(
+                    self.deps, conn, locked[item.project_id], item.id, item.current_version
+                )
                 out.append((item, plaintext.decode()))
                 audit_store.append(
                     conn,

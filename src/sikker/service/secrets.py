@@ -17,7 +17,7 @@ from sikker.core.model import Principal, Project, Secret, VersionInfo
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.errors import Conflict, Locked, NotFound
-from sikker.service.base import Deps, project_key
+from sikker.service.base import Deps, open_version, project_key
 from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.storage import audit as audit_store
 from sikker.storage import secrets as secret_store
@@ -137,15 +137,9 @@ class SecretService:
         return version
 
     def open_version(self, conn: Connection, secret: Secret, number: int) -> values.SecretValue:
-        found = secret_store.get_sealed(conn, secret.id, number)
-        if found is None:
-            raise NotFound(f"secret {secret.id} has no version {number}")
-        sealed, _ = found
         project = vault_store.get_project(conn, secret.project_id)
         assert project is not None
-        key = project_key(self.deps, conn, project, sealed.key_version)
-        where = Binding(secret.vault_id, secret.project_id, secret.id, number)
-        return values.from_plaintext(secret.kind, envelope.open_value(key, where, sealed))
+        return values.from_plaintext(secret.kind, open_version(self.deps, conn, project, secret.id, number))
 
     def reveal(
         self, principal: Principal, actor: Actor, secret_id: str, version: int | None = None
