@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from sikker.errors import Conflict, InvalidInput, StoreUnavailable
@@ -116,7 +116,9 @@ class Database:
             yield
         except IntegrityError as e:
             raise Conflict("the change conflicts with existing data (duplicate name?)") from e
-        except OperationalError as e:
+        except (OperationalError, InterfaceError) as e:
+            # OperationalError: server gone, restarting, refusing connections; InterfaceError:
+            # the driver's connection object was closed under us (e.g. by a server restart).
             raise StoreUnavailable() from e
         except DBAPIError as e:
             if e.connection_invalidated:
