@@ -7,7 +7,6 @@ import sys
 import click
 
 from sikker import __version__
-from sikker.cli import rotation as _rotation  # noqa: F401  (adds 'secret rotate|rotation|manage')
 from sikker.cli.admin import project, secret, token, vault
 from sikker.cli.agent import agent
 from sikker.cli.audit import audit
@@ -16,6 +15,7 @@ from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd,
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
 from sikker.cli.output import err_console
+from sikker.cli.rotation import rotation, secret_manage, secret_rotate
 from sikker.cli.server import server
 from sikker.errors import SikkerError
 
@@ -34,6 +34,8 @@ def cli() -> None:
 
 
 machine.add_command(bootstrap_command)
+for sub in (secret_rotate, rotation, secret_manage):
+    secret.add_command(sub)
 for command in (
     server,
     operator,

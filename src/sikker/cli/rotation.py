@@ -1,4 +1,5 @@
-"""``sikker secret rotate``, ``sikker secret rotation set|show|disable``, ``sikker secret manage``."""
+"""``sikker secret rotate``, ``sikker secret rotation set|show|disable``, ``sikker secret manage``
+(added to the ``secret`` group in ``cli/main.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import click
 
-from sikker.cli.admin import parse_duration, secret
+from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, table, when
@@ -14,7 +15,7 @@ from sikker.cli.output import console, emit_json, table, when
 CHARSETS = ["symbols", "alphanumeric", "numbers", "uuid", "hex", "base64"]
 
 
-@secret.command("rotate")
+@click.command("rotate")
 @click.argument("secret_id", metavar="SECRET")
 @client_command
 def secret_rotate(client: Client, as_json: bool, secret_id: str) -> None:
@@ -29,7 +30,7 @@ def secret_rotate(client: Client, as_json: bool, secret_id: str) -> None:
         console.print(f"{secret_id} rotated: now at version {result['version']}.")
 
 
-@secret.group("rotation")
+@click.group("rotation")
 def rotation() -> None:
     """Rotation schedules."""
 
@@ -120,7 +121,7 @@ def rotation_disable(client: Client, as_json: bool, secret_id: str) -> None:
     emit_json(result) if as_json else console.print(f"{secret_id}: scheduled rotation disabled.")
 
 
-@secret.command("manage")
+@click.command("manage")
 @click.argument("secret_id", metavar="SECRET")
 @click.option(
     "--provider", required=True, type=click.Choice(["postgresql", "mysql", "redis", "mongodb", "mssql"])
