@@ -257,7 +257,19 @@ class WrkResult:
         return sum(v for k, v in self.statuses.items() if k != "200")
 
 
-def run_wrk(url: str, prefix: Path, threads: int, connections: int, duration: int) -> WrkResult:
+def run_wrk(
+    url: str,
+    prefix: Path,
+    threads: int,
+    connections: int,
+    duration: int,
+    script: Path = LUA,
+    script_args: list[str] | None = None,
+) -> WrkResult:
+    """Run wrk with ``script`` (default presigned.lua, given ``prefix``); output goes to PREFIX.out.
+
+    Another script must print presigned.lua's summary lines (bench/roundrobin.lua does);
+    ``script_args`` then replaces the default script argument ``prefix``."""
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -267,10 +279,10 @@ def run_wrk(url: str, prefix: Path, threads: int, connections: int, duration: in
         "10s",
         "--latency",
         "-s",
-        str(LUA),
+        str(script),
         url,
         "--",
-        str(prefix),
+        *(script_args if script_args is not None else [str(prefix)]),
     ]
     out_path = prefix.with_suffix(".out")
     t0 = time.monotonic()

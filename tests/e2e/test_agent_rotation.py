@@ -52,51 +52,72 @@ def base_user() -> Iterator[tuple[str, str]]:
         admin.close()
 
 
-def test_alternating_rotation_in_a_live_mariadb(
-    server: Server, base_user: tuple[str, str], tmp_path: Path
-) -> None:
+def managed_credential(
+    server: Server, base_user: tuple[str, str], tmp_path: Path, strategy: str, grace: int
+) -> tuple[Api, str, dict[str, str]]:
+    """A server with a MariaDB credential managed by an agent machine bootstrapped in tmp_path.
+    Returns the root API, the credential's secret id and the environment for `sikker agent`."""
     user, password = base_user
     _, token = init_and_unseal(server.url)
     root = Api(server.url, token)
     vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
     project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
-    admin = root.ok(
-        "POST",
-        f"/api/projects/{project}/secrets",
-        {"name": "mariadb-admin", "fields": {"username": "root", "password": ""}},
-    )["id"]
-    cred = root.ok(
-        "POST",
-        f"/api/projects/{project}/secrets",
-        {"name": "app-db", "fields": {"username": user, "password": password}},
-    )["id"]
-    root.ok(
-        "PUT",
-        f"/api/secrets/{cred}/managed",
-        {
-            "provider": "mysql",
-            "host": "127.0.0.1",
-            "port": 3306,
-            "database": "test",
-            "adminSecretId": admin,
-            "strategy": "alternating",
-            "altUsername": f"{user}_b",
-            "graceSeconds": 0,
-        },
-    )
+    fields = {"username": "root", "password": ""}
+    admin = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "mariadb-admin", "fields": fields})[
+        "id"
+    ]
+    fields = {"username": user, "password": password}
+    cred = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "app-db", "fields": fields})["id"]
+    managed = {
+        "provider": "mysql",
+        "host": "127.0.0.1",
+        "port": 3306,
+        "database": "test",
+        "adminSecretId": admin,
+        "strategy": strategy,
+        "graceSeconds": grace,
+    }
+    if strategy == "alternating":
+        managed["altUsername"] = f"{user}_b"
+    root.ok("PUT", f"/api/secrets/{cred}/managed", managed)
     enroll = root.ok(
         "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [cred]}
     )["token"]
     env = os.environ | {"SIKKERKEY_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
     env.pop("SIKKERKEY_API_URL", None)
+    boot = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sikker",
+            "machine",
+            "bootstrap",
+            "--url",
+            server.public_url,
+            "--vault",
+            vault,
+            "--token",
+            enroll,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert boot.returncode == 0, boot.stderr
+    return root, cred, env
+
+
+def test_alternating_rotation_in_a_live_mariadb(
+    server: Server, base_user: tuple[str, str], tmp_path: Path
+) -> None:
+    user, _ = base_user
+    root, cred, env = managed_credential(server, base_user, tmp_path, "alternating", grace=0)
 
     def sikker(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "sikker", *args], env=env, capture_output=True, text=True, timeout=120
         )
-
-    boot = sikker("machine", "bootstrap", "--url", server.public_url, "--vault", vault, "--token", enroll)
-    assert boot.returncode == 0, boot.stderr
 
     def live() -> dict[str, str]:
         fields: dict[str, str] = root.ok("GET", f"/api/secrets/{cred}")["fields"]
@@ -131,58 +152,8 @@ STEPS = ["before-apply", "after-apply", "after-verify", "after-confirm"]
 def test_the_agent_killed_at_any_step_leaves_a_working_credential_and_no_orphan(
     server: Server, base_user: tuple[str, str], tmp_path: Path, strategy: str
 ) -> None:
-    user, password = base_user
-    _, token = init_and_unseal(server.url)
-    root = Api(server.url, token)
-    vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
-    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
-    admin = root.ok(
-        "POST",
-        f"/api/projects/{project}/secrets",
-        {"name": "mariadb-admin", "fields": {"username": "root", "password": ""}},
-    )["id"]
-    cred = root.ok(
-        "POST",
-        f"/api/projects/{project}/secrets",
-        {"name": "app-db", "fields": {"username": user, "password": password}},
-    )["id"]
-    managed = {
-        "provider": "mysql",
-        "host": "127.0.0.1",
-        "port": 3306,
-        "database": "test",
-        "adminSecretId": admin,
-        "strategy": strategy,
-        "graceSeconds": 3600,
-    }
-    if strategy == "alternating":
-        managed["altUsername"] = f"{user}_b"
-    root.ok("PUT", f"/api/secrets/{cred}/managed", managed)
-    enroll = root.ok(
-        "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [cred]}
-    )["token"]
-    env = os.environ | {"SIKKERKEY_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
-    env.pop("SIKKERKEY_API_URL", None)
-    boot = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sikker",
-            "machine",
-            "bootstrap",
-            "--url",
-            server.public_url,
-            "--vault",
-            vault,
-            "--token",
-            enroll,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert boot.returncode == 0, boot.stderr
+    user, _ = base_user
+    root, cred, env = managed_credential(server, base_user, tmp_path, strategy, grace=3600)
     launcher = str(Path(__file__).resolve().parents[1] / "helpers" / "crashing_agent.py")
 
     for step in STEPS:

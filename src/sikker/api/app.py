@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,69 +44,38 @@ class SealGate:
         await self.app(scope, receive, send)
 
 
-async def _checkpoints(services: Services, interval: float) -> None:
-    """Sign audit checkpoints when enough records (or time) have accumulated."""
+async def _every(interval: float, job: Callable[[], object], name: str) -> None:
+    """Run a background job every ``interval`` seconds (first run after one interval).
+
+    Store trouble is logged and retried on the next run; the job never stops the server."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await run_in_threadpool(services.audit.checkpoint_due)
+            await run_in_threadpool(job)
         except SikkerError as e:
-            log.warning("audit checkpoint skipped: %s", e.message)
+            log.warning("%s skipped: %s", name, e.message)
 
 
-async def _streams(services: Services, interval: float) -> None:
-    """Deliver new audit records to the configured streams."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(services.streams.dispatch_due)
-        except SikkerError as e:
-            log.warning("audit streams skipped: %s", e.message)
-
-
-async def _scheduler(services: Services, interval: float) -> None:
-    """Run due rotations (each claimed once, see service/rotation.py)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(services.rotation.run_due)
-        except SikkerError as e:
-            log.warning("rotation scheduler skipped: %s", e.message)
-
-
-async def _follow_cluster(services: Services, interval: float) -> None:
-    """Seal when another node sealed (the poll behind LISTEN/NOTIFY: at most ``interval`` late)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(services.seal.follow_cluster)
-        except SikkerError as e:
-            log.warning("cluster check skipped: %s", e.message)
-
-
-async def _maintenance(services: Services, interval: float) -> None:
-    """Purge old trash and finish interrupted rewraps, whenever unsealed."""
-    while True:
-        if not services.deps.keyring.sealed:
-            try:
-                await run_in_threadpool(services.secrets.purge_trash)
-                await run_in_threadpool(services.keys.rewrap_all)
-                await run_in_threadpool(services.plane.purge_nonces)
-            except SikkerError as e:
-                log.warning("maintenance skipped: %s", e.message)
-        await asyncio.sleep(interval)
+def _maintenance(services: Services) -> None:
+    """Purge old trash, finish interrupted rewraps, forget expired nonces (when unsealed)."""
+    if not services.deps.keyring.sealed:
+        services.secrets.purge_trash()
+        services.keys.rewrap_all()
+        services.plane.purge_nonces()
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(_maintenance(services, maintenance_interval)),
-            asyncio.create_task(_checkpoints(services, CHECKPOINT_POLL_S)),
-            asyncio.create_task(_streams(services, STREAM_POLL_S)),
-            asyncio.create_task(_scheduler(services, SCHEDULER_POLL_S)),
-            asyncio.create_task(_follow_cluster(services, CLUSTER_POLL_S)),
+        jobs = [
+            (maintenance_interval, lambda: _maintenance(services), "maintenance"),
+            (CHECKPOINT_POLL_S, services.audit.checkpoint_due, "audit checkpoint"),
+            (STREAM_POLL_S, services.streams.dispatch_due, "audit streams"),
+            (SCHEDULER_POLL_S, services.rotation.run_due, "rotation scheduler"),
+            # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
+            (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
         ]
+        tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         listener = None
         if not services.deps.db.is_sqlite:
             listener = Listener(services.deps.db.url, lambda _event: services.seal.follow_cluster())
