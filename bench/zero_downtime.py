@@ -1,4 +1,4 @@
-"""Zero-downtime proof for database credential rotation (MariaDB, real passwords).
+"""Zero-downtime proof for database credential rotation (MariaDB or PostgreSQL, real passwords).
 
 A consumer reads the credential through the official SikkerKey SDK's watch and opens a
 NEW database connection every 50 ms with whatever it currently holds, while the secret is
@@ -6,15 +6,18 @@ rotated N times by a real `sikker agent`. Prints failed logins per strategy.
 
     .venv/bin/python bench/zero_downtime.py --strategy alternating --rotations 20
     .venv/bin/python bench/zero_downtime.py --strategy single --rotations 20
+    .venv/bin/python bench/zero_downtime.py --engine postgresql --strategy alternating
 
-Needs MariaDB on 127.0.0.1:3306 (root without password). The local PostgreSQL trusts
-every local login, so it cannot show failed logins: it is not measured here.
+MariaDB: the server on 127.0.0.1:3306 (root without password). PostgreSQL: the machine's
+server trusts local logins, so the bench starts a private scram-sha-256 cluster
+(tests.support.scram_postgres) and rotates there.
 Each rotation takes 10-20 s (agent and SDK both poll every 10 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -23,40 +26,110 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pymysql
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import Api, Server, init_and_unseal
+from tests.support import Api, Server, init_and_unseal, scram_postgres
 
 
-def login(user: str, password: str) -> bool:
-    try:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user=user, password=password, connect_timeout=3)
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-        conn.close()
-        return True
-    except pymysql.err.OperationalError:
-        return False
+class MariaDB:
+    provider, port, database = "mysql", 3306, "test"
+    admin_user, admin_password = "root", ""
+
+    def create(self, user: str, password: str) -> None:
+        with self._admin() as conn, conn.cursor() as cur:
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            cur.execute(f"GRANT SELECT ON test.* TO `{user}`@'%'")
+
+    def drop(self, *users: str) -> None:
+        with self._admin() as conn, conn.cursor() as cur:
+            for user in users:
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+
+    def login(self, user: str, password: str) -> bool:
+        try:
+            conn = pymysql.connect(
+                host="127.0.0.1", port=3306, user=user, password=password, connect_timeout=3
+            )
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.close()
+            return True
+        except pymysql.err.OperationalError:
+            return False
+
+    def _admin(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+        return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+
+
+class Postgres:
+    provider, database = "postgresql", "postgres"
+
+    def __init__(self, port: int, admin_user: str, admin_password: str) -> None:
+        self.port, self.admin_user, self.admin_password = port, admin_user, admin_password
+
+    def _connect(self, user: str, password: str) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            dbname="postgres",
+            user=user,
+            password=password,
+            connect_timeout=3,
+            autocommit=True,
+        )
+
+    def create(self, user: str, password: str) -> None:
+        with self._connect(self.admin_user, self.admin_password) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(password)
+                )
+            )
+
+    def drop(self, *users: str) -> None:
+        pass  # the whole cluster is thrown away
+
+    def login(self, user: str, password: str) -> bool:
+        try:
+            with self._connect(user, password) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+
+@contextlib.contextmanager
+def engine(name: str) -> Iterator[MariaDB | Postgres]:
+    if name == "mariadb":
+        yield MariaDB()
+    else:
+        with scram_postgres() as (port, admin, password):
+            yield Postgres(port, admin, password)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--engine", choices=["mariadb", "postgresql"], default="mariadb")
     parser.add_argument("--strategy", choices=["alternating", "single"], default="alternating")
     parser.add_argument("--rotations", type=int, default=20)
     parser.add_argument("--grace", type=int, default=30, help="seconds the previous user stays valid")
     args = parser.parse_args()
+    with engine(args.engine) as db:
+        run(db, args)
 
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+
+def run(db: MariaDB | Postgres, args: argparse.Namespace) -> None:
     user, password = f"sk_zd_{secrets.token_hex(3)}", secrets.token_urlsafe(16)
-    with admin.cursor() as cur:
-        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-        cur.execute(f"GRANT SELECT ON test.* TO `{user}`@'%'")
+    db.create(user, password)
     tmp = Path(tempfile.mkdtemp())
     server = Server(f"sqlite:///{tmp / 'z.db'}", tmp / "data").start()
     agent_proc = None
@@ -66,10 +139,9 @@ def main() -> None:
         root = Api(server.url, token)
         vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
         project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "db"})["id"]
+        admin_fields = {"username": db.admin_user, "password": db.admin_password}
         admin_secret = root.ok(
-            "POST",
-            f"/api/projects/{project}/secrets",
-            {"name": "admin", "fields": {"username": "root", "password": ""}},
+            "POST", f"/api/projects/{project}/secrets", {"name": "admin", "fields": admin_fields}
         )["id"]
         cred = root.ok(
             "POST",
@@ -77,10 +149,10 @@ def main() -> None:
             {"name": "app-db", "fields": {"username": user, "password": password}},
         )["id"]
         managed = {
-            "provider": "mysql",
+            "provider": db.provider,
             "host": "127.0.0.1",
-            "port": 3306,
-            "database": "test",
+            "port": db.port,
+            "database": db.database,
             "adminSecretId": admin_secret,
             "strategy": args.strategy,
             "graceSeconds": args.grace,
@@ -96,23 +168,18 @@ def main() -> None:
         homes = {name: tmp / name for name in ("agent", "app")}
         for home in homes.values():
             env = os.environ | {"SIKKERKEY_HOME": str(home)}
+            command = [
+                "machine",
+                "bootstrap",
+                "--url",
+                server.public_url,
+                "--vault",
+                vault,
+                "--token",
+                enroll,
+            ]
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "sikker",
-                    "machine",
-                    "bootstrap",
-                    "--url",
-                    server.public_url,
-                    "--vault",
-                    vault,
-                    "--token",
-                    enroll,
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
+                [sys.executable, "-m", "sikker", *command], env=env, check=True, capture_output=True
             )
         agent_env = os.environ | {"SIKKERKEY_HOME": str(homes["agent"])}
         agent_proc = subprocess.Popen(
@@ -144,7 +211,7 @@ def main() -> None:
                 with lock:
                     u, p = current["username"], current["password"]
                 attempts += 1
-                failures += not login(u, p)
+                failures += not db.login(u, p)
                 time.sleep(0.05)
 
         worker = threading.Thread(target=hammer, daemon=True)
@@ -156,16 +223,13 @@ def main() -> None:
             while root.ok("GET", f"/api/secrets/{cred}/versions")["versions"][0]["version"] == before:
                 time.sleep(0.2)
             time.sleep(11)  # let the consumer's watch (10 s) pick the new value up
-            print(
-                f"rotation {i + 1}/{args.rotations}: attempts {attempts}, failed logins {failures}",
-                flush=True,
-            )
+            print(f"rotation {i + 1}/{args.rotations}: connections {attempts}, failed {failures}", flush=True)
         stop.set()
         worker.join()
         sk.close()
         elapsed = time.monotonic() - started
         print(
-            f"\nstrategy={args.strategy} rotations={args.rotations} grace={args.grace}s "
+            f"\nengine={db.provider} strategy={args.strategy} rotations={args.rotations} grace={args.grace}s "
             f"duration={elapsed:.0f}s connections={attempts} failed_logins={failures}"
         )
     finally:
@@ -174,10 +238,7 @@ def main() -> None:
             agent_proc.terminate()
             agent_proc.wait(15)
         server.stop()
-        with admin.cursor() as cur:
-            for name in (user, f"{user}_b"):
-                cur.execute("DROP USER IF EXISTS %s@'%%'", (name,))
-        admin.close()
+        db.drop(user, f"{user}_b")
 
 
 if __name__ == "__main__":

@@ -216,3 +216,42 @@ class Machine:
         url = self.url + path + (f"?{query}" if query else "")
         content = send_body if send_body is not None else body
         return httpx.request(method, url, headers=headers, content=content or None, timeout=30)
+
+
+@contextmanager
+def scram_postgres() -> Iterator[tuple[int, str, str]]:
+    """A private, throwaway PostgreSQL cluster that checks passwords (scram-sha-256), unlike
+    the machine's shared server, which trusts local logins. Yields (port, admin user,
+    admin password). Skips (or fails under CI) when the server binaries are missing."""
+    import secrets as pysecrets
+    import shutil
+    import tempfile
+
+    root = Path("/usr/lib/postgresql")
+    versions = sorted(root.iterdir(), key=lambda p: int(p.name)) if root.is_dir() else []
+    found = [v / "bin" for v in versions if (v / "bin" / "initdb").exists()]
+    if not found:
+        if IN_CI:
+            pytest.fail("PostgreSQL server binaries (initdb) are not installed and CI=true")
+        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
+    bindir = found[-1]
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="sikker-scram-pg-"))
+    password, port = pysecrets.token_urlsafe(16), free_port()
+    (data / "pw").write_text(password)
+    if as_postgres:
+        shutil.chown(data, "postgres")
+        shutil.chown(data / "pw", "postgres")
+    cluster = data / "cluster"
+    initdb = [*as_postgres, str(bindir / "initdb"), "-D", str(cluster), "-U", "admin"]
+    flags = [f"--pwfile={data / 'pw'}", "--auth=scram-sha-256", "--no-sync", "-E", "UTF8"]
+    subprocess.run([*initdb, *flags], check=True, capture_output=True)
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(cluster)]
+    start = [*ctl, "-o", options, "-l", str(data / "log"), "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True)
+    try:
+        yield port, "admin", password
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

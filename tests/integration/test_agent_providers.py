@@ -20,17 +20,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
-import shutil
 import string
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -44,7 +39,7 @@ from sikker.agent.providers.base import Connection, Provider, ProviderError, Uns
 from sikker.agent.providers.mysql import MySQLProvider
 from sikker.agent.providers.postgresql import PostgresProvider
 from sikker.agent.providers.redis import RedisProvider
-from tests.support import IN_CI, PG_ADMIN_URL, free_port
+from tests.support import IN_CI, PG_ADMIN_URL, free_port, scram_postgres
 from tests.unit.agent.fakes import FakeServer, api_for, creds
 
 PREFIX = f"skag{uuid.uuid4().hex[:6]}_"
@@ -208,38 +203,10 @@ def test_pg_hostile_names_and_passwords_cause_no_injection(pg: Pg, suffix: str, 
 
 
 # -- PostgreSQL with real password authentication (private throwaway cluster) ---------------
-def _pg_bin() -> Path | None:
-    root = Path("/usr/lib/postgresql")
-    versions = sorted(root.iterdir(), key=lambda p: int(p.name)) if root.is_dir() else []
-    found = [v / "bin" for v in versions if (v / "bin" / "initdb").exists()]
-    return found[-1] if found else None
-
-
 @pytest.fixture(scope="module")
 def scram_pg() -> Iterator[Connection]:
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb) are not installed")
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data = Path(tempfile.mkdtemp(prefix="sikker-agent-pg-"))
-    password, port = secrets.token_urlsafe(16), free_port()
-    (data / "pw").write_text(password)
-    if as_postgres:
-        shutil.chown(data, "postgres")
-        shutil.chown(data / "pw", "postgres")
-    cluster = data / "cluster"
-    run = [*as_postgres, str(bindir / "initdb"), "-D", str(cluster), "-U", "admin", f"--pwfile={data / 'pw'}"]
-    subprocess.run([*run, "--auth=scram-sha-256", "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(cluster)]
-    subprocess.run(
-        [*ctl, "-o", options, "-l", str(data / "log"), "-w", "start"], check=True, capture_output=True
-    )
-    try:
-        yield Connection("127.0.0.1", port, "postgres", "admin", password)
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with scram_postgres() as (port, admin, password):
+        yield Connection("127.0.0.1", port, "postgres", admin, password)
 
 
 def test_pg_password_authentication_distinguishes_old_new_and_missing(scram_pg: Connection) -> None:
