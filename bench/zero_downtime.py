@@ -17,7 +17,6 @@ Each rotation takes 10-20 s (agent and SDK both poll every 10 s).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
@@ -26,92 +25,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import psycopg
-import pymysql
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import Api, Server, init_and_unseal, scram_postgres
-
-
-class MariaDB:
-    provider, port, database = "mysql", 3306, "test"
-    admin_user, admin_password = "root", ""
-
-    def create(self, user: str, password: str) -> None:
-        with self._admin() as conn, conn.cursor() as cur:
-            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-            cur.execute(f"GRANT SELECT ON test.* TO `{user}`@'%'")
-
-    def drop(self, *users: str) -> None:
-        with self._admin() as conn, conn.cursor() as cur:
-            for user in users:
-                cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-
-    def login(self, user: str, password: str) -> bool:
-        try:
-            conn = pymysql.connect(
-                host="127.0.0.1", port=3306, user=user, password=password, connect_timeout=3
-            )
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-            conn.close()
-            return True
-        except pymysql.err.OperationalError:
-            return False
-
-    def _admin(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
-        return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-
-
-class Postgres:
-    provider, database = "postgresql", "postgres"
-
-    def __init__(self, port: int, admin_user: str, admin_password: str) -> None:
-        self.port, self.admin_user, self.admin_password = port, admin_user, admin_password
-
-    def _connect(self, user: str, password: str) -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.port,
-            dbname="postgres",
-            user=user,
-            password=password,
-            connect_timeout=3,
-            autocommit=True,
-        )
-
-    def create(self, user: str, password: str) -> None:
-        with self._connect(self.admin_user, self.admin_password) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(user), sql.Literal(password)
-                )
-            )
-
-    def drop(self, *users: str) -> None:
-        pass  # the whole cluster is thrown away
-
-    def login(self, user: str, password: str) -> bool:
-        try:
-            with self._connect(user, password) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.OperationalError:
-            return False
-
-
-@contextlib.contextmanager
-def engine(name: str) -> Iterator[MariaDB | Postgres]:
-    if name == "mariadb":
-        yield MariaDB()
-    else:
-        with scram_postgres() as (port, admin, password):
-            yield Postgres(port, admin, password)
+from tests.support import Api, DatabaseTarget, Server, init_and_unseal, target_database
 
 
 def main() -> None:
@@ -123,11 +41,11 @@ def main() -> None:
     parser.add_argument("--rotations", type=int, default=20)
     parser.add_argument("--grace", type=int, default=30, help="seconds the previous user stays valid")
     args = parser.parse_args()
-    with engine(args.engine) as db:
+    with target_database(args.engine) as db:
         run(db, args)
 
 
-def run(db: MariaDB | Postgres, args: argparse.Namespace) -> None:
+def run(db: DatabaseTarget, args: argparse.Namespace) -> None:
     user, password = f"sk_zd_{secrets.token_hex(3)}", secrets.token_urlsafe(16)
     db.create(user, password)
     tmp = Path(tempfile.mkdtemp())

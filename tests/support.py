@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+import pymysql
 import pytest
+from psycopg import sql
 
 PG_ADMIN_URL = os.environ.get("SIKKER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -255,3 +258,100 @@ def scram_postgres() -> Iterator[tuple[int, str, str]]:
     finally:
         subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+# -- databases whose credentials `sikker agent` rotates in the e2e tests and benches ----------
+class MariaDBTarget:
+    provider, port, database = "mysql", 3306, "test"
+    admin_user, admin_password = "root", ""
+
+    def create(self, user: str, password: str) -> None:
+        with self._admin() as conn, conn.cursor() as cur:
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            cur.execute(f"GRANT SELECT ON test.* TO `{user}`@'%'")
+
+    def drop(self, *users: str) -> None:
+        with self._admin() as conn, conn.cursor() as cur:
+            for user in users:
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+
+    def login(self, user: str, password: str) -> bool:
+        try:
+            conn = pymysql.connect(
+                host="127.0.0.1", port=3306, user=user, password=password, connect_timeout=3
+            )
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.close()
+            return True
+        except pymysql.err.OperationalError:
+            return False
+
+    def users(self, prefix: str) -> set[str]:
+        with self._admin() as conn, conn.cursor() as cur:
+            cur.execute("SELECT User FROM mysql.user WHERE User LIKE %s", (prefix + "%",))
+            return {row[0] for row in cur.fetchall()}
+
+    def _admin(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+        try:
+            return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+        except pymysql.err.OperationalError:
+            if IN_CI:
+                pytest.fail("MariaDB is not reachable at 127.0.0.1:3306 and CI=true: start it")
+            pytest.skip("MariaDB is not running")
+
+
+class PostgresTarget:
+    provider, database = "postgresql", "postgres"
+
+    def __init__(self, port: int, admin_user: str, admin_password: str) -> None:
+        self.port, self.admin_user, self.admin_password = port, admin_user, admin_password
+
+    def _connect(self, user: str, password: str) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            dbname="postgres",
+            user=user,
+            password=password,
+            connect_timeout=3,
+            autocommit=True,
+        )
+
+    def create(self, user: str, password: str) -> None:
+        with self._connect(self.admin_user, self.admin_password) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(user), sql.Literal(password)
+                )
+            )
+
+    def drop(self, *users: str) -> None:
+        pass  # the whole cluster is thrown away
+
+    def users(self, prefix: str) -> set[str]:
+        with self._connect(self.admin_user, self.admin_password) as conn:
+            rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "%",))
+            return {str(row[0]) for row in rows}
+
+    def login(self, user: str, password: str) -> bool:
+        try:
+            with self._connect(user, password) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+
+DatabaseTarget = MariaDBTarget | PostgresTarget
+
+
+@contextmanager
+def target_database(name: str) -> Iterator[DatabaseTarget]:
+    """A database whose credentials an agent rotates: the local MariaDB, or a private
+    scram-sha-256 PostgreSQL cluster (the shared one trusts local logins)."""
+    if name == "mariadb":
+        yield MariaDBTarget()
+    else:
+        with scram_postgres() as (port, admin, password):
+            yield PostgresTarget(port, admin, password)

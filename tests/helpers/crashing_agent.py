@@ -13,7 +13,7 @@ import signal
 import sys
 
 from sikker.agent import server
-from sikker.agent.providers import mysql
+from sikker.agent.providers import mysql, postgresql
 
 
 def die() -> None:
@@ -36,10 +36,13 @@ def wrap(owner: type, name: str, before: bool) -> None:
 
 def main() -> None:
     step, rest = sys.argv[1], sys.argv[3:]
+    providers = (mysql.MySQLProvider, postgresql.PostgresProvider)
     if step == "before-apply":
-        wrap(mysql.MySQLProvider, "apply", before=True)
+        for provider in providers:
+            wrap(provider, "apply", before=True)
     elif step == "after-apply":
-        wrap(mysql.MySQLProvider, "apply", before=False)
+        for provider in providers:
+            wrap(provider, "apply", before=False)
     elif step == "after-verify":
         wrap(server.AgentApi, "confirm", before=True)  # verify passed; the confirm never leaves
     elif step == "after-confirm":
