@@ -142,7 +142,7 @@ audit_log = Table(
     Column("leaf_hash", LargeBinary(32), nullable=True),  # RFC 6962 leaf of canonical(entry)
     UniqueConstraint("chain", "seq", name="uq_audit_chain_seq"),
     Index("ix_audit_time", "chain", "time_ms"),
-    Index("ix_audit_action", "chain", "action", "time_ms"),
+    Index("ix_audit_action_seq", "chain", "action", "seq"),
     Index("ix_audit_actor", "chain", "actor_id", "seq"),
     Index("ix_audit_secret", "chain", "secret_id", "seq"),
     Index("ix_audit_severity", "chain", "severity", "seq"),
