@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from sikker.core import audit, merkle
@@ -71,6 +71,21 @@ def append(
         raise AuditUnavailable() from e
 
 
+# Built once: this runs on every read, and building statements is most of its cost.
+_HEAD = (
+    select(audit_heads.c.seq, audit_heads.c.hash)
+    .where(audit_heads.c.chain == bindparam("chain"))
+    .with_for_update()
+)
+_NEW_HEAD = insert(audit_heads)
+_INSERT = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_heads)
+    .where(audit_heads.c.chain == bindparam("head_chain"))
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+)
+
+
 def _append(
     conn: Connection,
     chain: str,
@@ -81,38 +96,37 @@ def _append(
     result: str,
     reason: str,
 ) -> audit.Entry:
-    head = conn.execute(
-        select(audit_heads.c.seq, audit_heads.c.hash).where(audit_heads.c.chain == chain).with_for_update()
-    ).first()
+    head = conn.execute(_HEAD, {"chain": chain}).first()
     if head is None:
         seq, prev = 0, audit.GENESIS
-        conn.execute(insert(audit_heads).values(chain=chain, seq=0, hash=prev))
+        conn.execute(_NEW_HEAD, {"chain": chain, "seq": 0, "hash": prev})
     else:
         seq, prev = head.seq, bytes(head.hash)
     entry = audit.make_entry(chain, seq + 1, now_ms, actor, action, target, result, reason)
     canonical = audit.canonical(entry)
     digest = audit.chain_hash(prev, entry)
     conn.execute(
-        insert(audit_log).values(
-            chain=entry.chain,
-            seq=entry.seq,
-            time_ms=entry.time_ms,
-            actor_kind=entry.actor_kind,
-            actor_id=entry.actor_id,
-            source_ip=entry.source_ip,
-            user_agent=entry.user_agent,
-            action=entry.action,
-            target=orjson.dumps(entry.target, option=orjson.OPT_SORT_KEYS).decode(),
-            result=entry.result,
-            reason=entry.reason,
-            severity=entry.severity,
-            prev_hash=prev,
-            hash=digest,
-            secret_id=entry.target.get("secret"),
-            leaf_hash=merkle.leaf_hash(canonical),
-        )
+        _INSERT,
+        {
+            "chain": entry.chain,
+            "seq": entry.seq,
+            "time_ms": entry.time_ms,
+            "actor_kind": entry.actor_kind,
+            "actor_id": entry.actor_id,
+            "source_ip": entry.source_ip,
+            "user_agent": entry.user_agent,
+            "action": entry.action,
+            "target": orjson.dumps(entry.target, option=orjson.OPT_SORT_KEYS).decode(),
+            "result": entry.result,
+            "reason": entry.reason,
+            "severity": entry.severity,
+            "prev_hash": prev,
+            "hash": digest,
+            "secret_id": entry.target.get("secret"),
+            "leaf_hash": merkle.leaf_hash(canonical),
+        },
     )
-    conn.execute(update(audit_heads).where(audit_heads.c.chain == chain).values(seq=entry.seq, hash=digest))
+    conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": entry.seq, "head_hash": digest})
     return entry
 
 

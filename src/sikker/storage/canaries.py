@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from sikker.storage.tables import canaries, canary_trips, machine_projects, projects, secrets
 
@@ -56,8 +56,16 @@ def insert_canary(conn: Connection, canary: Canary) -> None:
     )
 
 
+_CANARY = select(canaries).where(canaries.c.secret_id == bindparam("secret_id"))
+_FROZEN_OF = (
+    select(projects.c.id)
+    .join(machine_projects, machine_projects.c.project_id == projects.c.id)
+    .where(machine_projects.c.machine_id == bindparam("machine_id"), projects.c.frozen_ms.is_not(None))
+)
+
+
 def get_canary(conn: Connection, secret_id: str) -> Canary | None:
-    row = conn.execute(select(canaries).where(canaries.c.secret_id == secret_id)).first()
+    row = conn.execute(_CANARY, {"secret_id": secret_id}).first()
     return _canary(row) if row else None
 
 
@@ -143,9 +151,4 @@ def unfreeze(conn: Connection, project_id: str) -> bool:
 
 
 def frozen_projects_of(conn: Connection, machine_id: str) -> list[str]:
-    q = (
-        select(projects.c.id)
-        .join(machine_projects, machine_projects.c.project_id == projects.c.id)
-        .where(machine_projects.c.machine_id == machine_id, projects.c.frozen_ms.is_not(None))
-    )
-    return list(conn.execute(q).scalars())
+    return list(conn.execute(_FROZEN_OF, {"machine_id": machine_id}).scalars())

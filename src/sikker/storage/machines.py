@@ -4,7 +4,7 @@ nonces and poll baselines."""
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import Connection, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -63,8 +63,21 @@ def insert_machine(conn: Connection, machine: Machine) -> None:
     )
 
 
+# Statements on the signed read path are built once (building them costs more than running them).
+_MACHINE = select(machines).where(machines.c.id == bindparam("machine_id"))
+_MEMBER = (
+    select(machine_projects.c.machine_id)
+    .join(secrets, secrets.c.project_id == machine_projects.c.project_id)
+    .where(machine_projects.c.machine_id == bindparam("machine_id"), secrets.c.id == bindparam("secret_id"))
+)
+_GRANTED = select(grants.c.machine_id).where(
+    grants.c.machine_id == bindparam("machine_id"), grants.c.secret_id == bindparam("secret_id")
+)
+_NONCE = insert(nonces)
+
+
 def get_machine(conn: Connection, machine_id: str) -> Machine | None:
-    row = conn.execute(select(machines).where(machines.c.id == machine_id)).first()
+    row = conn.execute(_MACHINE, {"machine_id": machine_id}).first()
     return _machine(row) if row else None
 
 
@@ -184,29 +197,15 @@ def readable_secrets(conn: Connection, machine_id: str, project_id: str | None =
 
 def access(conn: Connection, machine_id: str, secret_id: str) -> tuple[bool, bool]:
     """(is a member of the secret's project, holds a grant on the secret)."""
-    member = (
-        conn.execute(
-            select(machine_projects.c.machine_id)
-            .join(secrets, secrets.c.project_id == machine_projects.c.project_id)
-            .where(machine_projects.c.machine_id == machine_id, secrets.c.id == secret_id)
-        ).first()
-        is not None
-    )
-    granted = (
-        conn.execute(
-            select(grants.c.machine_id).where(
-                grants.c.machine_id == machine_id, grants.c.secret_id == secret_id
-            )
-        ).first()
-        is not None
-    )
+    params = {"machine_id": machine_id, "secret_id": secret_id}
+    member = conn.execute(_MEMBER, params).first() is not None
+    granted = conn.execute(_GRANTED, params).first() is not None
     return member, granted
 
 
-# -- replay protection and poll baselines -------------------------------------------
 def record_nonce(conn: Connection, machine_id: str, nonce: str, expires_ms: int) -> None:
     """Insert the nonce; a duplicate raises IntegrityError (a replay)."""
-    conn.execute(insert(nonces).values(machine_id=machine_id, nonce=nonce, expires_ms=expires_ms))
+    conn.execute(_NONCE, {"machine_id": machine_id, "nonce": nonce, "expires_ms": expires_ms})
 
 
 def purge_nonces(conn: Connection, now_ms: int) -> int:

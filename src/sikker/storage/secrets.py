@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from sikker.core.model import Secret, VersionInfo
 from sikker.crypto.envelope import Sealed
@@ -40,11 +40,21 @@ def insert_secret(conn: Connection, secret: Secret) -> None:
     )
 
 
+# Built once: these run on every signed read.
+_SECRET = select(secrets).where(secrets.c.id == bindparam("secret_id"))
+_SECRET_FOR_UPDATE = _SECRET.with_for_update()
+_SEALED = select(
+    secret_versions.c.ciphertext,
+    secret_versions.c.wrapped_dek,
+    secret_versions.c.key_version,
+    secret_versions.c.field_names,
+).where(
+    secret_versions.c.secret_id == bindparam("secret_id"), secret_versions.c.version == bindparam("version")
+)
+
+
 def get_secret(conn: Connection, secret_id: str, for_update: bool = False) -> Secret | None:
-    query = select(secrets).where(secrets.c.id == secret_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_SECRET_FOR_UPDATE if for_update else _SECRET, {"secret_id": secret_id}).first()
     return _secret(row) if row else None
 
 
@@ -84,13 +94,7 @@ def set_current_version(conn: Connection, secret_id: str, version: int, now_ms: 
 
 
 def get_sealed(conn: Connection, secret_id: str, version: int) -> tuple[Sealed, str | None] | None:
-    query = select(
-        secret_versions.c.ciphertext,
-        secret_versions.c.wrapped_dek,
-        secret_versions.c.key_version,
-        secret_versions.c.field_names,
-    ).where(secret_versions.c.secret_id == secret_id, secret_versions.c.version == version)
-    row = conn.execute(query).first()
+    row = conn.execute(_SEALED, {"secret_id": secret_id, "version": version}).first()
     if row is None:
         return None
     return Sealed(bytes(row.ciphertext), bytes(row.wrapped_dek), row.key_version), row.field_names

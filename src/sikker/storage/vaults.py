@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from sikker.core.model import Project, Vault
 from sikker.storage.tables import project_keys, projects, secrets, vaults
@@ -44,16 +44,23 @@ def insert_project(conn: Connection, project: Project, wrapped_key: bytes) -> No
     add_project_key(conn, project.id, project.key_version, wrapped_key, project.created_ms)
 
 
+_PROJECT = select(projects).where(projects.c.id == bindparam("project_id"))
+_PROJECT_LOCKED = {
+    (False, False): _PROJECT,
+    (True, False): _PROJECT.with_for_update(),
+    (False, True): _PROJECT.with_for_update(read=True),
+}
+_PROJECT_KEY = select(project_keys.c.wrapped_key).where(
+    project_keys.c.project_id == bindparam("project_id"), project_keys.c.version == bindparam("version")
+)
+
+
 def get_project(
     conn: Connection, project_id: str, for_update: bool = False, for_share: bool = False
 ) -> Project | None:
     """``for_share`` (PostgreSQL ``FOR SHARE``) makes a reader wait for a freeze in flight."""
-    query = select(projects).where(projects.c.id == project_id)
-    if for_update:
-        query = query.with_for_update()
-    elif for_share:
-        query = query.with_for_update(read=True)
-    row = conn.execute(query).first()
+    query = _PROJECT_LOCKED[(for_update, for_share and not for_update)]
+    row = conn.execute(query, {"project_id": project_id}).first()
     return _project(row) if row else None
 
 
@@ -89,8 +96,5 @@ def set_project_key_version(conn: Connection, project_id: str, version: int) -> 
 
 
 def get_project_key(conn: Connection, project_id: str, version: int) -> bytes | None:
-    query = select(project_keys.c.wrapped_key).where(
-        project_keys.c.project_id == project_id, project_keys.c.version == version
-    )
-    value = conn.execute(query).scalar_one_or_none()
+    value = conn.execute(_PROJECT_KEY, {"project_id": project_id, "version": version}).scalar_one_or_none()
     return bytes(value) if value is not None else None
