@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 
 from sikker.core import ids, rotation, values
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
-from sikker.core.model import Machine, Principal, Secret
+from sikker.core.model import Machine, Principal, Project, Secret
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SikkerError
@@ -328,6 +328,13 @@ class RotationService:
         )
         return {"id": secret.id, "version": version, "status": "current"}
 
+    def _open_pending(self, conn: Connection, project: Project, secret: Secret, pending: Rotation) -> bytes:
+        """Decrypt a pending rotation's value (sealed with the rotation id as AAD slot)."""
+        assert pending.sealed is not None
+        key = project_key(self.deps, conn, project, pending.sealed.key_version)
+        where = Binding(secret.vault_id, project.id, secret.id, 0, slot=pending.id)
+        return envelope.open_value(key, where, pending.sealed)
+
     # -- the agent side (signed machine routes) -----------------------------------------------
     def _agent_secret(self, conn: Connection, machine: Machine, secret_id: str) -> tuple[Secret, Managed]:
         secret = secret_store.get_secret(conn, secret_id)
@@ -366,12 +373,10 @@ class RotationService:
             if pending is not None and pending.sealed is not None:
                 project = vault_store.get_project(conn, secret.project_id)
                 assert project is not None
-                key = project_key(self.deps, conn, project, pending.sealed.key_version)
-                where = Binding(secret.vault_id, project.id, secret.id, 0, slot=pending.id)
                 config |= {
                     "rotationStatus": "pending",
                     "pendingRotationId": pending.id,
-                    "pendingValue": envelope.open_value(key, where, pending.sealed).decode(),
+                    "pendingValue": self._open_pending(conn, project, secret, pending).decode(),
                 }
             if managed.previous_username and managed.disable_previous_at_ms:
                 config |= {
@@ -449,9 +454,7 @@ class RotationService:
                 return
             project = vault_store.get_project(conn, secret.project_id)
             assert project is not None
-            key = project_key(self.deps, conn, project, pending.sealed.key_version)
-            where = Binding(secret.vault_id, project.id, secret.id, 0, slot=pending.id)
-            new = values.from_plaintext("structured", envelope.open_value(key, where, pending.sealed))
+            new = values.from_plaintext("structured", self._open_pending(conn, project, secret, pending))
             live_user = self._structured(conn, secret)["username"]
             version = secret.current_version + 1
             self.secrets.write_version(conn, project, secret.id, version, new, actor, now)

@@ -56,6 +56,7 @@ class Database:
         if not self.is_sqlite:
             return create_engine(
                 self.url,
+                hide_parameters=True,  # statement parameters never reach logs or error text
                 pool_pre_ping=True,
                 pool_size=10,
                 max_overflow=20,
@@ -64,6 +65,7 @@ class Database:
             )
         engine = create_engine(
             self.url,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 10},
             poolclass=NullPool if ":memory:" in self.url else None,
         )
