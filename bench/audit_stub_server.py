@@ -2,10 +2,11 @@
 
     python bench/audit_stub_server.py server --dev ...   # same argv as ``python -m sikker``
 
-``sikker.storage.audit.append`` is replaced by a no-op that returns a dummy
-``Entry`` before the CLI is imported, so every caller (which looks the function up
-on the module at call time) skips the chain-head lock, the INSERT and the head
-UPDATE. Nothing in production code knows about this: it exists only here.
+``sikker.storage.audit.append`` and ``append_many`` (the read lane's group commit) are
+replaced by no-ops that return dummy ``Entry`` objects before the CLI is imported, so every
+caller (which looks the function up on the module at call time) skips the chain-head lock,
+the INSERT and the head UPDATE. Nothing in production code knows about this: it exists only
+here.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def _no_append(
     return core_audit.Entry(chain, 0, now_ms, actor.kind, actor.id, "", "", str(action))
 
 
+def _no_append_many(conn: object, chain: str, records: list[audit_store.Record]) -> list[core_audit.Entry]:
+    return [_no_append(conn, chain, r[0], r[1], r[2], r[3]) for r in records]
+
+
 audit_store.append = _no_append
+audit_store.append_many = _no_append_many
 
 from sikker.cli.main import main  # noqa: E402  (after the patch, on purpose)
 

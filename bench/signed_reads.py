@@ -72,9 +72,10 @@ def free_port() -> int:
 class Server:
     """One ``sikker server --dev`` process on a loopback port, audit ON or STUBBED."""
 
-    def __init__(self, data_dir: Path, variant: str) -> None:
+    def __init__(self, data_dir: Path, variant: str, workers: int = 1) -> None:
         self.data_dir = data_dir
         self.variant = variant
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{variant}-{self.port}.log"
@@ -91,6 +92,8 @@ class Server:
             str(self.data_dir),
             "--listen",
             f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
         ]
         head = (
             [sys.executable, str(STUB_LAUNCHER)]
@@ -127,8 +130,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, variant: str) -> Iterator[Server]:
-    server = Server(data_dir, variant).start()
+def running(data_dir: Path, variant: str, workers: int = 1) -> Iterator[Server]:
+    server = Server(data_dir, variant, workers).start()
     try:
         yield server
     finally:
@@ -371,7 +374,7 @@ def measure(
     load = procfs.loadavg()
     print(f"  {variant:<8} c={conns:<3} load average before: {load}", flush=True)
     db = data_dir / "sikker.db"
-    with running(data_dir, variant) as server:
+    with running(data_dir, variant, args.workers) as server:
         # Warm-up (discarded) = probe: a generous supply, then size the measured run from its rate.
         warm_n = max(2000, int(args.probe_rate * args.warmup))
         nxt = write_requests(fx, server.port, warm_n, args.threads, work / "warm", 0)
@@ -534,6 +537,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (one request file each)")
     ap.add_argument("--secrets", type=int, default=1000, help="secrets to create and read round-robin")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the ON/STUBBED alternation")
+    ap.add_argument("--workers", type=int, default=1, help="sikker server --workers (default 1)")
     ap.add_argument(
         "--probe-rate", type=float, default=25_000, help="req/s assumed when sizing the warm-up's supply"
     )

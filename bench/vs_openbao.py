@@ -411,7 +411,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
     body = work / "sikker-write-body"
     body.write_text(json.dumps({"value": WRITE_VALUE}))
     db = data_dir / "sikker.db"
-    with sr.running(data_dir, "on") as server:
+    with sr.running(data_dir, "on", args.workers) as server:
         seq0 = sr.audit_seq(db, fx.vault)
         res, cpu, other, wall = timed_wrk(
             server.pid,
@@ -498,6 +498,7 @@ def main() -> int:
     ap.add_argument("--probe-rate", type=float, default=25_000, help=argparse.SUPPRESS)
     ap.add_argument("--headroom", type=float, default=2.0, help=argparse.SUPPRESS)
     ap.add_argument("--show-wrk", action="store_true", help="print raw wrk output of Sikker read rows")
+    ap.add_argument("--workers", type=int, default=2, help="sikker server --workers (default 2 = nproc)")
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

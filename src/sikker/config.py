@@ -4,7 +4,7 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
 ``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
 ``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
-``tls_cert``, ``tls_key``).
+``tls_cert``, ``tls_key``, ``workers``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ _ENV = {
     "audit_checkpoint_seconds": "SIKKER_AUDIT_CHECKPOINT_SECONDS",
     "tls_cert": "SIKKER_TLS_CERT",
     "tls_key": "SIKKER_TLS_KEY",
+    "workers": "SIKKER_WORKERS",
 }
+MAX_WORKERS = 64
 
 
 class SecretText(str):
@@ -67,6 +69,7 @@ class Settings:
     audit_checkpoint_seconds: int = 60
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    workers: int = 1
 
     @property
     def database_url(self) -> str:
@@ -111,6 +114,17 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
     seal_key = merged.get("seal_key_file")
     token = merged.get("dev_root_token")
     try:
+        workers = int(merged.get("workers", 1))
+    except ValueError as e:
+        raise InvalidInput(f"invalid setting: {e}") from e
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"workers must be between 1 and {MAX_WORKERS}")
+    if workers > 1 and not seal_key and not dev:
+        raise InvalidInput(
+            "more than one worker needs a server that unseals itself (--seal-key-file or --dev): "
+            "each worker process holds its own copy of the root key"
+        )
+    try:
         return Settings(
             host=host,
             port=port,
@@ -129,6 +143,7 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             audit_checkpoint_seconds=int(merged.get("audit_checkpoint_seconds", 60)),
             tls_cert=Path(merged["tls_cert"]).expanduser() if merged.get("tls_cert") else None,
             tls_key=Path(merged["tls_key"]).expanduser() if merged.get("tls_key") else None,
+            workers=workers,
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e

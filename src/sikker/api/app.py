@@ -1,6 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-BodyLimit -> SealGate -> Starlette router (admin plane /api, operator /api/sys)
+BodyLimit -> SealGate -> read lane (GET /v1/secret/{id}) -> Starlette router (admin plane /api,
+operator /api/sys, machine plane /v1)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit
+from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
 from sikker.storage.notifier import Listener
@@ -65,6 +67,9 @@ def _maintenance(services: Services) -> None:
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
+    import os
+    import sys as _s
+    _s.setswitchinterval(float(os.environ.get("SIKKER_SWITCH", "0.005")))
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         jobs = [
@@ -87,6 +92,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
                 task.cancel()
             if listener is not None:
                 listener.stop()
+            services.reads.stop()
 
     router = Starlette(
         routes=[
@@ -102,4 +108,5 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
         lifespan=lifespan,
     )
     router.state.services = services
-    return BodyLimit(SealGate(router, services), services.deps.settings.max_body_bytes)
+    lane = ReadLaneRoute(router, services.reads)
+    return BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes)

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from sikker.api import schema
 from sikker.api.context import call, ok, services
@@ -21,32 +22,41 @@ from sikker.core.model import GrantedSecret
 from sikker.errors import InvalidInput, NotFound
 from sikker.service.machine_plane import SignedRequest
 
-HEADER_LIMITS = {"x-machine-id": 64, "x-timestamp": 12, "x-nonce": 128, "x-signature": 128}
+HEADER_LIMITS = {b"x-machine-id": 64, b"x-timestamp": 12, b"x-nonce": 128, b"x-signature": 128}
+WANTED = frozenset({*HEADER_LIMITS, b"user-agent"})
 
 
 def signed(request: Request, body: bytes) -> SignedRequest:
+    return signed_from_scope(request.scope, body)
+
+
+def signed_from_scope(scope: Scope, body: bytes) -> SignedRequest:
     """Collect what verification needs: bounded signature headers, the raw path and raw body.
 
     Malformed headers and query strings are refused by the service, so that the
     refusal is audited like any other."""
-    headers = {name: request.headers.get(name, "") for name in HEADER_LIMITS}
-    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    headers = dict.fromkeys(WANTED, "")
+    for name, value in reversed(scope["headers"]):  # the first of repeated headers wins
+        if name in WANTED:
+            headers[name] = value.decode("latin-1")
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    client = scope.get("client")
     return SignedRequest(
-        method=request.method,
+        method=scope["method"],
         path=raw_path.decode("latin-1").split("?", 1)[0],
-        query=request.scope.get("query_string", b""),
+        query=scope.get("query_string", b""),
         body=body,
-        machine_id=headers["x-machine-id"][:64].strip().lower(),
-        timestamp=headers["x-timestamp"][:16],
-        nonce=headers["x-nonce"][:128],
-        signature=headers["x-signature"][:128],
+        machine_id=headers[b"x-machine-id"][:64].strip().lower(),
+        timestamp=headers[b"x-timestamp"][:16],
+        nonce=headers[b"x-nonce"][:128],
+        signature=headers[b"x-signature"][:128],
         malformed=[
-            n
+            n.decode()
             for n, limit in HEADER_LIMITS.items()
             if not headers[n] or len(headers[n]) > limit or not headers[n].isascii()
         ],
-        source_ip=request.client.host if request.client else "",
-        user_agent=request.headers.get("user-agent", "")[:256],
+        source_ip=client[0] if client else "",
+        user_agent=headers[b"user-agent"][:256],
     )
 
 

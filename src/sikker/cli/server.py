@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import socket
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sikker import config
+from sikker.config import Settings
 from sikker.core.audit import Actor
 
 if TYPE_CHECKING:
@@ -81,6 +86,13 @@ def prepare(services: Services) -> str | None:
     default=None,
     help="The PEM private key for --tls-cert.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, config.MAX_WORKERS),
+    default=None,
+    help="Server processes sharing the port (default 1). More than 1 needs a server that unseals "
+    "itself (--dev or --seal-key-file); after 'operator seal', restart it to unseal.",
+)
 def server(
     dev: bool,
     listen: str | None,
@@ -92,6 +104,7 @@ def server(
     dev_root_token: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    workers: int | None,
 ) -> None:
     """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file)."""
     flags: dict[str, object] = {
@@ -104,6 +117,7 @@ def server(
         "dev_root_token": dev_root_token,
         "tls_cert": tls_cert,
         "tls_key": tls_key,
+        "workers": workers,
     }
     settings = config.load(flags, config_file)
     if dev:
@@ -144,17 +158,74 @@ def server(
             )
         )
         console.print(f"Sikker listening on {settings.url} ({note})")
-    try:
-        uvicorn.run(
-            create_app(services),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            lifespan="on",
-            ssl_certfile=settings.tls_cert,
-            ssl_keyfile=settings.tls_key,
-        )
-    finally:
-        services.close()
+    if settings.workers == 1:
+        try:
+            uvicorn.run(
+                create_app(services), host=settings.host, port=settings.port, **_uvicorn_options(settings)
+            )
+        finally:
+            services.close()
+        return
+    services.close()  # the parent only supervises; each worker opens the store and unseals itself
+    serve_forked(settings)
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,  # X-Forwarded-* are not trusted: audit records the peer address
+        "lifespan": "on",
+        "ssl_certfile": settings.tls_cert,
+        "ssl_keyfile": settings.tls_key,
+    }
+
+
+def serve_forked(settings: Settings) -> None:
+    """``settings.workers`` processes accept on one listening socket (bound here, before the
+    fork). A worker that dies stops the others; SIGINT/SIGTERM stop them all gracefully."""
+    import uvicorn
+
+    from sikker.api.app import create_app
+    from sikker.service.bootstrap import bootstrap
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    children: list[int] = []
+    for _ in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker
+            code = 1
+            try:
+                services = bootstrap(settings)
+                services.seal.auto_unseal()
+                app = create_app(services)
+                uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(settings))).run(sockets=[sock])
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def stop(_signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        if pid in children:
+            children.remove(pid)
+            if os.waitstatus_to_exitcode(status) != 0 and not failed:
+                failed = True
+                stop(0, None)
+    if failed:
+        raise SystemExit(1)

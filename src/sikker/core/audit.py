@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -179,8 +179,30 @@ def make_entry(
 
 
 def canonical(entry: Entry) -> bytes:
-    return orjson.dumps(asdict(entry), option=orjson.OPT_SORT_KEYS)
+    """The hashed bytes: every field as JSON with sorted keys. The same bytes as orjson over
+    ``dataclasses.asdict(entry)``, spelled out because ``asdict`` cost more than the rest of
+    an audit append."""
+    fields = {
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "actor_kind": entry.actor_kind,
+        "chain": entry.chain,
+        "reason": entry.reason,
+        "result": entry.result,
+        "seq": entry.seq,
+        "severity": entry.severity,
+        "source_ip": entry.source_ip,
+        "target": entry.target,
+        "time_ms": entry.time_ms,
+        "user_agent": entry.user_agent,
+    }
+    return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
 
 
 def chain_hash(prev: bytes, entry: Entry) -> bytes:
-    return hashlib.sha256(prev + canonical(entry)).digest()
+    return hash_after(prev, canonical(entry))
+
+
+def hash_after(prev: bytes, canonical_entry: bytes) -> bytes:
+    """The chain hash of a record whose canonical form is already at hand."""
+    return hashlib.sha256(prev + canonical_entry).digest()

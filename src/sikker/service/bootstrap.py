@@ -15,6 +15,7 @@ from sikker.service.canaries import CanaryService
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
+from sikker.service.read_lane import ReadLane
 from sikker.service.rotation import RotationService
 from sikker.service.seal import SealService
 from sikker.service.secrets import SecretService
@@ -33,12 +34,14 @@ class Services:
     keys: KeyService
     machines: MachineAdmin
     plane: MachinePlane
+    reads: ReadLane
     audit: AuditService
     streams: StreamService
     rotation: RotationService
     canaries: CanaryService
 
     def close(self) -> None:
+        self.reads.stop()
         self.deps.keyring.clear()
         self.deps.db.dispose()
 
@@ -55,6 +58,8 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
     plane = MachinePlane(
         deps, Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000)
     )
+    reads = ReadLane(deps, plane)
+    seal.on_seal.append(reads.cache.clear)
     return Services(
         deps=deps,
         seal=seal,
@@ -64,6 +69,7 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         keys=KeyService(deps),
         machines=MachineAdmin(deps),
         plane=plane,
+        reads=reads,
         audit=audit,
         streams=StreamService(deps),
         rotation=RotationService(deps, secrets, plane),

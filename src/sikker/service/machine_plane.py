@@ -70,9 +70,12 @@ class MachinePlane:
 
     # -- failures ---------------------------------------------------------------------
     def check_lockout(self, source_ip: str) -> None:
+        if self.locked_out(source_ip, self.deps.clock()):
+            raise RateLimited("too many failed authentications from this address; retry later")
+
+    def locked_out(self, source_ip: str, now_ms: int) -> bool:
         with self._lock:
-            if self.lockout.locked(source_ip, self.deps.clock()):
-                raise RateLimited("too many failed authentications from this address; retry later")
+            return self.lockout.locked(source_ip, now_ms)
 
     def _refuse(
         self,
@@ -134,7 +137,7 @@ class MachinePlane:
                 problem = Unauthenticated("enrollment token has no uses left")
             elif found.hostname_pattern and not re.fullmatch(found.hostname_pattern, hostname):
                 problem = PermissionDenied("hostname does not match the token's hostname pattern")
-            elif found.source_cidr and not _in_cidr(source_ip, found.source_cidr):
+            elif found.source_cidr and not in_cidr(source_ip, found.source_cidr):
                 problem = PermissionDenied("enrollment from this address is not allowed")
             if problem is None and found is not None:
                 machine_id = str(uuid.uuid4())
@@ -260,7 +263,7 @@ class MachinePlane:
             return PermissionDenied("machine is pending approval")
         if not machine.enabled:
             return PermissionDenied("machine is disabled")
-        if machine.allowed_cidr and not _in_cidr(source_ip, machine.allowed_cidr):
+        if machine.allowed_cidr and not in_cidr(source_ip, machine.allowed_cidr):
             return PermissionDenied("requests from this address are not allowed for this machine")
         return None
 
@@ -475,7 +478,7 @@ class MachinePlane:
             return machine_store.purge_nonces(conn, self.deps.clock())
 
 
-def _in_cidr(ip: str, cidr: str) -> bool:
+def in_cidr(ip: str, cidr: str) -> bool:
     try:
         return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
     except ValueError:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sikker.core import audit, merkle
 from sikker.errors import AuditUnavailable
+from sikker.storage.database import insert_rows
 from sikker.storage.tables import (
     audit_checkpoints,
     audit_frontiers,
@@ -65,10 +66,7 @@ def append(
     chain one after another. Any failure to write is ``AuditUnavailable``: the
     caller's whole transaction (and the value it would have released) is refused.
     """
-    try:
-        return _append(conn, chain, now_ms, actor, action, target, result, reason)
-    except DBAPIError as e:
-        raise AuditUnavailable() from e
+    return append_many(conn, chain, [(now_ms, actor, action, target, result, reason)])[0]
 
 
 # Built once: this runs on every read, and building statements is most of its cost.
@@ -78,7 +76,24 @@ _HEAD = (
     .with_for_update()
 )
 _NEW_HEAD = insert(audit_heads)
-_INSERT = insert(audit_log)
+_COLUMNS = (
+    "chain",
+    "seq",
+    "time_ms",
+    "actor_kind",
+    "actor_id",
+    "source_ip",
+    "user_agent",
+    "action",
+    "target",
+    "result",
+    "reason",
+    "severity",
+    "prev_hash",
+    "hash",
+    "secret_id",
+    "leaf_hash",
+)
 _MOVE_HEAD = (
     update(audit_heads)
     .where(audit_heads.c.chain == bindparam("head_chain"))
@@ -86,48 +101,55 @@ _MOVE_HEAD = (
 )
 
 
-def _append(
-    conn: Connection,
-    chain: str,
-    now_ms: int,
-    actor: audit.Actor,
-    action: audit.Action,
-    target: dict[str, str],
-    result: str,
-    reason: str,
-) -> audit.Entry:
+Record = tuple[int, audit.Actor, audit.Action, dict[str, str], str, str]
+
+
+def append_many(conn: Connection, chain: str, records: list[Record]) -> list[audit.Entry]:
+    """``append`` for several records of one chain: one head lock, one insert, one head move."""
+    try:
+        return _append_many(conn, chain, records)
+    except DBAPIError as e:
+        raise AuditUnavailable() from e
+
+
+def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[audit.Entry]:
     head = conn.execute(_HEAD, {"chain": chain}).first()
     if head is None:
         seq, prev = 0, audit.GENESIS
         conn.execute(_NEW_HEAD, {"chain": chain, "seq": 0, "hash": prev})
     else:
         seq, prev = head.seq, bytes(head.hash)
-    entry = audit.make_entry(chain, seq + 1, now_ms, actor, action, target, result, reason)
-    canonical = audit.canonical(entry)
-    digest = audit.chain_hash(prev, entry)
-    conn.execute(
-        _INSERT,
-        {
-            "chain": entry.chain,
-            "seq": entry.seq,
-            "time_ms": entry.time_ms,
-            "actor_kind": entry.actor_kind,
-            "actor_id": entry.actor_id,
-            "source_ip": entry.source_ip,
-            "user_agent": entry.user_agent,
-            "action": entry.action,
-            "target": orjson.dumps(entry.target, option=orjson.OPT_SORT_KEYS).decode(),
-            "result": entry.result,
-            "reason": entry.reason,
-            "severity": entry.severity,
-            "prev_hash": prev,
-            "hash": digest,
-            "secret_id": entry.target.get("secret"),
-            "leaf_hash": merkle.leaf_hash(canonical),
-        },
-    )
-    conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": entry.seq, "head_hash": digest})
-    return entry
+    entries, rows = [], []
+    for now_ms, actor, action, target, result, reason in records:
+        seq += 1
+        entry = audit.make_entry(chain, seq, now_ms, actor, action, target, result, reason)
+        canonical = audit.canonical(entry)
+        digest = audit.hash_after(prev, canonical)
+        rows.append(
+            (
+                entry.chain,
+                entry.seq,
+                entry.time_ms,
+                entry.actor_kind,
+                entry.actor_id,
+                entry.source_ip,
+                entry.user_agent,
+                entry.action,
+                orjson.dumps(entry.target, option=orjson.OPT_SORT_KEYS).decode(),
+                entry.result,
+                entry.reason,
+                entry.severity,
+                prev,
+                digest,
+                entry.target.get("secret"),
+                merkle.leaf_hash(canonical),
+            )
+        )
+        entries.append(entry)
+        prev = digest
+    insert_rows(conn, audit_log, _COLUMNS, rows)
+    conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
+    return entries
 
 
 def _stored(r: Row[tuple[object, ...]]) -> StoredEntry:

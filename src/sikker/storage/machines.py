@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import orjson
 from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
+from sikker.storage.database import insert_rows
 from sikker.storage.tables import (
     deliveries,
     enrollment_tokens,
@@ -208,6 +207,20 @@ def record_nonce(conn: Connection, machine_id: str, nonce: str, expires_ms: int)
     conn.execute(_NONCE, {"machine_id": machine_id, "nonce": nonce, "expires_ms": expires_ms})
 
 
+def record_nonces(conn: Connection, rows: list[tuple[str, str, int]]) -> bool:
+    """Insert (machine id, nonce, expiry) rows, each pair distinct, in one statement. False when
+    any pair was already recorded (a replay): the caller must then roll back and use
+    ``record_nonce`` per request to learn which."""
+    inserted = insert_rows(
+        conn,
+        nonces,
+        ("machine_id", "nonce", "expires_ms"),
+        rows,
+        "ON CONFLICT (machine_id, nonce) DO NOTHING",
+    )
+    return inserted == len(rows)
+
+
 def purge_nonces(conn: Connection, now_ms: int) -> int:
     return conn.execute(delete(nonces).where(nonces.c.expires_ms < now_ms)).rowcount
 
@@ -223,17 +236,20 @@ def set_delivered(conn: Connection, machine_id: str, versions: dict[str, int]) -
     """Upsert the delivered versions that changed (concurrent reads by one machine must not
     collide). Most reads deliver the version already recorded: then this is one SELECT."""
     known = delivered_versions(conn, machine_id, list(versions)) if versions else {}
-    versions = {sid: v for sid, v in versions.items() if known.get(sid) != v}
-    if not versions:
-        return
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    rows = [{"machine_id": machine_id, "secret_id": sid, "version": v} for sid, v in versions.items()]
-    statement = dialect_insert(deliveries).values(rows)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[deliveries.c.machine_id, deliveries.c.secret_id],
-            set_={"version": statement.excluded.version},
-        )
+    changed = [(machine_id, sid, v) for sid, v in versions.items() if known.get(sid) != v]
+    if changed:
+        set_delivered_many(conn, changed)
+
+
+def set_delivered_many(conn: Connection, rows: list[tuple[str, str, int]]) -> None:
+    """Upsert (machine id, secret id, version) rows, each pair distinct; unchanged rows stay."""
+    insert_rows(
+        conn,
+        deliveries,
+        ("machine_id", "secret_id", "version"),
+        rows,
+        "ON CONFLICT (machine_id, secret_id) DO UPDATE SET version = excluded.version"
+        " WHERE deliveries.version <> excluded.version",
     )
 
 

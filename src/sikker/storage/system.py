@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, insert, select, update
 
 from sikker.core.model import SealConfig
-from sikker.storage.tables import seal_config
+from sikker.storage.tables import access_epoch, seal_config
 
 
 def get_seal_config(conn: Connection) -> SealConfig | None:
@@ -37,3 +37,13 @@ def bump_seal_epoch(conn: Connection) -> None:
     conn.execute(
         update(seal_config).where(seal_config.c.id == 1).values(seal_epoch=seal_config.c.seal_epoch + 1)
     )
+
+
+_ACCESS_EPOCH = select(access_epoch.c.epoch).where(access_epoch.c.id == 1)
+_ACCESS_EPOCH_SHARED = _ACCESS_EPOCH.with_for_update(read=True)
+
+
+def get_access_epoch(conn: Connection, lock: bool = False) -> int:
+    """The access epoch; ``lock`` holds it (FOR SHARE on PostgreSQL) until the transaction ends,
+    so no change to machines, grants, secrets or projects can commit in between."""
+    return int(conn.execute(_ACCESS_EPOCH_SHARED if lock else _ACCESS_EPOCH).scalar_one())

@@ -40,6 +40,14 @@ seal_config = Table(
     Column("seal_epoch", BigInteger, nullable=False, server_default=text("0")),
 )
 
+# Bumped (by triggers, migration 0008) on every change that can alter a machine read's outcome.
+access_epoch = Table(
+    "access_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+)
+
 vaults = Table(
     "vaults",
     metadata,

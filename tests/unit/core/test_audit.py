@@ -52,3 +52,17 @@ def test_severity_follows_the_action_and_denials_are_raised() -> None:
 def test_action_names_are_source_subject_action() -> None:
     for action in audit.Action:
         assert len(action.value.split(":")) == 3
+
+
+def test_canonical_bytes_are_those_of_every_field_sorted() -> None:
+    """Chains written before canonical() was spelled out must still verify: same bytes."""
+    import orjson
+
+    actor = audit.Actor("machine", "m-\u00e9", "::1", 'ua "quoted" \\ \u2603')
+    for action in audit.Action:
+        for result, reason in (("ok", ""), ("denied", "why \u00fc")):
+            entry = audit.make_entry(
+                "c", 7, 1_700_000_000_000, actor, action, {"z": "1", "a": "\u00df"}, result, reason
+            )
+            expected = orjson.dumps(dataclasses.asdict(entry), option=orjson.OPT_SORT_KEYS)
+            assert audit.canonical(entry) == expected
