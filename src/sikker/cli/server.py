@@ -212,7 +212,11 @@ def serve_forked(settings: Settings) -> None:
         children.append(pid)
     sock.close()
 
+    stopping = False
+
     def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
@@ -224,7 +228,8 @@ def serve_forked(settings: Settings) -> None:
         pid, status = os.wait()
         if pid in children:
             children.remove(pid)
-            if os.waitstatus_to_exitcode(status) != 0 and not failed:
+            # uvicorn re-raises the stop signal once it has shut down: that death is expected.
+            if os.waitstatus_to_exitcode(status) != 0 and not stopping:
                 failed = True
                 stop(0, None)
     if failed:
