@@ -42,11 +42,9 @@ from sikker.errors import SikkerError
 from sikker.service.base import Deps
 from sikker.service.machine_plane import NONCE_TTL_MS, MachinePlane, SignedRequest, in_cidr
 from sikker.storage import audit as audit_store
-from sikker.storage import canaries as canary_store
 from sikker.storage import machines as machine_store
-from sikker.storage import secrets as secret_store
+from sikker.storage import read_plans as plan_store
 from sikker.storage import system as system_store
-from sikker.storage import vaults as vault_store
 from sikker.storage.audit import Record
 
 log = logging.getLogger("sikker.read_lane")
@@ -130,29 +128,27 @@ class ReadLane:
 
     def _fill(self, machine_id: str, secret_id: str) -> ReadPlan | None:
         with self.deps.db.read() as conn:
-            epoch = system_store.get_access_epoch(conn)  # first: what follows is at least this new
-            machine = machine_store.get_machine(conn, machine_id)
-            if machine is None or _unusable(machine):
-                return None
-            secret = secret_store.get_secret(conn, secret_id)
-            if secret is None or secret.vault_id != machine.vault_id or secret.deleted_ms is not None:
-                return None
-            if machine_store.access(conn, machine.id, secret.id) != (True, True):
-                return None
-            project = vault_store.get_project(conn, secret.project_id)
-            if project is None or project.frozen_ms is not None:
-                return None
-            canary = canary_store.get_canary(conn, secret.id)
-            if canary is not None and canary.enabled:
-                return None
-            found = secret_store.get_sealed(conn, secret.id, secret.current_version)
-            if found is None:
-                return None
-            sealed = found[0]
-            wrapped = vault_store.get_project_key(conn, project.id, sealed.key_version)
-            if wrapped is None:
-                return None
-        plan = ReadPlan(epoch, machine, secret.id, project.id, secret.current_version, sealed, wrapped)
+            found = plan_store.read_plan(conn, machine_id, secret_id)
+        if (
+            found is None
+            or _unusable(found.machine)
+            or found.sealed is None
+            or found.wrapped_project_key is None
+        ):
+            return None
+        if found.vault_id != found.machine.vault_id or found.deleted or found.frozen or found.canary:
+            return None
+        if not (found.member and found.granted):
+            return None
+        plan = ReadPlan(
+            found.epoch,
+            found.machine,
+            secret_id,
+            found.project_id,
+            found.version,
+            found.sealed,
+            found.wrapped_project_key,
+        )
         self.cache.put(plan)
         return plan
 

@@ -21,7 +21,7 @@ from sikker.storage.tables import (
 )
 
 
-def _machine(row: Row[tuple[object, ...]]) -> Machine:
+def machine_from_row(row: Row[tuple[object, ...]]) -> Machine:
     m = row._mapping
     return Machine(
         m["id"],
@@ -77,12 +77,12 @@ _NONCE = insert(nonces)
 
 def get_machine(conn: Connection, machine_id: str) -> Machine | None:
     row = conn.execute(_MACHINE, {"machine_id": machine_id}).first()
-    return _machine(row) if row else None
+    return machine_from_row(row) if row else None
 
 
 def list_machines(conn: Connection, vault_id: str) -> list[Machine]:
     query = select(machines).where(machines.c.vault_id == vault_id).order_by(machines.c.created_ms)
-    return [_machine(r) for r in conn.execute(query)]
+    return [machine_from_row(r) for r in conn.execute(query)]
 
 
 def update_machine(conn: Connection, machine_id: str, **values: object) -> None:

@@ -1,0 +1,114 @@
+"""Everything a signed secret read needs, in ONE statement (the read lane's cache fill).
+
+One statement is one snapshot on both stores (PostgreSQL READ COMMITTED included), so the
+access epoch it returns is never newer than the rows it returns with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BindParameter, Connection, and_, bindparam, exists, select
+
+from sikker.core.model import Machine
+from sikker.crypto.envelope import Sealed
+from sikker.storage.machines import machine_from_row
+from sikker.storage.tables import (
+    access_epoch,
+    canaries,
+    grants,
+    machine_projects,
+    machines,
+    project_keys,
+    projects,
+    secret_versions,
+    secrets,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    epoch: int
+    machine: Machine
+    vault_id: str  # the secret's
+    project_id: str
+    version: int
+    deleted: bool
+    member: bool
+    granted: bool
+    frozen: bool
+    canary: bool  # an ENABLED canary
+    sealed: Sealed | None
+    wrapped_project_key: bytes | None
+
+
+_SECRET: BindParameter[str] = bindparam("secret_id")
+_MP, _G, _SV, _PK = machine_projects.c, grants.c, secret_versions.c, project_keys.c
+_QUERY = (
+    select(
+        select(access_epoch.c.epoch).where(access_epoch.c.id == 1).scalar_subquery().label("epoch"),
+        machines,
+        secrets.c.vault_id.label("secret_vault"),
+        secrets.c.project_id.label("secret_project"),
+        secrets.c.current_version,
+        secrets.c.deleted_ms,
+        exists()
+        .where(
+            machine_projects.c.machine_id == machines.c.id,
+            machine_projects.c.project_id == secrets.c.project_id,
+        )
+        .label("member"),
+        exists().where(_G.machine_id == machines.c.id, _G.secret_id == secrets.c.id).label("granted"),
+        projects.c.frozen_ms,
+        canaries.c.enabled.label("canary_enabled"),
+        secret_versions.c.ciphertext,
+        secret_versions.c.wrapped_dek,
+        secret_versions.c.key_version.label("sealed_key_version"),
+        project_keys.c.wrapped_key,
+    )
+    .select_from(
+        machines.join(secrets, secrets.c.id == _SECRET)
+        .join(projects, projects.c.id == secrets.c.project_id)
+        .outerjoin(canaries, canaries.c.secret_id == secrets.c.id)
+        .outerjoin(
+            secret_versions,
+            and_(
+                secret_versions.c.secret_id == secrets.c.id,
+                secret_versions.c.version == secrets.c.current_version,
+            ),
+        )
+        .outerjoin(
+            project_keys,
+            and_(
+                project_keys.c.project_id == projects.c.id,
+                project_keys.c.version == secret_versions.c.key_version,
+            ),
+        )
+    )
+    .where(machines.c.id == bindparam("machine_id"))
+)
+
+
+def read_plan(conn: Connection, machine_id: str, secret_id: str) -> PlanRow | None:
+    """None when the machine or the secret does not exist."""
+    row = conn.execute(_QUERY, {"machine_id": machine_id, "secret_id": secret_id}).first()
+    if row is None:
+        return None
+    m = row._mapping
+    sealed = None
+    if m["ciphertext"] is not None:
+        sealed = Sealed(bytes(m["ciphertext"]), bytes(m["wrapped_dek"]), m["sealed_key_version"])
+    return PlanRow(
+        epoch=int(m["epoch"]),
+        machine=machine_from_row(row),
+        vault_id=m["secret_vault"],
+        project_id=m["secret_project"],
+        version=m["current_version"],
+        deleted=m["deleted_ms"] is not None,
+        member=bool(m["member"]),
+        granted=bool(m["granted"]),
+        frozen=m["frozen_ms"] is not None,
+        canary=bool(m["canary_enabled"]),
+        sealed=sealed,
+        wrapped_project_key=bytes(m["wrapped_key"]) if m["wrapped_key"] is not None else None,
+    )
