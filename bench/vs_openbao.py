@@ -269,9 +269,9 @@ def non2xx(statuses: dict[str, int]) -> int:
     return sum(v for k, v in statuses.items() if not k.startswith("2"))
 
 
-def from_sikker(row: sr.Row, kind: str) -> Cmp:
+def from_sikker(row: sr.Row, kind: str, workers: int) -> Cmp:
     return Cmp(
-        "sikker",
+        f"sikker {workers}w",
         kind,
         row.connections,
         row.load_before,
@@ -411,7 +411,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
     body = work / "sikker-write-body"
     body.write_text(json.dumps({"value": WRITE_VALUE}))
     db = data_dir / "sikker.db"
-    with sr.running(data_dir, "on", args.workers) as server:
+    with sr.running(data_dir, "on", max(args.workers)) as server:
         seq0 = sr.audit_seq(db, fx.vault)
         res, cpu, other, wall = timed_wrk(
             server.pid,
@@ -425,7 +425,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
         rss = procfs.peak_rss_mib(server.pid)
         seq1 = sr.audit_seq(db, fx.vault)
     return to_cmp(
-        "sikker",
+        f"sikker {max(args.workers)}w",
         "write",
         args.write_connections,
         load,
@@ -442,7 +442,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
 # -- report ------------------------------------------------------------------------------------
 def print_table(rows: list[Cmp], max_other: float) -> None:
     head = (
-        f"{'server':<8} {'requests':<11} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server':<10} {'requests':<11} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'p99.9 ms':>8} "
         f"{'CPU us/req':>10} {'srv CPUs':>8} {'peak RSS MiB':>12} {'non-2xx':>7} {'wrk CPUs':>8} "
         f"{'other CPUs':>10} {'audit/req':>9}"
@@ -451,7 +451,7 @@ def print_table(rows: list[Cmp], max_other: float) -> None:
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r.server:<8} {r.kind:<11} {r.connections:>5} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.server:<10} {r.kind:<11} {r.connections:>5} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
             f"{r.p999_ms:>8.2f} {r.server_cpu_us_per_req:>10.0f} {r.server_cpus:>8.2f} "
             f"{r.peak_rss_mib:>12.1f} "
             f"{r.non2xx:>7} {r.wrk_cpus:>8.2f} {r.other_cpus:>10.2f} {r.audit_per_req:>9.2f}"
@@ -462,21 +462,56 @@ def print_table(rows: list[Cmp], max_other: float) -> None:
 def ratios(rows: list[Cmp]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     pairs = [("signed read", "token read"), ("write", "write")]
-    for sk, bk in pairs:
-        for conns in sorted({r.connections for r in rows}):
-            s = [r for r in rows if r.server == "sikker" and r.kind == sk and r.connections == conns]
-            b = [r for r in rows if r.server == "openbao" and r.kind == bk and r.connections == conns]
-            if s and b:
-                out.append(
-                    {
-                        "what": "reads" if sk != "write" else "writes",
-                        "connections": conns,
-                        "rps": s[0].rps / b[0].rps,
-                        "p99": s[0].p99_ms / b[0].p99_ms,
-                        "rss": s[0].peak_rss_mib / b[0].peak_rss_mib,
-                        "cpu_per_req": s[0].server_cpu_us_per_req / b[0].server_cpu_us_per_req,
-                    }
-                )
+    sikkers = sorted({r.server for r in rows if r.server.startswith("sikker")})
+    for server in sikkers:
+        for sk, bk in pairs:
+            for conns in sorted({r.connections for r in rows}):
+                s = [r for r in rows if r.server == server and r.kind == sk and r.connections == conns]
+                b = [r for r in rows if r.server == "openbao" and r.kind == bk and r.connections == conns]
+                if s and b:
+                    out.append(
+                        {
+                            "sikker": server,
+                            "what": "reads" if sk != "write" else "writes",
+                            "connections": conns,
+                            "rps": s[0].rps / b[0].rps,
+                            "p99": s[0].p99_ms / b[0].p99_ms,
+                            "rss": s[0].peak_rss_mib / b[0].peak_rss_mib,
+                            "cpu_per_req": s[0].server_cpu_us_per_req / b[0].server_cpu_us_per_req,
+                        }
+                    )
+    return out
+
+
+def issue_targets(
+    rows: list[Cmp], rat: list[dict[str, object]], verify_us: float
+) -> list[tuple[str, float, str, bool]]:
+    """The targets of issue 8 that this run measures, per Sikker worker count (the scale ratio
+    is bench/scale.py's)."""
+    out: list[tuple[str, float, str, bool]] = []
+    b_rss = max((r.peak_rss_mib for r in rows if r.server == "openbao"), default=0.0)
+    for server in sorted({str(x["sikker"]) for x in rat}):
+        mine = [x for x in rat if x["sikker"] == server]
+        reads = {int(str(x["connections"])): x for x in mine if x["what"] == "reads"}
+        if 64 in reads:
+            rps, p99 = float(str(reads[64]["rps"])), float(str(reads[64]["p99"]))
+            out.append(
+                (f"{server}: signed reads/s at 64 conns / openbao non-root", rps, ">= 3.0", rps >= 3.0)
+            )
+            out.append((f"{server}: p99 at 64 conns / openbao", p99, "<= 0.5", p99 <= 0.5))
+        for x in mine:
+            if x["what"] == "writes":
+                w = float(str(x["rps"]))
+                out.append((f"{server}: writes/s / openbao", w, ">= 1.5", w >= 1.5))
+        s_rss = max((r.peak_rss_mib for r in rows if r.server == server and r.kind != "write"), default=0.0)
+        if s_rss and b_rss:
+            out.append(
+                (f"{server}: peak RSS of read rows / openbao's peak", s_rss / b_rss, "<= 1.0", s_rss <= b_rss)
+            )
+        cpu = [r.server_cpu_us_per_req for r in rows if r.server == server and r.kind == "signed read"]
+        if cpu:
+            per = min(cpu) / verify_us
+            out.append((f"{server}: CPU per signed read / one PyNaCl verify", per, "<= 2.5", per <= 2.5))
     return out
 
 
@@ -498,7 +533,13 @@ def main() -> int:
     ap.add_argument("--probe-rate", type=float, default=25_000, help=argparse.SUPPRESS)
     ap.add_argument("--headroom", type=float, default=2.0, help=argparse.SUPPRESS)
     ap.add_argument("--show-wrk", action="store_true", help="print raw wrk output of Sikker read rows")
-    ap.add_argument("--workers", type=int, default=2, help="sikker server --workers (default 2 = nproc)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="sikker --workers values to measure (default 1 2)",
+    )
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -541,8 +582,11 @@ def main() -> int:
             read_paths.write_text("".join(f"/v1/secret/data/s{i}\n" for i in range(args.secrets)))
             for conns in args.connections:
                 sr.wait_idle(args.wait_idle, args.max_other)
-                print("  sikker  ", end="")
-                rows.append(from_sikker(sr.measure(fx, data_dir, work, "on", conns, args), "signed read"))
+                for workers in args.workers:
+                    print(f"  sikker {workers}w ", end="")
+                    one = argparse.Namespace(**(vars(args) | {"workers": workers}))
+                    row = sr.measure(fx, data_dir, work, "on", conns, one)
+                    rows.append(from_sikker(row, "signed read", workers))
                 rows.append(
                     measure_bao(bao, read_paths, "GET", token, "token read", conns, args.duration, args, work)
                 )
@@ -610,12 +654,19 @@ def main() -> int:
         print("all responses 2xx, no socket errors.")
     rat = ratios(rows)
     print()
-    print(f"{'sikker/openbao':<14} {'conns':>5} {'req/s':>8} {'p99':>8} {'peak RSS':>9} {'CPU/req':>8}")
+    print(
+        f"{'ratio':<10} {'/ openbao':<10} {'conns':>5} {'req/s':>8} {'p99':>8} {'peak RSS':>9} {'CPU/req':>8}"
+    )
     for x in rat:
         print(
-            f"{x['what']:<14} {x['connections']:>5} {x['rps']:>8.3f} {x['p99']:>8.1f} {x['rss']:>9.2f}"
-            f" {x['cpu_per_req']:>8.1f}"
+            f"{x['sikker']:<10} {x['what']:<10} {x['connections']:>5} {x['rps']:>8.3f} {x['p99']:>8.2f}"
+            f" {x['rss']:>9.2f} {x['cpu_per_req']:>8.2f}"
         )
+    verify_us = sr.verify_costs(2000)["pynacl"]
+    targets = issue_targets(rows, rat, verify_us)
+    print(f"\n{'target (issue 8)':<62} {'measured':>9} {'target':>8}  met")
+    for name, value, bound, met in targets:
+        print(f"{name:<62} {value:>9.2f} {bound:>8}  {'yes' if met else 'NO'}")
     print(
         f"\nsetup sikker {sikker_setup:.1f} s, openbao {bao_setup:.1f} s;"
         f" total {time.monotonic() - t_start:.0f} s"
@@ -632,6 +683,8 @@ def main() -> int:
                 "setup_s": {"sikker": sikker_setup, "openbao": bao_setup},
                 "rows": [asdict(r) for r in rows],
                 "ratios_sikker_over_openbao": rat,
+                "ed25519_verify_us_pynacl": verify_us,
+                "targets": [{"name": n, "measured": v, "target": b, "met": m} for n, v, b, m in targets],
             },
             indent=2,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -197,6 +198,7 @@ def serve_forked(settings: Settings) -> None:
     sock.listen(2048)
     sock.set_inheritable(True)
     children: list[int] = []
+    gc.freeze()  # what is imported now stays shared with the workers (no copy-on-write by the GC)
     for _ in range(settings.workers):
         pid = os.fork()
         if pid == 0:  # a worker

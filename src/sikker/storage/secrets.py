@@ -74,23 +74,31 @@ def insert_version(
     created_by: str,
 ) -> None:
     conn.execute(
-        insert(secret_versions).values(
-            secret_id=secret_id,
-            version=version,
-            ciphertext=sealed.ciphertext,
-            wrapped_dek=sealed.wrapped_dek,
-            key_version=sealed.key_version,
-            field_names=field_names,
-            created_ms=now_ms,
-            created_by=created_by,
-        )
+        _INSERT_VERSION,
+        {
+            "secret_id": secret_id,
+            "version": version,
+            "ciphertext": sealed.ciphertext,
+            "wrapped_dek": sealed.wrapped_dek,
+            "key_version": sealed.key_version,
+            "field_names": field_names,
+            "created_ms": now_ms,
+            "created_by": created_by,
+        },
     )
+
+
+# Built once (every secret write runs these).
+_INSERT_VERSION = insert(secret_versions)
+_SET_CURRENT = (
+    update(secrets)
+    .where(secrets.c.id == bindparam("current_of"))
+    .values(current_version=bindparam("current_version"), updated_ms=bindparam("updated_ms"))
+)
 
 
 def set_current_version(conn: Connection, secret_id: str, version: int, now_ms: int) -> None:
-    conn.execute(
-        update(secrets).where(secrets.c.id == secret_id).values(current_version=version, updated_ms=now_ms)
-    )
+    conn.execute(_SET_CURRENT, {"current_of": secret_id, "current_version": version, "updated_ms": now_ms})
 
 
 def get_sealed(conn: Connection, secret_id: str, version: int) -> tuple[Sealed, str | None] | None:

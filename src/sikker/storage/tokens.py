@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from sikker.core.model import Token
 from sikker.storage.tables import tokens
@@ -30,8 +30,11 @@ def insert_token(conn: Connection, token: Token, token_hash: bytes) -> None:
     )
 
 
+_BY_HASH = select(tokens).where(tokens.c.token_hash == bindparam("token_hash"))  # every admin request
+
+
 def find_by_hash(conn: Connection, token_hash: bytes) -> Token | None:
-    row = conn.execute(select(tokens).where(tokens.c.token_hash == token_hash)).first()
+    row = conn.execute(_BY_HASH, {"token_hash": token_hash}).first()
     return _token(row) if row else None
 
 
