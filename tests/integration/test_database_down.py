@@ -39,8 +39,9 @@ def test_database_down_means_503_then_recovery(pg_server: Server) -> None:
     vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
     project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
     secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "DOWN-MARKER"})["id"]
-    enroll = root.ok("POST", f"/api/vaults/{vault}/enrollment-tokens",
-                     {"projectIds": [project], "secretIds": [secret]})["token"]
+    enroll = root.ok(
+        "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [secret]}
+    )["token"]
     machine = Machine.enroll(pg_server, vault, enroll)
     assert machine.request("GET", f"/v1/secret/{secret}").status_code == 200
 

@@ -8,7 +8,6 @@ the router untouched, where the full path answers it, refusals audited as always
 from __future__ import annotations
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,11 +46,9 @@ class ReadLaneRoute:
             return None
         lane = self.lane
         try:
-            plan = lane.cache.get(req.machine_id, secret_id)
+            plan = await lane.plan(req.machine_id, secret_id)
             if plan is None:
-                plan = await run_in_threadpool(lane.plan, req.machine_id, secret_id)
-                if plan is None:
-                    return None
+                return None
             now = lane.deps.clock()
             value = lane.open(plan, req, now)
             if value is None:

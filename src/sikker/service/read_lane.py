@@ -27,6 +27,7 @@ import contextlib
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
@@ -51,6 +52,7 @@ log = logging.getLogger("sikker.read_lane")
 
 # A read the lane hands back to the full path (stale plan, or a nonce already used).
 RETRY: Final = "retry"
+FILL_THREADS = 4  # below the store's connection pool size
 Outcome = str | BaseException  # "ok", RETRY, or the error every read of the batch fails with
 
 
@@ -120,11 +122,20 @@ class ReadLane:
         self._queue: queue.SimpleQueue[PendingRead | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._fillers = ThreadPoolExecutor(FILL_THREADS, thread_name_prefix="sikker-plan")
 
     # -- plans ---------------------------------------------------------------------------
-    def plan(self, machine_id: str, secret_id: str) -> ReadPlan | None:
-        """The cached plan, else one read transaction (blocking); None: not a plain read."""
-        return self.cache.get(machine_id, secret_id) or self._fill(machine_id, secret_id)
+    async def plan(self, machine_id: str, secret_id: str) -> ReadPlan | None:
+        """The cached plan, else one read statement on a plan thread; None: not a plain read.
+
+        A few dedicated threads, not the request thread pool: a cache miss storm (a working set
+        larger than the cache) then keeps a few store connections busy instead of opening and
+        closing a connection per miss beyond the pool."""
+        found = self.cache.get(machine_id, secret_id)
+        if found is not None:
+            return found
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._fillers, self._fill, machine_id, secret_id)
 
     def _fill(self, machine_id: str, secret_id: str) -> ReadPlan | None:
         with self.deps.db.read() as conn:
@@ -191,6 +202,7 @@ class ReadLane:
                     self._thread.start()
 
     def stop(self) -> None:
+        self._fillers.shutdown(wait=True, cancel_futures=True)
         with self._start_lock:
             if self._thread is not None:
                 self._queue.put(None)
