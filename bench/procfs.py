@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,43 @@ def peak_rss_mib(pid: int) -> float:
         except OSError:
             continue
     return total_kib / 1024
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of ``pid`` and its live descendants, in MiB: pages shared between
+    them (forked workers) are counted once in all, unlike the sum of their RSS."""
+    total_kib = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
+
+
+class PeakPss:
+    """Sample ``pss_mib(pid)`` every ``interval`` s while the ``with`` block runs; ``.peak``."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, pss_mib(self.pid))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakPss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, pss_mib(self.pid))
 
 
 def machine_cpu() -> float:

@@ -1,6 +1,6 @@
 """Signed machine reads per second with the audit log ON versus audit writes STUBBED out.
 
-    .venv/bin/python bench/signed_reads.py                 # what `make bench` runs
+    .venv/bin/python bench/signed_reads.py                 # what `make bench-audit` runs
     .venv/bin/python bench/signed_reads.py --duration 5 --connections 64
 
 What it does:
@@ -366,6 +366,7 @@ class Row:
     generated: int
     exhausted: int
     warmup_rps: float
+    peak_pss_mib: float = 0.0
 
 
 def measure(
@@ -387,7 +388,8 @@ def measure(
 
         seq0 = audit_seq(db, fx.vault)
         cpu0, other0, t0 = procfs.tree_cpu(server.pid), procfs.machine_cpu(), time.monotonic()
-        res = run_wrk(server.url, work / "run", args.threads, conns, args.duration)
+        with procfs.PeakPss(server.pid) as pss:
+            res = run_wrk(server.url, work / "run", args.threads, conns, args.duration)
         cpu1, other1, t1 = procfs.tree_cpu(server.pid), procfs.machine_cpu(), time.monotonic()
         rss = procfs.peak_rss_mib(server.pid)
         seq1 = audit_seq(db, fx.vault)
@@ -418,6 +420,7 @@ def measure(
         generated=res.loaded,
         exhausted=res.exhausted,
         warmup_rps=warm.rps,
+        peak_pss_mib=pss.peak,
     )
 
 

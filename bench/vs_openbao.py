@@ -25,17 +25,23 @@ What it does (all traffic on 127.0.0.1, JSON to bench/results/, gitignored):
    NON-ROOT token holding it. Each read row is a fresh ``bao server`` process on the same
    storage (unsealed again, leadership awaited), a 3 s warm-up, then
    GET /v1/secret/data/s<N> round-robin with X-Vault-Token via bench/roundrobin.lua.
-3. Order: Sikker c16, OpenBao c16, Sikker c64, OpenBao c64, then OpenBao with the root
-   token at c64. Before each row it waits for the machine to be idle, as
-   signed_reads.py does, and measures the CPU everyone else used during the row.
-4. Writes, same method for both: wrk -t2 -c16 for --write-duration s (default 10) with
+3. Order: per connection count (16, 64) Sikker with each --workers value (default 1, then
+   2 = ``sikker server --workers 2``), then OpenBao; then OpenBao with the root token at
+   c64. Before each row it waits for the machine to be idle, as signed_reads.py does, and
+   measures the CPU everyone else used during the row.
+4. Writes (Sikker with the largest --workers value), same method for both: wrk -t2 -c16
+   for --write-duration s (default 10) with
    bench/roundrobin.lua and the root token, Sikker ``PUT /api/secrets/<id>``
    {"value": <128 hex>} (a new version each) and OpenBao ``POST /v1/secret/data/s<N>``
    {"data": {"value": <128 hex>}} (a new KV v2 version each), round-robin over the
    1,000 secrets.
 
+Then the ratios Sikker/OpenBao (non-root token rows) and issue 8's targets, measured/met.
+
 Columns: req/s; p50/p99/p99.9 from wrk; CPU us/req = utime+stime of the server
-process tree (/proc) / responses; peak RSS = VmHWM of the server processes; non-2xx;
+process tree (/proc) / responses; peak RSS = sum of VmHWM of the server processes; PSS =
+the peak of their summed proportional set size, sampled every 0.25 s (forked workers share
+pages, which the RSS sum counts once per worker); non-2xx;
 other CPUs = CPU used by everything but the server and wrk; audit/req = Sikker audit
 records appended per request, or OpenBao audit log lines per request (request +
 response = 2).
@@ -263,6 +269,7 @@ class Cmp:
     other_cpus: float
     audit_per_req: float
     extra: dict[str, object] = field(default_factory=dict)
+    peak_pss_mib: float = 0.0  # sampled every 0.25 s during the measured run
 
 
 def non2xx(statuses: dict[str, int]) -> int:
@@ -290,6 +297,7 @@ def from_sikker(row: sr.Row, kind: str, workers: int) -> Cmp:
         row.other_cpus,
         row.audit_records_per_req,
         {"warmup_rps": row.warmup_rps, "generated": row.generated, "exhausted": row.exhausted},
+        row.peak_pss_mib,
     )
 
 
@@ -304,13 +312,14 @@ def count_lines(path: Path, offset: int) -> int:
 
 def timed_wrk(
     server_pid: int, url: str, prefix: Path, conns: int, duration: int, threads: int, script_args: list[str]
-) -> tuple[sr.WrkResult, float, float, float]:
-    """One measured wrk run: result, server CPU s, other CPU s, wall s."""
+) -> tuple[sr.WrkResult, float, float, float, float]:
+    """One measured wrk run: result, server CPU s, other CPU s, wall s, peak PSS MiB."""
     cpu0, all0, t0 = procfs.tree_cpu(server_pid), procfs.machine_cpu(), time.monotonic()
-    res = sr.run_wrk(url, prefix, threads, conns, duration, script=RR_LUA, script_args=script_args)
+    with procfs.PeakPss(server_pid) as pss:
+        res = sr.run_wrk(url, prefix, threads, conns, duration, script=RR_LUA, script_args=script_args)
     cpu1, all1, t1 = procfs.tree_cpu(server_pid), procfs.machine_cpu(), time.monotonic()
     server_cpu = cpu1 - cpu0
-    return res, server_cpu, max(0.0, (all1 - all0) - server_cpu - res.wrk_cpu_s), t1 - t0
+    return res, server_cpu, max(0.0, (all1 - all0) - server_cpu - res.wrk_cpu_s), t1 - t0, pss.peak
 
 
 def to_cmp(
@@ -325,6 +334,7 @@ def to_cmp(
     rss: float,
     audit: float,
     extra: dict[str, object],
+    pss: float,
 ) -> Cmp:
     return Cmp(
         server,
@@ -346,6 +356,7 @@ def to_cmp(
         other / wall,
         audit,
         extra,
+        pss,
     )
 
 
@@ -381,7 +392,7 @@ def measure_bao(
             )
             warm_rps = w.rps
         off = bao.audit_log.stat().st_size if bao.audit_log.exists() else 0
-        res, cpu, other, wall = timed_wrk(
+        res, cpu, other, wall, pss = timed_wrk(
             bao.pid, bao.url, work / "bao-run", conns, duration, args.threads, script_args
         )
         rss = procfs.peak_rss_mib(bao.pid)
@@ -399,6 +410,7 @@ def measure_bao(
         rss,
         lines / res.requests if res.requests else 0.0,
         {"warmup_rps": warm_rps},
+        pss,
     )
 
 
@@ -413,7 +425,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
     db = data_dir / "sikker.db"
     with sr.running(data_dir, "on", max(args.workers)) as server:
         seq0 = sr.audit_seq(db, fx.vault)
-        res, cpu, other, wall = timed_wrk(
+        res, cpu, other, wall, pss = timed_wrk(
             server.pid,
             server.url,
             work / "sikker-write",
@@ -436,6 +448,7 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
         rss,
         (seq1 - seq0) / res.requests if res.requests else 0.0,
         {},
+        pss,
     )
 
 
@@ -444,7 +457,8 @@ def print_table(rows: list[Cmp], max_other: float) -> None:
     head = (
         f"{'server':<10} {'requests':<11} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
         f"{'p99.9 ms':>8} "
-        f"{'CPU us/req':>10} {'srv CPUs':>8} {'peak RSS MiB':>12} {'non-2xx':>7} {'wrk CPUs':>8} "
+        f"{'CPU us/req':>10} {'srv CPUs':>8} {'peak RSS MiB':>12} {'PSS MiB':>7} {'non-2xx':>7} "
+        f"{'wrk CPUs':>8} "
         f"{'other CPUs':>10} {'audit/req':>9}"
     )
     print(head)
@@ -453,7 +467,7 @@ def print_table(rows: list[Cmp], max_other: float) -> None:
         print(
             f"{r.server:<10} {r.kind:<11} {r.connections:>5} {r.rps:>8.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
             f"{r.p999_ms:>8.2f} {r.server_cpu_us_per_req:>10.0f} {r.server_cpus:>8.2f} "
-            f"{r.peak_rss_mib:>12.1f} "
+            f"{r.peak_rss_mib:>12.1f} {r.peak_pss_mib:>7.1f} "
             f"{r.non2xx:>7} {r.wrk_cpus:>8.2f} {r.other_cpus:>10.2f} {r.audit_per_req:>9.2f}"
             f"{' *' if r.other_cpus > max_other else ''}"
         )
@@ -477,6 +491,7 @@ def ratios(rows: list[Cmp]) -> list[dict[str, object]]:
                             "rps": s[0].rps / b[0].rps,
                             "p99": s[0].p99_ms / b[0].p99_ms,
                             "rss": s[0].peak_rss_mib / b[0].peak_rss_mib,
+                            "pss": s[0].peak_pss_mib / b[0].peak_pss_mib if b[0].peak_pss_mib else 0.0,
                             "cpu_per_req": s[0].server_cpu_us_per_req / b[0].server_cpu_us_per_req,
                         }
                     )
