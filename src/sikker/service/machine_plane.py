@@ -137,7 +137,7 @@ class MachinePlane:
                 problem = Unauthenticated("enrollment token has no uses left")
             elif found.hostname_pattern and not re.fullmatch(found.hostname_pattern, hostname):
                 problem = PermissionDenied("hostname does not match the token's hostname pattern")
-            elif found.source_cidr and not in_cidr(source_ip, found.source_cidr):
+            elif found.source_cidr and not _in_cidr(source_ip, found.source_cidr):
                 problem = PermissionDenied("enrollment from this address is not allowed")
             if problem is None and found is not None:
                 machine_id = str(uuid.uuid4())
@@ -258,12 +258,12 @@ class MachinePlane:
             )
         return machine
 
-    def _state_problem(self, machine: Machine, source_ip: str) -> SikkerError | None:
+    def state_problem(self, machine: Machine, source_ip: str) -> SikkerError | None:
         if not machine.approved:
             return PermissionDenied("machine is pending approval")
         if not machine.enabled:
             return PermissionDenied("machine is disabled")
-        if machine.allowed_cidr and not in_cidr(source_ip, machine.allowed_cidr):
+        if machine.allowed_cidr and not _in_cidr(source_ip, machine.allowed_cidr):
             return PermissionDenied("requests from this address are not allowed for this machine")
         return None
 
@@ -295,7 +295,7 @@ class MachinePlane:
             except IntegrityError:
                 problem = Unauthenticated("replayed request (nonce already used)")
             if problem is None:
-                problem = self._state_problem(machine, req.source_ip)
+                problem = self.state_problem(machine, req.source_ip)
             if problem is None and canary_store.frozen_projects_of(conn, machine.id):
                 problem = Locked("a project of this machine is frozen (a canary was read)")
             if problem is None:
@@ -478,7 +478,7 @@ class MachinePlane:
             return machine_store.purge_nonces(conn, self.deps.clock())
 
 
-def in_cidr(ip: str, cidr: str) -> bool:
+def _in_cidr(ip: str, cidr: str) -> bool:
     try:
         return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
     except ValueError:

@@ -41,7 +41,7 @@ from sikker.crypto import envelope, signature
 from sikker.crypto.envelope import Binding, Sealed
 from sikker.errors import SikkerError
 from sikker.service.base import Deps
-from sikker.service.machine_plane import NONCE_TTL_MS, MachinePlane, SignedRequest, in_cidr
+from sikker.service.machine_plane import NONCE_TTL_MS, MachinePlane, SignedRequest
 from sikker.storage import audit as audit_store
 from sikker.storage import machines as machine_store
 from sikker.storage import read_plans as plan_store
@@ -140,12 +140,9 @@ class ReadLane:
     def _fill(self, machine_id: str, secret_id: str) -> ReadPlan | None:
         with self.deps.db.read() as conn:
             found = plan_store.read_plan(conn, machine_id, secret_id)
-        if (
-            found is None
-            or _unusable(found.machine)
-            or found.sealed is None
-            or found.wrapped_project_key is None
-        ):
+        if found is None or found.machine.revoked_ms is not None:
+            return None
+        if found.sealed is None or found.wrapped_project_key is None:
             return None
         if found.vault_id != found.machine.vault_id or found.deleted or found.frozen or found.canary:
             return None
@@ -172,7 +169,7 @@ class ReadLane:
             return None
         if machine.expires_ms is not None and machine.expires_ms <= now_ms:
             return None
-        if machine.allowed_cidr and not in_cidr(req.source_ip, machine.allowed_cidr):
+        if self.plane.state_problem(machine, req.source_ip) is not None:  # pending, disabled, CIDR
             return None
         if not signing.fresh(req.timestamp, now_ms / 1000):
             return None
@@ -277,10 +274,6 @@ class ReadLane:
 
 class _Replayed(Exception):
     """A nonce of the batch was already used."""
-
-
-def _unusable(machine: Machine) -> bool:
-    return machine.revoked_ms is not None or not machine.approved or not machine.enabled
 
 
 def _audit_record(p: PendingRead) -> Record:
