@@ -51,24 +51,7 @@ from sikker.storage.tables import audit_log
 DAY_MS = 86_400_000
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
 SEVERITY_WEIGHTS = [55, 25, 12, 6, 2]
-COLUMNS = [
-    "chain",
-    "seq",
-    "time_ms",
-    "actor_kind",
-    "actor_id",
-    "source_ip",
-    "user_agent",
-    "action",
-    "target",
-    "result",
-    "reason",
-    "severity",
-    "prev_hash",
-    "hash",
-    "secret_id",
-    "leaf_hash",
-]
+COLUMNS = audit_store.COLUMNS
 
 
 # -- data ------------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ _HEAD = (
     .with_for_update()
 )
 _NEW_HEAD = insert(audit_heads)
-_COLUMNS = (
+# The order of the rows append_many writes (bench/audit_list.py loads rows in it too).
+COLUMNS = (
     "chain",
     "seq",
     "time_ms",
@@ -147,7 +148,7 @@ def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[au
         )
         entries.append(entry)
         prev = digest
-    insert_rows(conn, audit_log, _COLUMNS, rows)
+    insert_rows(conn, audit_log, COLUMNS, rows)
     conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
     return entries
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, and_, bindparam, exists, select
+from sqlalchemy import Connection, and_, bindparam, exists, select
 
 from sikker.core.model import Machine
 from sikker.crypto.envelope import Sealed
@@ -42,8 +42,6 @@ class PlanRow:
     wrapped_project_key: bytes | None
 
 
-_SECRET: BindParameter[str] = bindparam("secret_id")
-_MP, _G, _SV, _PK = machine_projects.c, grants.c, secret_versions.c, project_keys.c
 _QUERY = (
     select(
         select(access_epoch.c.epoch).where(access_epoch.c.id == 1).scalar_subquery().label("epoch"),
@@ -58,7 +56,9 @@ _QUERY = (
             machine_projects.c.project_id == secrets.c.project_id,
         )
         .label("member"),
-        exists().where(_G.machine_id == machines.c.id, _G.secret_id == secrets.c.id).label("granted"),
+        exists()
+        .where(grants.c.machine_id == machines.c.id, grants.c.secret_id == secrets.c.id)
+        .label("granted"),
         projects.c.frozen_ms,
         canaries.c.enabled.label("canary_enabled"),
         secret_versions.c.ciphertext,
@@ -67,7 +67,7 @@ _QUERY = (
         project_keys.c.wrapped_key,
     )
     .select_from(
-        machines.join(secrets, secrets.c.id == _SECRET)
+        machines.join(secrets, secrets.c.id == bindparam("secret_id"))
         .join(projects, projects.c.id == secrets.c.project_id)
         .outerjoin(canaries, canaries.c.secret_id == secrets.c.id)
         .outerjoin(
