@@ -4,7 +4,10 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
 ``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
 ``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
-``tls_cert``, ``tls_key``, ``workers``).
+``tls_cert``, ``tls_key``, ``workers``, ``audit_stream_dir``, ``stream_allowed_networks``,
+``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
+``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``).
+Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 """
 
 from __future__ import annotations
@@ -36,6 +39,30 @@ _ENV = {
     "tls_cert": "SIKKER_TLS_CERT",
     "tls_key": "SIKKER_TLS_KEY",
     "workers": "SIKKER_WORKERS",
+    "audit_stream_dir": "SIKKER_AUDIT_STREAM_DIR",
+    "stream_allowed_networks": "SIKKER_STREAM_ALLOWED_NETWORKS",
+    "max_header_bytes": "SIKKER_MAX_HEADER_BYTES",
+    "header_timeout_seconds": "SIKKER_HEADER_TIMEOUT_SECONDS",
+    "keepalive_timeout_seconds": "SIKKER_KEEPALIVE_TIMEOUT_SECONDS",
+    "max_connections": "SIKKER_MAX_CONNECTIONS",
+    "max_connections_per_address": "SIKKER_MAX_CONNECTIONS_PER_ADDRESS",
+    "read_plan_cache_bytes": "SIKKER_READ_PLAN_CACHE_BYTES",
+}
+# Integer settings and their defaults (each also a config key and an environment variable).
+_INTS = {
+    "max_body_bytes": 1024 * 1024,
+    "max_value_bytes": 64 * 1024,
+    "trash_days": 30,
+    "auth_lockout_failures": 10,
+    "auth_lockout_seconds": 300,
+    "audit_checkpoint_records": 1000,
+    "audit_checkpoint_seconds": 60,
+    "max_header_bytes": 16 * 1024,
+    "header_timeout_seconds": 10,
+    "keepalive_timeout_seconds": 5,
+    "max_connections": 900,
+    "max_connections_per_address": 64,
+    "read_plan_cache_bytes": 64 * 1024 * 1024,
 }
 MAX_WORKERS = 64
 
@@ -70,6 +97,23 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = 1
+    # File audit streams write only inside this directory (default DATA_DIR/audit-streams).
+    audit_stream_dir: Path | None = None
+    # Networks that webhook, syslog and email streams may reach although they are loopback,
+    # private or link-local (denied by default: a vault admin must not reach internal services).
+    stream_allowed_networks: tuple[str, ...] = ()
+    # HTTP edge: request head size, time to send it, idle keep-alive, connection caps.
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: int = 10
+    keepalive_timeout_seconds: int = 5
+    max_connections: int = 900
+    max_connections_per_address: int = 64
+    # Memory the read lane's plan cache may hold on one node (values are sealed in the plans).
+    read_plan_cache_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def stream_dir(self) -> Path:
+        return self.audit_stream_dir or self.data_dir / "audit-streams"
 
     @property
     def database_url(self) -> str:
@@ -134,16 +178,30 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             seal_key_file=Path(seal_key).expanduser() if seal_key else None,
             dev=dev,
             dev_root_token=SecretText(token) if token else None,
-            max_body_bytes=int(merged.get("max_body_bytes", 1024 * 1024)),
-            max_value_bytes=int(merged.get("max_value_bytes", 64 * 1024)),
-            trash_days=int(merged.get("trash_days", 30)),
-            auth_lockout_failures=int(merged.get("auth_lockout_failures", 10)),
-            auth_lockout_seconds=int(merged.get("auth_lockout_seconds", 300)),
-            audit_checkpoint_records=int(merged.get("audit_checkpoint_records", 1000)),
-            audit_checkpoint_seconds=int(merged.get("audit_checkpoint_seconds", 60)),
             tls_cert=Path(merged["tls_cert"]).expanduser() if merged.get("tls_cert") else None,
             tls_key=Path(merged["tls_key"]).expanduser() if merged.get("tls_key") else None,
             workers=workers,
+            audit_stream_dir=Path(merged["audit_stream_dir"]).expanduser()
+            if merged.get("audit_stream_dir")
+            else None,
+            stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
+            **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e
+
+
+def _networks(value: object) -> tuple[str, ...]:
+    """CIDRs from a TOML list or a comma-separated string; each checked."""
+    import ipaddress
+
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    out = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+        except ValueError as e:
+            raise InvalidInput(f"stream_allowed_networks: {e}") from e
+    return tuple(out)

@@ -67,11 +67,6 @@ def _maintenance(services: Services) -> None:
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
-    import os
-    import sys as _s
-
-    _s.setswitchinterval(float(os.environ.get("SIKKER_SWITCH", "0.005")))
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         jobs = [
