@@ -84,7 +84,7 @@ class Server:
         self.verify: Any = True  # an ssl.SSLContext for servers with a test certificate
 
     def start(self) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cmd = [
             sys.executable,
             "-m",

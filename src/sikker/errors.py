@@ -11,6 +11,7 @@ contain a secret value or a token.
     │   └── ShareRejected            400  exit 2   (bad or mistyped unseal share)
     ├── PayloadTooLarge              413  exit 2
     ├── Unauthenticated              401  exit 3
+    │   └── Replayed                 401  exit 3   (a signed request's nonce was used)
     ├── PermissionDenied             403  exit 3
     ├── NotFound                     404  exit 4
     ├── Conflict                     409  exit 5
@@ -67,6 +68,10 @@ class Unauthenticated(SikkerError):
     http_status = 401
     exit_code = 3
     default_message = "authentication required: pass a valid token (--token or SIKKER_TOKEN)"
+
+
+class Replayed(Unauthenticated):
+    default_message = "replayed request (nonce already used)"
 
 
 class PermissionDenied(SikkerError):

@@ -327,7 +327,7 @@ def test_used_up_revoked_and_unknown_enrollment_tokens_are_401(world: World) -> 
     r = api.raw(
         "POST", f"/v1/{world.vault}/enroll/register", json={"token": created["token"], "publicKey": key}
     )
-    assert r.status_code == 401 and "revoked" in r.json()["error"]
+    assert r.status_code == 401 and "revoked" in r.json()["error"], r.text
 
 
 def test_oversized_body_is_refused_before_any_work(world: World) -> None:
@@ -367,6 +367,6 @@ def test_repeated_auth_failures_lock_the_source_out(tmp_path: Path) -> None:
 
         ghost = Machine(server.url, "00000000-0000-4000-8000-000000000000", Ed25519PrivateKey.generate())
         statuses = [ghost.request("GET", "/v1/secret/sk_0123456789abcdef").status_code for _ in range(5)]
-        assert statuses == [401, 401, 401, 429, 429]
+        assert statuses == [401, 401, 401, 429, 429], server.log.read_text()[-3000:]
     finally:
         server.stop()

@@ -1,6 +1,6 @@
 """The read lane itself, against the real stores: a granted read is served from its plan and
 committed by the group commit; a plan from an older access epoch or a used nonce is handed back
-to the full path. (The HTTP tests cannot tell the lane from the full path: both answer 200.)"""
+to the full path. (tests/integration/test_access_paths.py compares the two paths case by case.)"""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from nacl.signing import SigningKey
 from sikker.config import Settings
 from sikker.core import audit, signing, values
 from sikker.core.model import Principal
+from sikker.core.signing import SignedRequest
 from sikker.service.bootstrap import Services, bootstrap
-from sikker.service.machine_plane import SignedRequest
 from sikker.service.read_lane import RETRY, ReadPlan
 from sikker.storage import tables
 
@@ -106,7 +106,7 @@ def test_a_granted_read_is_served_from_its_plan_and_committed_once(lane: Lane) -
     req = lane.request("n-1")
     assert lane.svc.reads.open(plan, req, lane.svc.deps.clock()) == b"hunter2"
     assert lane.commit(plan, req) == "ok"
-    assert lane.reads_audited() == [{"project": plan.project_id, "secret": lane.secret, "version": "1"}]
+    assert lane.reads_audited() == [{"project": plan.facts.project_id, "secret": lane.secret, "version": "1"}]
     # The nonce was recorded by that commit: the same request is handed back (the full path
     # then refuses it as a replay), and no second read is audited.
     assert lane.commit(plan, req) == RETRY
@@ -120,7 +120,10 @@ def test_a_plan_from_before_an_access_change_is_handed_back(lane: Lane) -> None:
     assert lane.commit(plan, lane.request("n-2")) == RETRY
     assert lane.reads_audited() == []
     assert lane.svc.reads.cache.get(lane.machine, lane.secret) is None  # the commit saw the new epoch
-    assert lane.plan() is None  # no grant: no plan, the full path answers
+    # The new plan knows there is no grant: the access decision refuses, the full path answers.
+    fresh = lane.plan()
+    assert fresh is not None and not fresh.facts.granted
+    assert lane.svc.reads.open(fresh, lane.request("n-3"), lane.svc.deps.clock()) is None
 
 
 def test_a_bad_signature_or_stale_timestamp_is_not_served_from_the_plan(lane: Lane) -> None:

@@ -59,7 +59,9 @@ async def _every(interval: float, job: Callable[[], object], name: str) -> None:
 
 
 def _maintenance(services: Services) -> None:
-    """Purge old trash, finish interrupted rewraps, forget expired nonces (when unsealed)."""
+    """Forget expired auth throttles; purge old trash, finish interrupted rewraps, forget
+    expired nonces (when unsealed)."""
+    services.plane.sweep_lockouts()
     if not services.deps.keyring.sealed:
         services.secrets.purge_trash()
         services.keys.rewrap_all()

@@ -19,8 +19,8 @@ from sikker.api.scripts import bootstrap_script
 from sikker.core import ids
 from sikker.core.audit import Action
 from sikker.core.model import GrantedSecret
+from sikker.core.signing import SignedRequest
 from sikker.errors import InvalidInput, NotFound
-from sikker.service.machine_plane import SignedRequest
 
 HEADER_LIMITS = {b"x-machine-id": 64, b"x-timestamp": 12, b"x-nonce": 128, b"x-signature": 128}
 WANTED = frozenset({*HEADER_LIMITS, b"user-agent"})

@@ -12,6 +12,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What verification needs of one signed machine request, as it came off the wire."""
+
+    method: str
+    path: str
+    query: bytes
+    body: bytes
+    machine_id: str
+    timestamp: str
+    nonce: str
+    signature: str
+    malformed: list[str]  # names of missing or malformed signature headers
+    source_ip: str
+    user_agent: str
+
 
 EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 WINDOW_SECONDS = 300

@@ -1,28 +1,26 @@
 """The machine plane: enrollment and Ed25519-signed reads (SikkerKey wire contract).
 
-Order of checks for a signed request (DESIGN.md, request path):
-lockout -> machine lookup -> timestamp window -> signature -> nonce (recorded
-only after the signature verifies) -> machine state -> secret, membership,
-grant -> decrypt -> audit committed -> respond. Refusals are audited too.
+Order of checks for a signed request:
+machine lookup -> timestamp window -> signature -> nonce (recorded only after the signature
+verifies) -> the access decision (core/access.py: machine state, frozen projects, then for a
+read the secret, membership, grant) -> decrypt -> audit committed -> respond. Refusals are
+audited too, except failures from a throttled address or claimed machine (core/lockout.py),
+which are refused cheaply; a request that authenticates is never throttled.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
-
-from sikker.core import signing, values
+from sikker.core import access, hostnames, signing, values
+from sikker.core.access import MachineFacts, ReadFacts
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
 from sikker.core.model import GrantedSecret, Machine, Project
+from sikker.core.signing import SignedRequest
 from sikker.crypto import signature
 from sikker.errors import (
     InvalidInput,
@@ -30,6 +28,7 @@ from sikker.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    Replayed,
     SikkerError,
     Unauthenticated,
 )
@@ -41,41 +40,34 @@ from sikker.storage import canaries as canary_store
 from sikker.storage import machines as machine_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection, savepoint
 
 T = TypeVar("T")
 NONCE_TTL_MS = 600_000
 POLL_MIN_INTERVAL_MS = 9_500  # 10 s, less a little for network jitter
-
-
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    method: str
-    path: str
-    query: bytes
-    body: bytes
-    machine_id: str
-    timestamp: str
-    nonce: str
-    signature: str
-    malformed: list[str]  # names of missing or malformed signature headers
-    source_ip: str
-    user_agent: str
+EPHEMERAL_TTL_S = 86_400  # an ephemeral machine whose token sets no machine lifetime
+THROTTLED = "too many failed authentications from this address or for this machine; retry later"
 
 
 class MachinePlane:
     def __init__(self, deps: Deps, lockout: Lockout | None = None) -> None:
         self.deps = deps
-        self.lockout = lockout or Lockout()
+        self.lockout = lockout if lockout is not None else Lockout()
         self._lock = threading.Lock()
 
     # -- failures ---------------------------------------------------------------------
-    def check_lockout(self, source_ip: str) -> None:
-        if self.locked_out(source_ip, self.deps.clock()):
-            raise RateLimited("too many failed authentications from this address; retry later")
-
-    def locked_out(self, source_ip: str, now_ms: int) -> bool:
+    def _throttled(self, keys: list[str], now_ms: int) -> bool:
         with self._lock:
-            return self.lockout.locked(source_ip, now_ms)
+            return any(self.lockout.locked(k, now_ms) for k in keys)
+
+    def _count_failure(self, keys: list[str], now_ms: int) -> bool:
+        """Count one failure against each key; True when a throttle started."""
+        with self._lock:
+            return any([self.lockout.fail(k, now_ms) for k in keys])
+
+    def sweep_lockouts(self) -> None:
+        with self._lock:
+            self.lockout.sweep(self.deps.clock())
 
     def _refuse(
         self,
@@ -84,26 +76,29 @@ class MachinePlane:
         actor: Actor,
         action: Action,
         target: dict[str, str],
-        count_failure: bool,
+        keys: list[str],
     ) -> SikkerError:
-        """Audit a refusal (own transaction) and return the error to raise."""
+        """Audit a refusal (own transaction) and return the error to raise.
+
+        ``keys`` (source address, claimed machine) count the failure; while one of them is
+        throttled the refusal is a cheap 429 with no record of its own (the throttle's start
+        was recorded)."""
         now = self.deps.clock()
+        if keys and self._throttled(keys, now):
+            return RateLimited(THROTTLED)
         with self.deps.db.write() as conn:
             audit_store.append(conn, chain, now, actor, action, target, "denied", error.message)
-            if count_failure:
-                with self._lock:
-                    started = self.lockout.fail(actor.source_ip, now)
-                if started:
-                    audit_store.append(
-                        conn,
-                        SYSTEM_CHAIN,
-                        now,
-                        actor,
-                        Action.MACHINE_AUTH_LOCKOUT,
-                        {},
-                        "denied",
-                        "source locked out after repeated failures",
-                    )
+            if keys and self._count_failure(keys, now):
+                audit_store.append(
+                    conn,
+                    SYSTEM_CHAIN,
+                    now,
+                    actor,
+                    Action.MACHINE_AUTH_LOCKOUT,
+                    {},
+                    "denied",
+                    "failures from this source throttled after repeated failures",
+                )
         return error
 
     # -- enrollment ---------------------------------------------------------------------
@@ -118,14 +113,23 @@ class MachinePlane:
         source_ip: str,
         user_agent: str,
     ) -> Machine:
-        self.check_lockout(source_ip)
+        """Register a machine with an enrollment token. The token's approval mode applies to
+        every kind; an ephemeral machine always expires. The hostname pattern is matched
+        (linear time, RE2) before the write transaction starts."""
+        hostname = values.check_name(hostname, "hostname")
+        name = values.check_name(name, "name") if name else None
         anonymous = Actor("anonymous", "-", source_ip, user_agent)
         public_key = signature.decode_public_key(public_key_b64)
         if public_key is None:
             raise InvalidInput("publicKey must be the base64 of a raw 32-byte Ed25519 public key")
+        digest = enrollment_hash(token)
+        with self.deps.db.read() as conn:
+            seen = machine_store.find_enrollment(conn, digest)
+        checked = seen.hostname_pattern if seen is not None else None
+        host_ok = checked is None or hostnames.matches(checked, hostname)
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            found = machine_store.find_enrollment(conn, enrollment_hash(token), for_update=True)
+            found = machine_store.find_enrollment(conn, digest, for_update=True)
             problem: SikkerError | None = None
             if found is None or found.vault_id != vault_id:
                 problem = Unauthenticated("enrollment token is invalid")
@@ -135,25 +139,26 @@ class MachinePlane:
                 problem = Unauthenticated("enrollment token has expired")
             elif found.uses >= found.max_uses:
                 problem = Unauthenticated("enrollment token has no uses left")
-            elif found.hostname_pattern and not re.fullmatch(found.hostname_pattern, hostname):
+            elif found.hostname_pattern and (found.hostname_pattern != checked or not host_ok):
                 problem = PermissionDenied("hostname does not match the token's hostname pattern")
-            elif found.source_cidr and not _in_cidr(source_ip, found.source_cidr):
+            elif found.source_cidr and not access.in_cidr(source_ip, found.source_cidr):
                 problem = PermissionDenied("enrollment from this address is not allowed")
             if problem is None and found is not None:
                 machine_id = str(uuid.uuid4())
+                ttl_s = found.machine_ttl_s or (EPHEMERAL_TTL_S if kind == "ephemeral" else None)
                 machine = Machine(
                     id=machine_id,
                     vault_id=vault_id,
                     name=_machine_name(found.name_pattern, name, hostname, machine_id),
                     public_key=public_key,
                     kind=kind,
-                    approved=kind == "ephemeral" or found.approval == "auto",
+                    approved=found.approval == "auto",
                     enabled=True,
                     hostname=hostname,
                     allowed_cidr=found.source_cidr,
                     enrollment_token_id=found.id,
                     created_ms=now,
-                    expires_ms=now + found.machine_ttl_s * 1000 if found.machine_ttl_s else None,
+                    expires_ms=now + ttl_s * 1000 if ttl_s else None,
                     revoked_ms=None,
                     last_poll_ms=None,
                 )
@@ -189,13 +194,12 @@ class MachinePlane:
             anonymous,
             Action.MACHINE_ENROLL,
             {"vault": vault_id[:40]},
-            count_failure=isinstance(problem, Unauthenticated),
+            [source_ip] if isinstance(problem, Unauthenticated) else [],
         )
 
     # -- authentication -------------------------------------------------------------------
     def _authenticate(self, req: SignedRequest, action: Action, target: dict[str, str]) -> Machine:
-        """Identity checks that need no transaction; failures are audited and counted."""
-        self.check_lockout(req.source_ip)
+        """Who is asking: identity checks that need no transaction; failures audited, counted."""
         anonymous = Actor("machine", req.machine_id[:64] or "-", req.source_ip, req.user_agent)
         if req.malformed:
             raise self._refuse(
@@ -204,68 +208,33 @@ class MachinePlane:
                 anonymous,
                 Action.MACHINE_AUTH_FAIL,
                 target,
-                True,
+                [req.source_ip],
             )
         with self.deps.db.read() as conn:
             machine = machine_store.get_machine(conn, req.machine_id)
-        if machine is None or machine.revoked_ms is not None:
+        if machine is None:
             raise self._refuse(
                 Unauthenticated("unknown or revoked machine"),
                 SYSTEM_CHAIN,
                 anonymous,
                 Action.MACHINE_AUTH_FAIL,
                 target,
-                True,
+                [req.source_ip],
             )
         actor = Actor("machine", machine.id, req.source_ip, req.user_agent)
+        keys = [req.source_ip, f"machine:{machine.id}"]
         now = self.deps.clock()
         if not signing.fresh(req.timestamp, now / 1000):
-            raise self._refuse(
-                Unauthenticated("request timestamp is outside the allowed window"),
-                machine.vault_id,
-                actor,
-                Action.MACHINE_AUTH_FAIL,
-                target,
-                True,
-            )
+            error = Unauthenticated("request timestamp is outside the allowed window")
+            raise self._refuse(error, machine.vault_id, actor, Action.MACHINE_AUTH_FAIL, target, keys)
         message = signing.canonical(req.method, req.path, req.timestamp, req.nonce, req.body)
         if not signature.verify(machine.public_key, req.signature, message):
-            raise self._refuse(
-                Unauthenticated("invalid signature"),
-                machine.vault_id,
-                actor,
-                Action.MACHINE_AUTH_FAIL,
-                target,
-                True,
-            )
-        if machine.expires_ms is not None and machine.expires_ms <= now:
-            raise self._refuse(
-                Unauthenticated("machine has expired"),
-                machine.vault_id,
-                actor,
-                Action.MACHINE_AUTH_FAIL,
-                target,
-                True,
-            )
+            error = Unauthenticated("invalid signature")
+            raise self._refuse(error, machine.vault_id, actor, Action.MACHINE_AUTH_FAIL, target, keys)
         if req.query:
-            raise self._refuse(
-                InvalidInput("query strings are not allowed on signed routes"),
-                machine.vault_id,
-                actor,
-                action,
-                target,
-                False,
-            )
+            invalid = InvalidInput("query strings are not allowed on signed routes")
+            raise self._refuse(invalid, machine.vault_id, actor, action, target, [])
         return machine
-
-    def state_problem(self, machine: Machine, source_ip: str) -> SikkerError | None:
-        if not machine.approved:
-            return PermissionDenied("machine is pending approval")
-        if not machine.enabled:
-            return PermissionDenied("machine is disabled")
-        if machine.allowed_cidr and not _in_cidr(source_ip, machine.allowed_cidr):
-            return PermissionDenied("requests from this address are not allowed for this machine")
-        return None
 
     def run_signed(
         self,
@@ -276,31 +245,30 @@ class MachinePlane:
         prepare: Callable[[], object] | None = None,
     ) -> T:
         """Authenticate; parse the body (``prepare``) only then; then in ONE transaction consume
-        the nonce, check state and do the work (which writes its own audit records).
-        Refusals commit their audit record (and the nonce, once the signature verified)."""
+        the nonce, ask the access decision and do the work (which writes its own audit
+        records). Refusals commit their audit record (and the nonce, once the signature
+        verified)."""
         machine = self._authenticate(req, action, target)
         actor = Actor("machine", machine.id, req.source_ip, req.user_agent)
         if prepare is not None:
             try:
                 prepare()
             except InvalidInput as e:
-                raise self._refuse(e, machine.vault_id, actor, action, target, False) from None
+                raise self._refuse(e, machine.vault_id, actor, action, target, []) from None
         now = self.deps.clock()
         problem: SikkerError | None = None
         result: Any = None
         with self.deps.db.write() as conn:
             try:
-                with conn.begin_nested():
-                    machine_store.record_nonce(conn, machine.id, req.nonce, now + NONCE_TTL_MS)
-            except IntegrityError:
-                problem = Unauthenticated("replayed request (nonce already used)")
+                machine_store.record_nonce(conn, machine.id, req.nonce, now + NONCE_TTL_MS)
+            except Replayed as e:
+                problem = e
             if problem is None:
-                problem = self.state_problem(machine, req.source_ip)
-            if problem is None and canary_store.frozen_projects_of(conn, machine.id):
-                problem = Locked("a project of this machine is frozen (a canary was read)")
+                facts = MachineFacts(machine, bool(canary_store.frozen_projects_of(conn, machine.id)))
+                problem = access.machine_refusal(facts, req.source_ip, now)
             if problem is None:
                 try:
-                    with conn.begin_nested():
+                    with savepoint(conn):
                         result = work(conn, machine, actor)
                 except (NotFound, PermissionDenied, RateLimited, InvalidInput, Locked) as e:
                     problem = e
@@ -317,8 +285,7 @@ class MachinePlane:
                 )
         if problem is not None:
             if isinstance(problem, Unauthenticated):
-                with self._lock:
-                    self.lockout.fail(req.source_ip, now)
+                self._count_failure([req.source_ip, f"machine:{machine.id}"], now)
             raise problem
         return result  # type: ignore[no-any-return]
 
@@ -327,24 +294,36 @@ class MachinePlane:
         target = {"secret": secret_id[:40]}
 
         def work(conn: Connection, machine: Machine, actor: Actor) -> str:
+            now = self.deps.clock()
             secret = secret_store.get_secret(conn, secret_id)
-            if secret is None or secret.vault_id != machine.vault_id or secret.deleted_ms is not None:
-                raise NotFound(f"secret {secret_id} not found")
-            member, granted = machine_store.access(conn, machine.id, secret.id)
-            if not member:
-                raise PermissionDenied("machine is not a member of the secret's project")
-            if not granted:
-                raise PermissionDenied("machine has no grant on this secret")
-            project = vault_store.get_project(conn, secret.project_id, for_share=True)
-            assert project is not None
-            check_not_frozen(project)  # a freeze committed while this request waited
+            project = None
+            if secret is not None and secret.vault_id == machine.vault_id:
+                # FOR SHARE: a freeze committed while this request waited is seen here.
+                project = vault_store.get_project(conn, secret.project_id, for_share=True)
+            member, granted = machine_store.access(conn, machine.id, secret_id)
+            facts = ReadFacts(
+                machine=MachineFacts(machine, bool(canary_store.frozen_projects_of(conn, machine.id))),
+                secret_id=secret_id,
+                secret_vault_id=secret.vault_id if secret is not None else None,
+                secret_deleted=secret is not None and secret.deleted_ms is not None,
+                project_id=secret.project_id if secret is not None else None,
+                project_frozen=project is not None and project.frozen_ms is not None,
+                member=member,
+                granted=granted,
+                canary=bool(canary_store.canary_ids(conn, [secret_id])),
+            )
+            problem = access.read_refusal(facts, req.source_ip, now)
+            if problem is not None:
+                raise problem
+            assert secret is not None and project is not None
             plaintext = open_version(self.deps, conn, project, secret.id, secret.current_version)
-            trip_if_canary(conn, secret, actor, self.deps.clock())
+            if facts.canary:
+                trip_if_canary(conn, secret, actor, now)
             machine_store.set_delivered(conn, machine.id, {secret.id: secret.current_version})
             audit_store.append(
                 conn,
                 machine.vault_id,
-                self.deps.clock(),
+                now,
                 actor,
                 Action.MACHINE_SECRET_READ,
                 {"project": secret.project_id, "secret": secret.id, "version": str(secret.current_version)},
@@ -446,7 +425,8 @@ class MachinePlane:
                 raise RateLimited("poll at most every 10 seconds")
             machine_store.update_machine(conn, machine.id, last_poll_ms=now)
             readable = {s.id: s for s in machine_store.readable_secrets(conn, machine.id)}
-            states = machine_store.secret_states(conn, watch)
+            # Only this vault's secrets: another vault's id answers "deleted", like a missing one.
+            states = machine_store.secret_states(conn, machine.vault_id, watch)
             delivered = machine_store.delivered_versions(conn, machine.id, watch)
             changes: dict[str, str] = {}
             baselines: dict[str, int] = {}
@@ -476,13 +456,6 @@ class MachinePlane:
     def purge_nonces(self) -> int:
         with self.deps.db.write() as conn:
             return machine_store.purge_nonces(conn, self.deps.clock())
-
-
-def _in_cidr(ip: str, cidr: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
-    except ValueError:
-        return False
 
 
 def _machine_name(pattern: str | None, requested: str | None, hostname: str, machine_id: str) -> str:

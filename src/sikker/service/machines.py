@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from sqlalchemy import Connection
 
-from sikker.core import ids, values
+from sikker.core import hostnames, ids, values
 from sikker.core.audit import Action, Actor
 from sikker.core.model import EnrollmentToken, Machine, Principal
 from sikker.errors import Conflict, InvalidInput, NotFound
@@ -51,14 +51,6 @@ def check_cidr(cidr: str) -> str:
         return str(ipaddress.ip_network(cidr, strict=False))
     except ValueError as e:
         raise InvalidInput(f"not a CIDR range: {cidr[:64]!r}") from e
-
-
-def check_pattern(pattern: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as e:
-        raise InvalidInput(f"hostname pattern is not a valid regular expression: {e}") from e
-    return pattern
 
 
 class MachineAdmin:
@@ -237,8 +229,8 @@ class MachineAdmin:
                 uses=0,
                 approval=approval,
                 machine_ttl_s=machine_ttl_s,
-                hostname_pattern=check_pattern(hostname_pattern) if hostname_pattern else None,
-                name_pattern=name_pattern or None,
+                hostname_pattern=hostnames.check(hostname_pattern) if hostname_pattern else None,
+                name_pattern=values.check_name(name_pattern, "name pattern") if name_pattern else None,
                 source_cidr=check_cidr(source_cidr) if source_cidr else None,
                 created_ms=now,
                 expires_ms=now + token_ttl_s * 1000,

@@ -7,16 +7,18 @@ the *access epoch* it saw. The epoch is a counter that triggers bump on every ch
 alter a read's outcome (machines, memberships, grants, secrets, versions, projects, canaries;
 migration 0008), whatever code path or node makes the change.
 
-A read that its plan fully allows (timestamp window, signature, machine state) is decrypted in
-memory and queued for the group commit: ONE write transaction per batch locks the epoch,
+A request is checked against its plan: timestamp window, signature, and the access decision
+(core/access.py ``read_refusal``, the same function the full path asks) on the plan's facts
+with this request's time and address. A read it allows is decrypted in memory and queued for
+the group commit: ONE write transaction per batch locks the epoch,
 records every nonce, appends every audit record, moves the poll baselines and commits (one
 fsync for the batch); only then are the values released. A read whose plan is older than the
 locked epoch, or whose nonce was already used, is not committed there but handed back to the
 full path (``MachinePlane.read``), which checks everything again in its own transaction and
-audits a refusal. Anything unusual (unknown machine, no grant, frozen project, enabled canary,
-expired machine, bad signature, locked-out address) goes to the full path at once: this lane
-only serves reads the full path would serve, and audits them the same way, before the value
-leaves. A failed commit fails every read of its batch closed (AuditUnavailable or
+audits a refusal. Anything else (unknown machine or secret, any refusal of the decision, an
+enabled canary, whose read must freeze projects, a bad signature) goes to the full path at
+once: this lane only serves reads the full path would serve, and audits them the same way,
+before the value leaves. A failed commit fails every read of its batch closed (AuditUnavailable or
 StoreUnavailable, never the value).
 """
 
@@ -31,22 +33,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
-
-from sikker.core import signing
+from sikker.core import access, signing
 from sikker.core.audit import Action, Actor
-from sikker.core.model import Machine
+from sikker.core.signing import SignedRequest
 from sikker.crypto import envelope, signature
-from sikker.crypto.envelope import Binding, Sealed
-from sikker.errors import SikkerError
+from sikker.crypto.envelope import Binding
+from sikker.errors import Replayed, SikkerError
 from sikker.service.base import Deps
-from sikker.service.machine_plane import NONCE_TTL_MS, MachinePlane, SignedRequest
+from sikker.service.machine_plane import NONCE_TTL_MS, MachinePlane
 from sikker.storage import audit as audit_store
 from sikker.storage import machines as machine_store
 from sikker.storage import read_plans as plan_store
 from sikker.storage import system as system_store
 from sikker.storage.audit import Record
+from sikker.storage.database import Connection
+from sikker.storage.read_plans import PlanRow as ReadPlan
 
 log = logging.getLogger("sikker.read_lane")
 
@@ -56,37 +57,44 @@ FILL_THREADS = 4  # below the store's connection pool size
 Outcome = str | BaseException  # "ok", RETRY, or the error every read of the batch fails with
 
 
-@dataclass(frozen=True, slots=True)
-class ReadPlan:
-    epoch: int
-    machine: Machine
-    secret_id: str
-    project_id: str
-    version: int
-    sealed: Sealed
-    wrapped_project_key: bytes
+PLAN_OVERHEAD = 1024  # bytes a plan costs besides its sealed value and wrapped keys
+
+
+def plan_cost(plan: ReadPlan) -> int:
+    sealed = plan.sealed
+    assert sealed is not None and plan.wrapped_project_key is not None
+    return PLAN_OVERHEAD + len(sealed.ciphertext) + len(sealed.wrapped_dek) + len(plan.wrapped_project_key)
 
 
 class PlanCache:
-    """Read plans of one access epoch; a newer epoch empties it. Bounded (oldest out first)."""
+    """Read plans of one access epoch; a newer epoch empties it. Bounded in bytes (each plan
+    holds a sealed value): the oldest plans leave first."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._plans: dict[tuple[str, str], ReadPlan] = {}
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.used_bytes = 0
+        self._plans: dict[tuple[str, str], tuple[ReadPlan, int]] = {}
         self._epoch = -1
         self._lock = threading.Lock()
 
     def get(self, machine_id: str, secret_id: str) -> ReadPlan | None:
-        return self._plans.get((machine_id, secret_id))
+        found = self._plans.get((machine_id, secret_id))
+        return found[0] if found is not None else None
 
     def put(self, plan: ReadPlan) -> None:
+        cost = plan_cost(plan)
+        key = (plan.facts.machine.machine.id, plan.facts.secret_id)
         with self._lock:
             self._advance(plan.epoch)
-            if plan.epoch < self._epoch:
+            if plan.epoch < self._epoch or cost > self.limit_bytes:
                 return
-            if len(self._plans) >= self.limit:
-                del self._plans[next(iter(self._plans))]
-            self._plans[(plan.machine.id, plan.secret_id)] = plan
+            old = self._plans.pop(key, None)
+            if old is not None:
+                self.used_bytes -= old[1]
+            while self._plans and self.used_bytes + cost > self.limit_bytes:
+                self.used_bytes -= self._plans.pop(next(iter(self._plans)))[1]
+            self._plans[key] = (plan, cost)
+            self.used_bytes += cost
 
     def saw(self, epoch: int) -> None:
         with self._lock:
@@ -95,10 +103,15 @@ class PlanCache:
     def clear(self) -> None:
         with self._lock:
             self._plans.clear()
+            self.used_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._plans)
 
     def _advance(self, epoch: int) -> None:
         if epoch > self._epoch:
             self._plans.clear()
+            self.used_bytes = 0
             self._epoch = epoch
 
 
@@ -110,14 +123,16 @@ class PendingRead:
     time_ms: int
     future: asyncio.Future[Outcome]
 
+    @property
+    def machine_id(self) -> str:
+        return self.plan.facts.machine.machine.id
+
 
 class ReadLane:
-    def __init__(
-        self, deps: Deps, plane: MachinePlane, cache_limit: int = 100_000, max_batch: int = 256
-    ) -> None:
+    def __init__(self, deps: Deps, plane: MachinePlane, max_batch: int = 256) -> None:
         self.deps = deps
         self.plane = plane
-        self.cache = PlanCache(cache_limit)
+        self.cache = PlanCache(deps.settings.read_plan_cache_bytes)
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[PendingRead | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -126,7 +141,8 @@ class ReadLane:
 
     # -- plans ---------------------------------------------------------------------------
     async def plan(self, machine_id: str, secret_id: str) -> ReadPlan | None:
-        """The cached plan, else one read statement on a plan thread; None: not a plain read.
+        """The cached plan, else one read statement on a plan thread; None: no such machine or
+        secret, or nothing to decrypt (the full path answers).
 
         A few dedicated threads, not the request thread pool: a cache miss storm (a working set
         larger than the cache) then keeps a few store connections busy instead of opening and
@@ -139,53 +155,40 @@ class ReadLane:
 
     def _fill(self, machine_id: str, secret_id: str) -> ReadPlan | None:
         with self.deps.db.read() as conn:
-            found = plan_store.read_plan(conn, machine_id, secret_id)
-        if found is None or found.machine.revoked_ms is not None:
+            plan = plan_store.read_plan(conn, machine_id, secret_id)
+        if plan is None or plan.sealed is None or plan.wrapped_project_key is None:
             return None
-        if found.sealed is None or found.wrapped_project_key is None:
-            return None
-        if found.vault_id != found.machine.vault_id or found.deleted or found.frozen or found.canary:
-            return None
-        if not (found.member and found.granted):
-            return None
-        plan = ReadPlan(
-            found.epoch,
-            found.machine,
-            secret_id,
-            found.project_id,
-            found.version,
-            found.sealed,
-            found.wrapped_project_key,
-        )
         self.cache.put(plan)
         return plan
 
     # -- one read ------------------------------------------------------------------------
     def open(self, plan: ReadPlan, req: SignedRequest, now_ms: int) -> bytes | None:
-        """The value, when this request is a plain allowed read under ``plan``; else None.
-        Raises Sealed if the server sealed meanwhile."""
-        machine = plan.machine
-        if req.malformed or req.query or self.plane.locked_out(req.source_ip, now_ms):
+        """The value, when the access decision allows this request under ``plan`` and serving
+        it has no side effect (a canary's read freezes projects: the full path does that);
+        else None. Raises Sealed if the server sealed meanwhile."""
+        facts = plan.facts
+        if req.malformed or req.query or facts.canary:
             return None
-        if machine.expires_ms is not None and machine.expires_ms <= now_ms:
-            return None
-        if self.plane.state_problem(machine, req.source_ip) is not None:  # pending, disabled, CIDR
+        if access.read_refusal(facts, req.source_ip, now_ms) is not None:
             return None
         if not signing.fresh(req.timestamp, now_ms / 1000):
             return None
+        machine = facts.machine.machine
         message = signing.canonical(req.method, req.path, req.timestamp, req.nonce, req.body)
         if not signature.verify(machine.public_key, req.signature, message):
             return None
+        sealed, project_id = plan.sealed, facts.project_id
+        assert sealed is not None and plan.wrapped_project_key is not None and project_id is not None
         key = self.deps.keyring.project_key(
-            machine.vault_id, plan.project_id, plan.sealed.key_version, plan.wrapped_project_key
+            machine.vault_id, project_id, sealed.key_version, plan.wrapped_project_key
         )
-        where = Binding(machine.vault_id, plan.project_id, plan.secret_id, plan.version)
-        return envelope.open_value(key, where, plan.sealed)
+        where = Binding(machine.vault_id, project_id, facts.secret_id, plan.version)
+        return envelope.open_value(key, where, sealed)
 
     def commit(self, plan: ReadPlan, req: SignedRequest, now_ms: int) -> asyncio.Future[Outcome]:
         """Queue the read's nonce and audit record; the future settles once they committed."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        actor = Actor("machine", plan.machine.id, req.source_ip, req.user_agent)
+        actor = Actor("machine", plan.facts.machine.machine.id, req.source_ip, req.user_agent)
         self._start()
         self._queue.put(PendingRead(plan, req.nonce, actor, now_ms, future))
         return future
@@ -244,7 +247,7 @@ class ReadLane:
             firsts: dict[tuple[str, str], PendingRead] = {}
             for p in batch:
                 if p.plan.epoch == epoch:
-                    firsts.setdefault((p.plan.machine.id, p.nonce), p)
+                    firsts.setdefault((p.machine_id, p.nonce), p)
             if careful:
                 accepted = [p for p in firsts.values() if self._nonce_is_new(conn, p)]
             else:
@@ -254,10 +257,10 @@ class ReadLane:
                 accepted = list(firsts.values())
             chains: dict[str, list[Record]] = {}
             for p in accepted:
-                chains.setdefault(p.plan.machine.vault_id, []).append(_audit_record(p))
+                chains.setdefault(p.plan.facts.machine.machine.vault_id, []).append(_audit_record(p))
             for chain, records in chains.items():
                 audit_store.append_many(conn, chain, records)
-            deliveries = {(p.plan.machine.id, p.plan.secret_id): p.plan.version for p in accepted}
+            deliveries = {(p.machine_id, p.plan.facts.secret_id): p.plan.version for p in accepted}
             if deliveries:
                 machine_store.set_delivered_many(conn, [(m, s, v) for (m, s), v in deliveries.items()])
         return {id(p) for p in accepted}
@@ -265,9 +268,8 @@ class ReadLane:
     @staticmethod
     def _nonce_is_new(conn: Connection, p: PendingRead) -> bool:
         try:
-            with conn.begin_nested():
-                machine_store.record_nonce(conn, p.plan.machine.id, p.nonce, p.time_ms + NONCE_TTL_MS)
-        except IntegrityError:
+            machine_store.record_nonce(conn, p.machine_id, p.nonce, p.time_ms + NONCE_TTL_MS)
+        except Replayed:
             return False
         return True
 
@@ -277,8 +279,8 @@ class _Replayed(Exception):
 
 
 def _audit_record(p: PendingRead) -> Record:
-    plan = p.plan
-    target = {"project": plan.project_id, "secret": plan.secret_id, "version": str(plan.version)}
+    facts = p.plan.facts
+    target = {"project": str(facts.project_id), "secret": facts.secret_id, "version": str(p.plan.version)}
     return (p.time_ms, p.actor, Action.MACHINE_SECRET_READ, target, "ok", "")
 
 

@@ -25,11 +25,12 @@ from sqlalchemy import Connection
 from sikker.core import ids, rotation, values
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Machine, Principal, Project, Secret
+from sikker.core.signing import SignedRequest
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SikkerError
 from sikker.service.base import Deps, project_key
-from sikker.service.machine_plane import MachinePlane, SignedRequest
+from sikker.service.machine_plane import MachinePlane
 from sikker.service.secrets import SecretService
 from sikker.storage import audit as audit_store
 from sikker.storage import machines as machine_store

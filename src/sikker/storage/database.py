@@ -6,7 +6,11 @@
 - PostgreSQL: psycopg 3, pre-ping so a restarted server is noticed.
 
 Driver errors that mean "the store is not reachable" become
-``StoreUnavailable`` (HTTP 503) here, and nowhere else.
+``StoreUnavailable`` (HTTP 503) here, and nowhere else. Services never see SQLAlchemy: they use
+the ``Connection`` handed to them, ``savepoint`` and the domain errors storage raises.
+
+The SQLite file is created 0600 (SQLite gives its WAL and SHM files the same mode), in a
+directory that other users cannot enter: a data directory open to others is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.pool import NullPool
 
 from sikker.errors import Conflict, InvalidInput, StoreUnavailable
+
+__all__ = ["Connection", "Database", "insert_rows", "savepoint"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -73,10 +79,32 @@ def insert_rows(
     return count
 
 
+@contextmanager
+def savepoint(conn: Connection) -> Iterator[None]:
+    """A nested transaction: an error inside rolls back only what was done inside."""
+    with conn.begin_nested():
+        yield
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Refuse a directory others can enter; create the database file 0600 if it is new."""
+    directory = path.parent
+    if directory.exists() and directory.stat().st_mode & 0o007:
+        raise InvalidInput(
+            f"the data directory {directory} is open to other users; run 'chmod 700 {directory}'"
+        )
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        sqlite_path = make_url(self.url).database if self.is_sqlite else None
+        if sqlite_path and sqlite_path != ":memory:":
+            prepare_sqlite_file(Path(sqlite_path))
         self.engine = self._create_engine()
         # SQLite has one writer. Queue writers on locks instead of letting them spin in SQLite's
         # busy handler, which sleeps and retries (seconds of tail latency under load): a thread

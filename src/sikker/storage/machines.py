@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import orjson
 from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
+from sikker.errors import Replayed
 from sikker.storage.database import insert_rows
 from sikker.storage.tables import (
     deliveries,
@@ -203,8 +205,13 @@ def access(conn: Connection, machine_id: str, secret_id: str) -> tuple[bool, boo
 
 
 def record_nonce(conn: Connection, machine_id: str, nonce: str, expires_ms: int) -> None:
-    """Insert the nonce; a duplicate raises IntegrityError (a replay)."""
-    conn.execute(_NONCE, {"machine_id": machine_id, "nonce": nonce, "expires_ms": expires_ms})
+    """Insert the nonce in its own savepoint; a nonce already recorded raises Replayed (and
+    leaves the caller's transaction usable)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(_NONCE, {"machine_id": machine_id, "nonce": nonce, "expires_ms": expires_ms})
+    except IntegrityError as e:
+        raise Replayed() from e
 
 
 def record_nonces(conn: Connection, rows: list[tuple[str, str, int]]) -> bool:
@@ -253,10 +260,10 @@ def set_delivered_many(conn: Connection, rows: list[tuple[str, str, int]]) -> No
     )
 
 
-def secret_states(conn: Connection, secret_ids: list[str]) -> dict[str, tuple[int, bool]]:
-    """secret id -> (current version, deleted?) for the ids that exist."""
+def secret_states(conn: Connection, vault_id: str, secret_ids: list[str]) -> dict[str, tuple[int, bool]]:
+    """secret id -> (current version, deleted?) for the ids that exist in ``vault_id``."""
     query = select(secrets.c.id, secrets.c.current_version, secrets.c.deleted_ms).where(
-        secrets.c.id.in_(secret_ids)
+        secrets.c.id.in_(secret_ids), secrets.c.vault_id == vault_id
     )
     return {r.id: (r.current_version, r.deleted_ms is not None) for r in conn.execute(query)}
 

@@ -1,4 +1,5 @@
-"""Everything a signed secret read needs, in ONE statement (the read lane's cache fill).
+"""Everything a signed secret read needs, in ONE statement (the read lane's cache fill): the
+facts of the access decision (core/access.py) and the sealed live version.
 
 One statement is one snapshot on both stores (PostgreSQL READ COMMITTED included), so the
 access epoch it returns is never newer than the rows it returns with it.
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, exists, select
 
-from sikker.core.model import Machine
+from sikker.core.access import MachineFacts, ReadFacts
 from sikker.crypto.envelope import Sealed
 from sikker.storage.machines import machine_from_row
 from sikker.storage.tables import (
@@ -29,17 +30,18 @@ from sikker.storage.tables import (
 @dataclass(frozen=True, slots=True)
 class PlanRow:
     epoch: int
-    machine: Machine
-    vault_id: str  # the secret's
-    project_id: str
+    facts: ReadFacts
     version: int
-    deleted: bool
-    member: bool
-    granted: bool
-    frozen: bool
-    canary: bool  # an ENABLED canary
     sealed: Sealed | None
     wrapped_project_key: bytes | None
+
+
+_FROZEN_PROJECTS = machine_projects.join(projects, projects.c.id == machine_projects.c.project_id)
+_MACHINE_FROZEN = (
+    exists()
+    .select_from(_FROZEN_PROJECTS)
+    .where(machine_projects.c.machine_id == machines.c.id, projects.c.frozen_ms.is_not(None))
+)
 
 
 _QUERY = (
@@ -59,6 +61,7 @@ _QUERY = (
         exists()
         .where(grants.c.machine_id == machines.c.id, grants.c.secret_id == secrets.c.id)
         .label("granted"),
+        _MACHINE_FROZEN.label("machine_frozen"),
         projects.c.frozen_ms,
         canaries.c.enabled.label("canary_enabled"),
         secret_versions.c.ciphertext,
@@ -98,17 +101,21 @@ def read_plan(conn: Connection, machine_id: str, secret_id: str) -> PlanRow | No
     sealed = None
     if m["ciphertext"] is not None:
         sealed = Sealed(bytes(m["ciphertext"]), bytes(m["wrapped_dek"]), m["sealed_key_version"])
-    return PlanRow(
-        epoch=int(m["epoch"]),
-        machine=machine_from_row(row),
-        vault_id=m["secret_vault"],
+    facts = ReadFacts(
+        machine=MachineFacts(machine_from_row(row), bool(m["machine_frozen"])),
+        secret_id=secret_id,
+        secret_vault_id=m["secret_vault"],
+        secret_deleted=m["deleted_ms"] is not None,
         project_id=m["secret_project"],
-        version=m["current_version"],
-        deleted=m["deleted_ms"] is not None,
+        project_frozen=m["frozen_ms"] is not None,
         member=bool(m["member"]),
         granted=bool(m["granted"]),
-        frozen=m["frozen_ms"] is not None,
         canary=bool(m["canary_enabled"]),
+    )
+    return PlanRow(
+        epoch=int(m["epoch"]),
+        facts=facts,
+        version=m["current_version"],
         sealed=sealed,
         wrapped_project_key=bytes(m["wrapped_key"]) if m["wrapped_key"] is not None else None,
     )
