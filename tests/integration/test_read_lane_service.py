@@ -134,3 +134,22 @@ def test_a_bad_signature_or_stale_timestamp_is_not_served_from_the_plan(lane: La
     assert lane.svc.reads.open(plan, forged, lane.svc.deps.clock()) is None
     assert lane.svc.reads.open(plan, good, lane.svc.deps.clock() + 301_000) is None
     assert lane.svc.reads.open(plan, good, lane.svc.deps.clock()) == b"hunter2"
+
+
+
+def test_the_plan_cache_is_bounded_in_bytes_not_in_plans() -> None:
+    """2,000 plans of 60 KB values would hold 120 MB; a 4 MiB cache keeps the newest that fit."""
+    from sikker.core.access import MachineFacts, ReadFacts
+    from sikker.core.model import Machine
+    from sikker.crypto.envelope import Sealed
+    from sikker.service.read_lane import PlanCache
+
+    machine = Machine("m", "v", "m", b"k" * 32, "standard", True, True, "h", None, None, 0, None, None, None)
+    facts = ReadFacts(MachineFacts(machine, False), "", "v", False, "p", False, True, True, False)
+    cache = PlanCache(4 * 1024 * 1024)
+    for i in range(2_000):
+        sealed = Sealed(b"x" * 60_000, b"k" * 60, 1)
+        cache.put(ReadPlan(1, dataclasses.replace(facts, secret_id=f"s{i}"), 1, sealed, b"w" * 60))
+        assert cache.used_bytes <= cache.limit_bytes
+    assert 60 <= len(cache) <= 70  # 4 MiB / ~61 KB
+    assert cache.get("m", "s1999") is not None and cache.get("m", "s0") is None
