@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from sikker.config import Settings
 from sikker.core.model import Project
 from sikker.crypto import envelope
@@ -16,7 +14,7 @@ from sikker.crypto.keyring import Keyring
 from sikker.errors import NotFound, StoreUnavailable
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
-from sikker.storage.database import Database
+from sikker.storage.database import Connection, Database
 
 Clock = Callable[[], int]
 

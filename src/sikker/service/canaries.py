@@ -17,8 +17,6 @@ from __future__ import annotations
 import secrets as pysecrets
 import string
 
-from sqlalchemy import Connection
-
 from sikker.core import ids, values
 from sikker.core.audit import Action, Actor
 from sikker.core.model import Principal, Secret
@@ -29,6 +27,7 @@ from sikker.storage import audit as audit_store
 from sikker.storage import canaries as canary_store
 from sikker.storage import vaults as vault_store
 from sikker.storage.canaries import Canary, Trip
+from sikker.storage.database import Connection
 
 SHAPES = ("aws-access-key", "postgres-url", "api-token", "password", "structured-db")
 _UPPER_ALNUM = string.ascii_uppercase + string.digits

@@ -12,8 +12,6 @@ import re
 import secrets as pysecrets
 from dataclasses import replace
 
-from sqlalchemy import Connection
-
 from sikker.core import hostnames, ids, values
 from sikker.core.audit import Action, Actor
 from sikker.core.model import EnrollmentToken, Machine, Principal
@@ -23,6 +21,7 @@ from sikker.storage import audit as audit_store
 from sikker.storage import machines as machine_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection
 
 ENROLL_PREFIX = "sikker_enroll_"
 MAX_ENROLL_USES = 10_000

@@ -20,7 +20,6 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
 
 from sikker.core import ids, rotation, values
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
@@ -37,6 +36,7 @@ from sikker.storage import machines as machine_store
 from sikker.storage import rotation as rotation_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection
 from sikker.storage.rotation import Managed, Policy, Rotation
 
 log = logging.getLogger(__name__)

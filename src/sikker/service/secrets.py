@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from sikker.core import ids, values
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Principal, Project, Secret, VersionInfo
@@ -22,6 +20,7 @@ from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.storage import audit as audit_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection
 
 DAY_MS = 86_400_000
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import Connection
-
 from sikker.core import ids
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.model import Principal, Token
@@ -19,6 +17,7 @@ from sikker.service.base import Deps
 from sikker.storage import audit as audit_store
 from sikker.storage import tokens as token_store
 from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection
 
 TOKEN_PREFIX = "sikker_"
 MAX_TOKEN_LEN = 256
