@@ -110,7 +110,10 @@ async def delete_project(request: Request) -> Response:
 
 
 # -- secrets --------------------------------------------------------------------
-VALUE_FIELDS = {"value": schema.Field(str), "fields": schema.Field(dict, max_len=values.MAX_FIELDS)}
+VALUE_FIELDS = {
+    "value": schema.Field(str, opaque=True),
+    "fields": schema.Field(dict, max_len=values.MAX_FIELDS, opaque=True),
+}
 
 
 def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:

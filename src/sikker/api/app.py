@@ -1,7 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-BodyLimit -> SealGate -> read lane (GET /v1/secret/{id}) -> Starlette router (admin plane /api,
-operator /api/sys, machine plane /v1)
+BodyLimit -> SealGate -> PlainUrl (no control characters) -> read lane (GET /v1/secret/{id})
+-> Starlette router (admin plane /api, operator /api/sys, machine plane /v1)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
-from sikker.api.limits import BodyLimit
+from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
@@ -105,5 +105,5 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
         lifespan=lifespan,
     )
     router.state.services = services
-    lane = ReadLaneRoute(router, services.reads)
+    lane = PlainUrl(ReadLaneRoute(router, services.reads))
     return BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes)

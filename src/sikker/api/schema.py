@@ -1,4 +1,9 @@
-"""Request bodies: parse JSON once, bound its depth, refuse unknown fields and wrong types."""
+"""Request bodies: parse JSON once, bound its depth, refuse unknown fields and wrong types.
+
+Every string in a field (also inside lists and objects) is refused if it holds a control
+character (C0, DEL, C1; ``multiline`` fields allow tab, LF and CR), except in ``opaque``
+fields: secret values and structured fields, which are encrypted and may hold anything.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from sikker.core.values import has_control
 from sikker.errors import InvalidInput
 
 MAX_DEPTH = 8
@@ -19,6 +25,23 @@ class Field:
     max_len: int | None = None
     min_value: int | None = None
     max_value: int | None = None
+    multiline: bool = False  # tab, LF and CR allowed
+    opaque: bool = False  # secret content: any character
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in ``value``: itself, or the keys and items of its lists and objects."""
+    found, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _depth(value: Any) -> int:
@@ -69,6 +92,8 @@ def parse(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
             raise InvalidInput(f"field {name!r} must be {expected}")
         if spec.max_len is not None and isinstance(value, str | list | dict) and len(value) > spec.max_len:
             raise InvalidInput(f"field {name!r} is longer than {spec.max_len}")
+        if not spec.opaque and any(has_control(text, spec.multiline) for text in _strings(value)):
+            raise InvalidInput(f"field {name!r} must not contain control characters")
         if isinstance(value, int) and not isinstance(value, bool):
             if spec.min_value is not None and value < spec.min_value:
                 raise InvalidInput(f"field {name!r} must be at least {spec.min_value}")
