@@ -112,3 +112,53 @@ def test_control_characters_in_nested_keys_and_items_are_refused() -> None:
     for body in ({"config": {"k\x00": "v"}}, {"config": {"k": ["\x85"]}}, {"items": [["\x7f"]]}):
         with pytest.raises(InvalidInput, match="control characters"):
             schema.parse(orjson.dumps(body), fields)
+
+
+# -- integers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, 7),
+        ("", 7),
+        ("0", 0),
+        ("42", 42),
+        ("999999999999999", 999_999_999_999_999),
+        ("²", InvalidInput),
+        ("¹²", InvalidInput),
+        ("٣", InvalidInput),
+        ("\uff11", InvalidInput),
+        ("-1", InvalidInput),
+        ("+1", InvalidInput),
+        (" 1", InvalidInput),
+        ("1e3", InvalidInput),
+        ("1000000000000000", InvalidInput),
+        ("9" * 5000, InvalidInput),
+    ],
+)
+def test_query_int_takes_ascii_digits_in_bounds(raw: str | None, expected: int | type) -> None:
+    params = {} if raw is None else {"n": raw}
+    if expected is InvalidInput:
+        with pytest.raises(InvalidInput, match="n must be an integer"):
+            schema.query_int(params, "n", 7)
+    else:
+        assert schema.query_int(params, "n", 7) == expected
+
+
+def test_query_int_applies_its_own_bounds() -> None:
+    assert schema.query_int({"v": "5"}, "v", minimum=1, maximum=9) == 5
+    for raw in ("0", "10", "2147483648"):
+        with pytest.raises(InvalidInput):
+            schema.query_int({"v": raw}, "v", minimum=1, maximum=9)
+
+
+@pytest.mark.parametrize("value", [2**31, 2**63 - 1, 2**63, 2**64 - 1])
+@pytest.mark.parametrize(
+    ("where", "name", "spec"),
+    [f for f in API_FIELDS if f[2].type is int],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_every_integer_field_is_bounded(where: str, name: str, spec: schema.Field, value: int) -> None:
+    with pytest.raises(InvalidInput, match="at most"):
+        schema.parse(orjson.dumps({name: value}), {name: spec})

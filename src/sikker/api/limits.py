@@ -45,7 +45,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+            if name == b"content-length" and (
+                not value.isdigit() or len(value) > 18 or int(value) > self.max_bytes
+            ):
                 await error_response(PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"))(
                     scope, receive, send
                 )

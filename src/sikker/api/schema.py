@@ -1,4 +1,8 @@
-"""Request bodies: parse JSON once, bound its depth, refuse unknown fields and wrong types.
+"""Request input: JSON bodies (parsed once, depth bounded, unknown fields and wrong types
+refused) and integer query parameters (``query_int``, the one parser for them).
+
+Integers have bounds: a JSON integer field without ``max_value`` is at most ``INT_MAX`` (the
+store's integer columns); a query integer is ASCII digits only (``"²".isdigit()`` is true).
 
 Every string in a field (also inside lists and objects) is refused if it holds a control
 character (C0, DEL, C1; ``multiline`` fields allow tab, LF and CR), except in ``opaque``
@@ -7,6 +11,7 @@ fields: secret values and structured fields, which are encrypted and may hold an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +21,8 @@ from sikker.core.values import has_control
 from sikker.errors import InvalidInput
 
 MAX_DEPTH = 8
+INT_MAX = 2**31 - 1  # a 32-bit INTEGER column on PostgreSQL
+QUERY_INT_MAX = 10**15 - 1  # epoch milliseconds and audit sequence numbers fit
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,26 @@ def parse(raw: bytes, fields: dict[str, Field]) -> dict[str, Any]:
         if isinstance(value, int) and not isinstance(value, bool):
             if spec.min_value is not None and value < spec.min_value:
                 raise InvalidInput(f"field {name!r} must be at least {spec.min_value}")
-            if spec.max_value is not None and value > spec.max_value:
-                raise InvalidInput(f"field {name!r} must be at most {spec.max_value}")
+            maximum = INT_MAX if spec.max_value is None else spec.max_value
+            if value > maximum:
+                raise InvalidInput(f"field {name!r} must be at most {maximum}")
     return data
+
+
+def query_int(
+    params: Mapping[str, str],
+    name: str,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int = QUERY_INT_MAX,
+) -> int | None:
+    """The integer query parameter ``name`` (absent or empty: ``default``), in bounds."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(maximum)):
+        raise InvalidInput(f"{name} must be an integer from {minimum} to {maximum}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(f"{name} must be an integer from {minimum} to {maximum}")
+    return value
