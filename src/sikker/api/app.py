@@ -30,6 +30,7 @@ CHECKPOINT_POLL_S = 2.0
 STREAM_POLL_S = 0.5
 SCHEDULER_POLL_S = 5.0
 CLUSTER_POLL_S = 1.0
+AUTH_FAILURES_POLL_S = 5.0
 
 
 class SealGate:
@@ -76,6 +77,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             (SCHEDULER_POLL_S, services.rotation.run_due, "rotation scheduler"),
             # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
+            (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         listener = None
@@ -90,6 +92,10 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             if listener is not None:
                 listener.stop()
             services.reads.stop()
+            try:  # counts of failed authentications still held: not lost at shutdown
+                services.tokens.flush_failures(everything=True)
+            except SikkerError as e:
+                log.warning("auth failure counts not written at shutdown: %s", e.message)
 
     router = Starlette(
         routes=[
