@@ -110,7 +110,10 @@ async def delete_project(request: Request) -> Response:
 
 
 # -- secrets --------------------------------------------------------------------
-VALUE_FIELDS = {"value": schema.Field(str), "fields": schema.Field(dict, max_len=values.MAX_FIELDS)}
+VALUE_FIELDS = {
+    "value": schema.Field(str, opaque=True),
+    "fields": schema.Field(dict, max_len=values.MAX_FIELDS, opaque=True),
+}
 
 
 def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:
@@ -146,12 +149,7 @@ async def list_secrets(request: Request) -> Response:
 async def get_secret(request: Request) -> Response:
     """Read a secret's value (current, or ``?version=N``); audited before it is sent."""
     principal, who = await authenticate(request)
-    raw_version = request.query_params.get("version")
-    version = None
-    if raw_version is not None:
-        if not raw_version.isdigit() or not (1 <= int(raw_version) <= 2**31):
-            raise InvalidInput("version must be a positive integer")
-        version = int(raw_version)
+    version = schema.query_int(request.query_params, "version", minimum=1, maximum=schema.INT_MAX)
     revealed = await call(
         services(request).secrets.reveal, principal, who, request.path_params["secret"], version
     )

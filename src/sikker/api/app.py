@@ -1,7 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-BodyLimit -> SealGate -> read lane (GET /v1/secret/{id}) -> Starlette router (admin plane /api,
-operator /api/sys, machine plane /v1)
+BodyLimit -> SealGate -> PlainUrl (no control characters) -> read lane (GET /v1/secret/{id})
+-> Starlette router (admin plane /api, operator /api/sys, machine plane /v1)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
-from sikker.api.limits import BodyLimit
+from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
@@ -30,6 +30,7 @@ CHECKPOINT_POLL_S = 2.0
 STREAM_POLL_S = 0.5
 SCHEDULER_POLL_S = 5.0
 CLUSTER_POLL_S = 1.0
+AUTH_FAILURES_POLL_S = 5.0
 
 
 class SealGate:
@@ -78,6 +79,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             (SCHEDULER_POLL_S, services.rotation.run_due, "rotation scheduler"),
             # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
+            (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         listener = None
@@ -92,6 +94,10 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             if listener is not None:
                 listener.stop()
             services.reads.stop()
+            try:  # counts of failed authentications still held: not lost at shutdown
+                services.tokens.flush_failures(everything=True)
+            except SikkerError as e:
+                log.warning("auth failure counts not written at shutdown: %s", e.message)
 
     router = Starlette(
         routes=[
@@ -107,5 +113,5 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
         lifespan=lifespan,
     )
     router.state.services = services
-    lane = ReadLaneRoute(router, services.reads)
+    lane = PlainUrl(ReadLaneRoute(router, services.reads))
     return BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes)

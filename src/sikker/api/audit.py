@@ -26,12 +26,7 @@ SEVERITIES = {"info", "low", "medium", "high", "critical"}
 
 
 def _int(request: Request, name: str, default: int | None = None) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 15:
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(raw)
+    return schema.query_int(request.query_params, name, default)
 
 
 def _text(request: Request, name: str) -> str | None:

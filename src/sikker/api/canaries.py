@@ -89,7 +89,9 @@ def _toggle(enabled: bool):  # type: ignore[no-untyped-def]
 async def unfreeze(request: Request) -> Response:
     """Unfreeze a project after investigating a canary trip (a reason is required and audited)."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"reason": schema.Field(str, required=True, max_len=500)})
+    body = schema.parse(
+        await request.body(), {"reason": schema.Field(str, required=True, max_len=500, multiline=True)}
+    )
     await call(
         services(request).canaries.unfreeze, principal, who, request.path_params["project"], body["reason"]
     )

@@ -12,7 +12,7 @@ from sikker.api import schema
 from sikker.api.context import authenticate, call, ok, services
 from sikker.core import values
 from sikker.core.model import EnrollmentToken, Machine
-from sikker.errors import InvalidInput
+from sikker.errors import InvalidInput, NotFound
 
 
 def _machine(m: Machine, projects: list[str] | None = None) -> dict[str, Any]:
@@ -62,8 +62,13 @@ async def list_machines(request: Request) -> Response:
     return ok({"machines": [_machine(m, p) for m, p in found]})
 
 
+MACHINE_CHANGES = ("approve", "disable", "enable", "revoke")
+
+
 async def change_machine(request: Request) -> Response:
     """approve | disable | enable | revoke a machine; effective on its next request."""
+    if request.path_params["change"] not in MACHINE_CHANGES:
+        raise NotFound(f"no such machine action; use one of {', '.join(MACHINE_CHANGES)}")
     principal, who = await authenticate(request)
     machine = await call(
         services(request).machines.change_state,

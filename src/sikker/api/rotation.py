@@ -158,10 +158,13 @@ async def sync_config(request: Request) -> Response:
     return ok(config)
 
 
-HEARTBEAT = {"status": schema.Field(str, required=True, max_len=16), "error": schema.Field(str, max_len=2000)}
+HEARTBEAT = {
+    "status": schema.Field(str, required=True, max_len=16),
+    "error": schema.Field(str, max_len=2000, multiline=True),
+}
 FINISH = {
     "rotationId": schema.Field(str, required=True, max_len=64),
-    "error": schema.Field(str, max_len=2000),
+    "error": schema.Field(str, max_len=2000, multiline=True),
 }
 
 

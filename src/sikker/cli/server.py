@@ -172,7 +172,11 @@ def server(
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    from sikker.api.edge import protocol_class
+
     return {
+        "http": protocol_class(settings),  # head size and time, connection caps (api/edge.py)
+        "timeout_keep_alive": settings.keepalive_timeout_seconds,
         "log_level": "warning",
         "access_log": False,
         "server_header": False,

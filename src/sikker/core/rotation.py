@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from sikker.errors import InvalidInput
 
@@ -28,6 +28,7 @@ CHARSETS = {
 MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 366 * 86400
 STRATEGIES = ("single", "dual", "alternating")
+CRON_CHECK_FROM_MS = 946_684_800_000  # 2000-01-01T00:00Z
 
 RandBelow = Callable[[int], int]
 
@@ -64,6 +65,10 @@ class Schedule:
             raise InvalidInput("the interval must be between 5 minutes and 1 year")
         if self.cron is not None and (len(self.cron.split()) != 5 or not croniter.is_valid(self.cron)):
             raise InvalidInput(f"not a five-field cron expression: {self.cron[:60]!r}")
+        if self.cron is not None:
+            # A valid expression may name a day that never comes (31 February): refuse it now,
+            # not at every scheduler run. Whether it fires does not depend on the start.
+            self.next_after(CRON_CHECK_FROM_MS)
 
     def next_after(self, now_ms: int) -> int:
         """The first due time strictly after ``now_ms``. Missed runs are not replayed:
@@ -72,7 +77,10 @@ class Schedule:
             return now_ms + self.interval_s * 1000
         assert self.cron is not None
         start = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-        nxt: datetime = croniter(self.cron, start).get_next(datetime)
+        try:
+            nxt: datetime = croniter(self.cron, start).get_next(datetime)
+        except CroniterBadDateError as e:
+            raise InvalidInput(f"the cron expression {self.cron[:60]!r} never fires") from e
         return int(nxt.timestamp() * 1000)
 
 

@@ -8,6 +8,7 @@ contract's ``fieldNames``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -30,6 +31,16 @@ class SecretValue:
 
     def __repr__(self) -> str:
         return f"SecretValue(kind={self.kind!r}, plaintext=<redacted>, field_names={self.field_names!r})"
+
+
+# C0 controls, DEL and C1 controls; the second set spares tab, LF and CR (multi-line text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def has_control(text: str, multiline: bool = False) -> bool:
+    """True when ``text`` holds a control character (tab, LF and CR pass if ``multiline``)."""
+    return (_CONTROL_BUT_WHITESPACE if multiline else _CONTROL).search(text) is not None
 
 
 def check_name(name: object, what: str = "name") -> str:

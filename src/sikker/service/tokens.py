@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 
 from sikker.core import ids
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
+from sikker.core.auth_failures import FailureDigest
 from sikker.core.model import Principal, Token
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from sikker.service.base import Deps
@@ -32,8 +34,11 @@ def _new_plaintext() -> str:
 
 
 class TokenService:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, failures: FailureDigest | None = None) -> None:
         self.deps = deps
+        # Failed authentications: the first of a source per window audited, the rest counted.
+        self.failures = failures or FailureDigest()
+        self._failures_lock = threading.Lock()  # authenticate runs on several threads
 
     def create_root(self, conn: Connection, actor: Actor, plaintext: str | None = None) -> str:
         """Insert a root token in the caller's transaction; return its plaintext."""
@@ -59,7 +64,19 @@ class TokenService:
             or token.revoked_ms is not None
             or (token.expires_ms is not None and token.expires_ms <= now)
         ):
+            self._failed(actor, now)
+            raise Unauthenticated("invalid, revoked or expired token")
+        return Principal(token.kind, token.id, token.vault_id)
+
+    def _failed(self, actor: Actor, now: int) -> None:
+        with self._failures_lock:
+            record, held = self.failures.fail(actor.source_ip, now)
+        if not record:
+            return
+        try:
             with self.deps.db.write() as conn:
+                if held:
+                    self._append_count(conn, actor.source_ip, held, now)
                 audit_store.append(
                     conn,
                     SYSTEM_CHAIN,
@@ -70,8 +87,43 @@ class TokenService:
                     "denied",
                     "unknown, revoked or expired token",
                 )
-            raise Unauthenticated("invalid, revoked or expired token")
-        return Principal(token.kind, token.id, token.vault_id)
+        except BaseException:
+            if held:
+                with self._failures_lock:
+                    self.failures.restore(actor.source_ip, held, now)
+            raise
+
+    def flush_failures(self, everything: bool = False) -> int:
+        """Audit the counts of ended failure windows (``everything``: all counts, at
+        shutdown). Returns how many records were written."""
+        now = self.deps.clock()
+        with self._failures_lock:
+            counts = self.failures.drain() if everything else self.failures.due(now)
+        if not counts:
+            return 0
+        try:
+            with self.deps.db.write() as conn:
+                for source, count in counts:
+                    self._append_count(conn, source, count, now)
+        except BaseException:
+            with self._failures_lock:
+                for source, count in counts:
+                    self.failures.restore(source, count, now)
+            raise
+        return len(counts)
+
+    def _append_count(self, conn: Connection, source: str, count: int, now: int) -> None:
+        seconds = self.failures.window_ms // 1000
+        audit_store.append(
+            conn,
+            SYSTEM_CHAIN,
+            now,
+            Actor("anonymous", "-", source),
+            Action.ADMIN_AUTH_FAIL,
+            {"failures": str(count)},
+            "denied",
+            f"{count} more failed authentications from this address within {seconds} s of the first",
+        )
 
     def create_admin(
         self, principal: Principal, actor: Actor, vault_id: str, name: str, ttl_seconds: int | None

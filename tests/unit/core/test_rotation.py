@@ -65,6 +65,25 @@ def test_bad_schedules_are_refused(interval: int | None, cron: str | None) -> No
         rotation.Schedule(interval, cron)
 
 
+@pytest.mark.parametrize(
+    ("cron", "fires"),
+    [
+        ("0 0 31 2 *", False),
+        ("0 0 30 2 *", False),
+        ("0 0 31 4,6,9,11 *", False),
+        ("0 0 29 2 *", True),  # leap days come
+        ("0 0 31 2 1", True),  # day of month OR day of week: every Monday
+        ("*/5 * * * *", True),
+    ],
+)
+def test_a_cron_that_never_fires_is_refused(cron: str, fires: bool) -> None:
+    if fires:
+        assert rotation.Schedule(cron=cron).next_after(0) > 0
+    else:
+        with pytest.raises(InvalidInput, match="never fires"):
+            rotation.Schedule(cron=cron)
+
+
 def test_structured_rotation_keeps_the_other_fields() -> None:
     new = rotation.next_structured(
         {"host": "db", "password": "old"}, ["password"], rotation.Generator(8, "hex")
