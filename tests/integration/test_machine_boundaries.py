@@ -5,6 +5,7 @@ asking about other vaults."""
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import stat
 import time
@@ -179,7 +180,7 @@ def test_poll_answers_the_same_for_another_vaults_secret_and_a_missing_one(setup
         "id"
     ]
     machine = Machine.enroll(setup.server, setup.vault, setup.token())
-    body = ('{"watch": ["%s", "sk_0000000000000000"]}' % foreign).encode()
+    body = json.dumps({"watch": [foreign, "sk_0000000000000000"]}).encode()
     r = machine.request("POST", "/v1/secrets/poll", body)
     assert r.status_code == 200
     changes = r.json()["changes"]

@@ -136,7 +136,6 @@ def test_a_bad_signature_or_stale_timestamp_is_not_served_from_the_plan(lane: La
     assert lane.svc.reads.open(plan, good, lane.svc.deps.clock()) == b"hunter2"
 
 
-
 def test_the_plan_cache_is_bounded_in_bytes_not_in_plans() -> None:
     """2,000 plans of 60 KB values would hold 120 MB; a 4 MiB cache keeps the newest that fit."""
     from sikker.core.access import MachineFacts, ReadFacts

@@ -46,7 +46,7 @@ def has_control(text: str, multiline: bool = False) -> bool:
 def check_name(name: object, what: str = "name") -> str:
     if not isinstance(name, str) or not (1 <= len(name) <= NAME_MAX):
         raise InvalidInput(f"{what} must be a string of 1 to {NAME_MAX} characters")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in name):  # C0, DEL, C1
+    if has_control(name):
         raise InvalidInput(f"{what} must not contain control characters")
     return name
 
