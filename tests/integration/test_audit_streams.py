@@ -6,7 +6,6 @@ Receivers are real: a loopback HTTP server, UDP and TCP sockets, files on disk."
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import socket
 import stat
@@ -283,7 +282,9 @@ def test_an_unresolvable_stream_host_is_refused(make_services: Factory) -> None:
     svc = make_services()
     vault, admin = vault_and_admin(svc)
     with pytest.raises(InvalidInput, match="resolve"):
-        svc.streams.add(admin, ADMIN_ACTOR, vault, "webhook", {"url": "https://no-such-host.invalid/"}, None, "info")
+        svc.streams.add(
+            admin, ADMIN_ACTOR, vault, "webhook", {"url": "https://no-such-host.invalid/"}, None, "info"
+        )
 
 
 def test_the_allowlist_opens_loopback_and_delivery_rechecks_it(

@@ -71,6 +71,6 @@ def address_allowed(ip: IPAddress | str, allowed_networks: Iterable[str] = ()) -
         return True
     if v4 is None:
         return is_public(address)
-    # Mapped and NAT64 addresses are the IPv4 address; 6to4 must be public both ways.
-    wrapper_counts = address.ipv4_mapped is None and address not in _NAT64
-    return is_public(v4) and (is_public(address) or not wrapper_counts)
+    # Mapped and NAT64 addresses are just the IPv4 address; 6to4 must be public both ways.
+    is_6to4 = isinstance(address, IPv6Address) and address.sixtofour is not None
+    return is_public(v4) and (is_public(address) or not is_6to4)

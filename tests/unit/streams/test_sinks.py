@@ -117,8 +117,10 @@ def test_webhook_unresolvable_host_is_a_delivery_error() -> None:
         raise OSError("no such host")
 
     recorder = Recorder()
-    sink = WebhookSink("https://siem.example/", SECRET, transport=httpx.MockTransport(recorder), resolver=fail)
-    with pytest.raises(DeliveryError, match="cannot resolve siem.example: OSError"):
+    sink = WebhookSink(
+        "https://siem.example/", SECRET, transport=httpx.MockTransport(recorder), resolver=fail
+    )
+    with pytest.raises(DeliveryError, match=r"cannot resolve siem\.example: OSError"):
         sink.deliver(RECORDS)
     assert recorder.requests == []
 
@@ -259,7 +261,7 @@ def test_jsonl_follows_rotation_by_rename(tmp_path: Path) -> None:
 def test_jsonl_unwritable_path_is_a_delivery_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     sink = JsonlSink(tmp_path / "file", "audit.jsonl")
-    with pytest.raises(DeliveryError, match="jsonl audit.jsonl not written: FileExistsError"):
+    with pytest.raises(DeliveryError, match=r"jsonl audit\.jsonl not written: FileExistsError"):
         sink.deliver(RECORDS)
 
 

@@ -20,6 +20,7 @@ sinks still lock around a batch so concurrent callers cannot interleave frames.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -322,11 +323,11 @@ class JsonlSink:
         parent = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for part in self.relative.parts[:-1]:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o700, dir_fd=parent)
-                except FileExistsError:
-                    pass
-                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                child = os.open(
+                    part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent
+                )
                 os.close(parent)
                 parent = child
             self._write(parent, self.relative.name, data)
