@@ -25,7 +25,8 @@ contain a secret value or a token.
     ├── InvalidCiphertext            500  exit 1   (one uninformative error for
     │                                               every decryption failure)
     ├── DeliveryError                500  exit 1   (an audit stream sink failed;
-    │                                               service/streams/sinks.py)
+    │   │                                           service/streams/destination.py)
+    │   └── DeliveryRefused          500  exit 1   (its destination is not allowed)
     └── ProviderError                500  exit 1   (sikker agent: a database refused;
         └── UnsupportedStrategy                     agent/providers/base.py)
 """

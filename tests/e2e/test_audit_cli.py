@@ -34,7 +34,13 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     server = Server(
         f"sqlite:///{tmp_path / 'a.db'}",
         tmp_path / "data",
-        env={"SIKKER_AUDIT_CHECKPOINT_RECORDS": "10", "SIKKER_AUDIT_CHECKPOINT_SECONDS": "1"},
+        env={
+            "SIKKER_AUDIT_CHECKPOINT_RECORDS": "10",
+            "SIKKER_AUDIT_CHECKPOINT_SECONDS": "1",
+            # The webhook and syslog receivers below are on loopback, which streams may not
+            # reach unless the operator allows it.
+            "SIKKER_STREAM_ALLOWED_NETWORKS": "127.0.0.0/8",
+        },
     ).start()
     try:
         _, token = init_and_unseal(server.url)

@@ -97,7 +97,7 @@ def test_every_action_is_recorded_once_and_no_value_leaks(tmp_path: Path) -> Non
         stream = call(
             "POST",
             "/api/audit-streams",
-            {"vaultId": vault, "kind": "jsonl", "path": str(tmp_path / "stream.jsonl")},
+            {"vaultId": vault, "kind": "jsonl", "path": "stream.jsonl"},  # in DATA_DIR/audit-streams
         )
         call("DELETE", f"/api/audit-streams/{stream['id']}")
         call("POST", "/api/sys/seal")

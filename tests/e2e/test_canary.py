@@ -32,6 +32,16 @@ class Mailbox:
 
 
 @pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    """The shared fixture's server, allowed to stream to the loopback webhook and SMTP here."""
+    srv = Server(database_url, tmp_path / "data", env={"SIKKER_STREAM_ALLOWED_NETWORKS": "127.0.0.0/8"})
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
 def world(server: Server) -> Iterator[dict[str, Any]]:
     _, token = init_and_unseal(server.url)
     root = Api(server.url, token)

@@ -1,4 +1,7 @@
-"""Stream sinks against real receivers on loopback: HTTP, UDP and TCP syslog."""
+"""Stream sinks against real receivers on loopback: HTTP, UDP and TCP syslog.
+
+Loopback is denied to streams by default, so these sinks are given the allowlist an
+operator would set for a local collector (``stream_allowed_networks``)."""
 
 from __future__ import annotations
 
@@ -14,10 +17,17 @@ from typing import Any
 import pytest
 
 from sikker.service.streams import formats
-from sikker.service.streams.sinks import UDP_MAX_DATAGRAM, DeliveryError, SyslogSink, WebhookSink
+from sikker.service.streams.sinks import (
+    UDP_MAX_DATAGRAM,
+    DeliveryError,
+    DeliveryRefused,
+    SyslogSink,
+    WebhookSink,
+)
 
 SECRET = b"whsec_integration"
 WAIT = 2.0
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 def make_record(seq: int, **changes: Any) -> dict[str, Any]:
@@ -96,7 +106,7 @@ def test_webhook_receiver_verifies_signature_and_gets_records(receiver: Receiver
     import time
 
     records = [make_record(1), make_record(2, severity="high", action="machine:auth:lockout")]
-    sink = WebhookSink(receiver_url(receiver), SECRET)
+    sink = WebhookSink(receiver_url(receiver), SECRET, allowed_networks=LOOPBACK)
     try:
         sink.deliver(records)
     finally:
@@ -113,7 +123,7 @@ def test_webhook_receiver_verifies_signature_and_gets_records(receiver: Receiver
 
 def test_webhook_receiver_error_raises_delivery_error(receiver: Receiver) -> None:
     receiver.status = 500
-    sink = WebhookSink(receiver_url(receiver), SECRET)
+    sink = WebhookSink(receiver_url(receiver), SECRET, allowed_networks=LOOPBACK)
     try:
         with pytest.raises(DeliveryError, match="HTTP 500"):
             sink.deliver([make_record(1)])
@@ -126,12 +136,43 @@ def test_webhook_unreachable_receiver_raises_delivery_error() -> None:
     with socket.socket() as probe:  # a port that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sink = WebhookSink(f"http://127.0.0.1:{port}/", SECRET, timeout=1.0)
+    sink = WebhookSink(f"http://127.0.0.1:{port}/", SECRET, timeout=1.0, allowed_networks=LOOPBACK)
     try:
         with pytest.raises(DeliveryError, match="unreachable: ConnectError"):
             sink.deliver([make_record(1)])
     finally:
         sink.close()
+
+
+def test_webhook_to_loopback_is_refused_without_the_allowlist(receiver: Receiver) -> None:
+    sink = WebhookSink(receiver_url(receiver), SECRET)
+    try:
+        with pytest.raises(DeliveryRefused, match=r"address 127\.0\.0\.1 is not allowed"):
+            sink.deliver([make_record(1)])
+    finally:
+        sink.close()
+    assert receiver.received.empty()
+
+
+def test_webhook_sends_to_the_pinned_address_with_the_original_host(receiver: Receiver) -> None:
+    answers = ["127.0.0.1"]
+    port = receiver.server_address[1]
+    sink = WebhookSink(
+        f"http://localhost:{port}/audit",  # plain http only to a loopback name
+        SECRET,
+        allowed_networks=LOOPBACK,
+        resolver=lambda host, _port: answers if host == "localhost" else [],
+    )
+    try:
+        sink.deliver([make_record(1)])
+        headers, _ = receiver.received.get(timeout=WAIT)
+        assert headers["Host"] == f"localhost:{port}"
+        answers[:] = ["10.1.2.3"]  # the name now points inside the network: refused
+        with pytest.raises(DeliveryRefused, match=r"localhost \(10.1.2.3\) is not allowed"):
+            sink.deliver([make_record(2)])
+    finally:
+        sink.close()
+    assert receiver.received.empty()
 
 
 @pytest.mark.parametrize("url", ["http://example.com/hook", "ftp://127.0.0.1/", "ws://localhost/"])
@@ -153,7 +194,7 @@ def udp_listener() -> Iterator[socket.socket]:
 
 def test_syslog_udp_sends_one_datagram_per_record(udp_listener: socket.socket) -> None:
     port = udp_listener.getsockname()[1]
-    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1")
+    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1", allowed_networks=LOOPBACK)
     records = [make_record(1), make_record(2, severity="critical", source_ip='a"]\\b')]
     try:
         sink.deliver(records)
@@ -170,7 +211,7 @@ def test_syslog_udp_sends_one_datagram_per_record(udp_listener: socket.socket) -
 
 def test_syslog_udp_shrinks_oversized_records_to_fit_a_datagram(udp_listener: socket.socket) -> None:
     port = udp_listener.getsockname()[1]
-    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1")
+    sink = SyslogSink("127.0.0.1", port, "udp", hostname="vault-1", allowed_networks=LOOPBACK)
     try:
         sink.deliver([make_record(7, reason="x" * 20_000)])
     finally:
@@ -179,6 +220,42 @@ def test_syslog_udp_shrinks_oversized_records_to_fit_a_datagram(udp_listener: so
     assert len(datagram) <= UDP_MAX_DATAGRAM
     _, msg = parse_syslog(datagram)
     assert msg["truncated"] is True and msg["seq"] == 7
+
+
+def test_syslog_follows_dns_only_to_allowed_addresses(udp_listener: socket.socket) -> None:
+    answers = ["127.0.0.1"]
+    port = udp_listener.getsockname()[1]
+    sink = SyslogSink(
+        "collector.test",
+        port,
+        "udp",
+        hostname="vault-1",
+        allowed_networks=LOOPBACK,
+        resolver=lambda _host, _port: answers,
+    )
+    try:
+        sink.deliver([make_record(1)])
+        assert parse_syslog(udp_listener.recv(65535))[1]["seq"] == 1
+        answers[:] = ["127.0.0.1", "192.168.0.10"]  # every address must be allowed
+        with pytest.raises(DeliveryRefused, match=r"192\.168\.0\.10"):
+            sink.deliver([make_record(2)])
+        answers[:] = ["127.0.0.1"]
+        sink.deliver([make_record(3)])
+        assert parse_syslog(udp_listener.recv(65535))[1]["seq"] == 3
+    finally:
+        sink.close()
+
+
+def test_syslog_to_loopback_is_refused_without_the_allowlist(udp_listener: socket.socket) -> None:
+    sink = SyslogSink("127.0.0.1", udp_listener.getsockname()[1], "udp", hostname="vault-1")
+    try:
+        with pytest.raises(DeliveryRefused, match="not allowed"):
+            sink.deliver([make_record(1)])
+    finally:
+        sink.close()
+    udp_listener.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        udp_listener.recv(65535)
 
 
 # --- syslog over TCP ------------------------------------------------------------------
@@ -242,7 +319,7 @@ def collector() -> Iterator[TcpCollector]:
 
 
 def test_syslog_tcp_frames_records_with_octet_counting(collector: TcpCollector) -> None:
-    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1")
+    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1", allowed_networks=LOOPBACK)
     records = [make_record(1, reason="two\nlines"), make_record(2), make_record(3)]
     try:
         sink.deliver(records[:2])
@@ -255,7 +332,7 @@ def test_syslog_tcp_frames_records_with_octet_counting(collector: TcpCollector) 
 
 
 def test_syslog_tcp_reconnects_after_the_collector_restarts(collector: TcpCollector) -> None:
-    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1")
+    sink = SyslogSink("127.0.0.1", collector.port, "tcp", hostname="vault-1", allowed_networks=LOOPBACK)
     try:
         sink.deliver([make_record(1)])
         assert parse_syslog(collector.frames.get(timeout=WAIT))[1]["seq"] == 1
@@ -275,7 +352,7 @@ def test_syslog_tcp_down_collector_fails_then_recovers() -> None:
     down = TcpCollector()
     port = down.port
     down.stop()
-    sink = SyslogSink("127.0.0.1", port, "tcp", hostname="vault-1", timeout=1.0)
+    sink = SyslogSink("127.0.0.1", port, "tcp", hostname="vault-1", timeout=1.0, allowed_networks=LOOPBACK)
     try:
         with pytest.raises(
             DeliveryError, match=f"syslog tcp 127.0.0.1:{port} failed: ConnectionRefusedError"

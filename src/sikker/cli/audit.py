@@ -221,14 +221,24 @@ def stream() -> None:
 @stream.command("add")
 @click.argument("kind", type=click.Choice(["webhook", "syslog", "jsonl", "email"]))
 @click.option("--vault", "vault_id", default=None, help="Only this vault (default: every vault; root).")
-@click.option("--url", default=None, help="webhook: https URL (http only to localhost).")
+@click.option(
+    "--url",
+    default=None,
+    help="webhook: https URL (http only to localhost). Internal addresses are refused unless "
+    "the operator allows them (stream_allowed_networks).",
+)
 @click.option("--host", default=None, help="syslog: collector host; email: SMTP server.")
 @click.option("--port", type=int, default=None, help="syslog: collector port; email: SMTP port.")
 @click.option("--sender", default=None, help="email: From address.")
 @click.option("--to", "recipients", multiple=True, help="email: a recipient (repeat).")
 @click.option("--starttls", is_flag=True, help="email: upgrade the SMTP connection with STARTTLS.")
 @click.option("--protocol", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
-@click.option("--path", default=None, help="jsonl: file to append to.")
+@click.option(
+    "--path",
+    default=None,
+    help="jsonl (root token only): file name under the server's stream directory "
+    "(DATA_DIR/audit-streams by default).",
+)
 @click.option("--action", "actions", multiple=True, help="Only these actions (repeat; 'machine:*' ok).")
 @click.option(
     "--min-severity",

@@ -6,6 +6,15 @@ cursor never skips a record that commits late. Deliveries are at least once: a
 crash between delivery and saving the cursor re-sends that batch; receivers
 deduplicate on (chain, seq). Failures back off exponentially (with jitter) and
 are kept in the delivery log. Stream deliveries are not themselves audited.
+
+Where a stream may deliver is decided when it is added and again at every delivery (a
+stream stored before a rule existed, or a host whose DNS changed, is refused then):
+file (jsonl) streams are root-only and write inside ``Settings.stream_dir``; webhook,
+syslog and email streams reach only public addresses plus the operator's
+``Settings.stream_allowed_networks``. A refused delivery is logged at ERROR with the
+stream id and kept in the delivery log; the dispatcher carries on with other streams.
+Log lines name a sink by scheme, host and port only: a webhook's userinfo, path and query
+often hold a token, so the HTTP client's own request log is turned down too.
 """
 
 from __future__ import annotations
@@ -14,7 +23,6 @@ import logging
 import random
 import secrets as pysecrets
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from sikker.core import ids
@@ -25,7 +33,16 @@ from sikker.service.base import Deps
 from sikker.service.streams.email import EmailSink
 from sikker.service.streams.formats import matches
 from sikker.service.streams.retry import RetryState
-from sikker.service.streams.sinks import DeliveryError, JsonlSink, Sink, SyslogSink, WebhookSink
+from sikker.service.streams.sinks import (
+    DeliveryError,
+    DeliveryRefused,
+    JsonlSink,
+    NetworkSink,
+    Sink,
+    SyslogSink,
+    WebhookSink,
+    quiet_http_client_log,
+)
 from sikker.storage import audit as audit_store
 from sikker.storage import streams as stream_store
 from sikker.storage import vaults as vault_store
@@ -45,6 +62,7 @@ class StreamService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self._sinks: dict[str, Sink] = {}
+        quiet_http_client_log()
 
     # -- configuration --------------------------------------------------------------------
     def add(
@@ -57,7 +75,15 @@ class StreamService:
         actions: list[str] | None,
         min_severity: str,
     ) -> tuple[SinkRow, str | None]:
-        """Add a stream; returns it and, for webhooks, the HMAC secret (shown once)."""
+        """Add a stream; returns it and, for webhooks, the HMAC secret (shown once).
+
+        File streams need the root token and a path inside the stream directory (stored
+        relative to it); network streams must resolve to allowed addresses."""
+        if kind == "jsonl" and principal.kind != "root":
+            raise PermissionDenied(
+                "only the root token can add a file (jsonl) stream: it writes on the server's disk. "
+                "Use a webhook or syslog stream, or ask the operator"
+            )
         if vault_id is None and principal.kind != "root":
             raise PermissionDenied("only the root token can stream every vault")
         if min_severity not in SEVERITIES:
@@ -68,9 +94,14 @@ class StreamService:
             probe = self._build(kind, config, secret.encode() if secret else None)
         except ValueError as e:
             raise InvalidInput(str(e)) from e
-        close = getattr(probe, "close", None)
-        if close:
-            close()
+        try:
+            self._check_destination(kind, probe)
+        finally:
+            close = getattr(probe, "close", None)
+            if close:
+                close()
+        if isinstance(probe, JsonlSink):
+            config = config | {"path": str(probe.relative)}
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             if vault_id is not None:
@@ -146,23 +177,50 @@ class StreamService:
         with self.deps.db.read() as conn:
             return stream_store.deliveries(conn, sink_id, min(max(limit, 1), 500))
 
-    # -- delivery -------------------------------------------------------------------------
     @staticmethod
-    def _build(kind: str, config: dict[str, Any], secret: bytes | None) -> Sink:
-        if kind == "webhook":
-            return WebhookSink(str(config["url"]), secret or b"")
-        if kind == "syslog":
-            return SyslogSink(str(config["host"]), int(config["port"]), config.get("protocol", "udp"))
-        if kind == "jsonl":
-            return JsonlSink(Path(str(config["path"])))
-        if kind == "email":
-            return EmailSink(
-                str(config["host"]),
-                int(config["port"]),
-                str(config["sender"]),
-                [str(r) for r in config["recipients"]],
-                bool(config.get("starttls", False)),
-            )
+    def _check_destination(kind: str, probe: Sink) -> None:
+        """Refuse a stream whose file leaves the stream directory or whose host resolves to
+        an address that is not allowed (the same checks every delivery makes)."""
+        if isinstance(probe, JsonlSink):
+            try:
+                probe.check()
+            except DeliveryRefused as e:
+                raise InvalidInput(e.message) from e
+        elif isinstance(probe, NetworkSink):
+            try:
+                destination = probe.destination()
+            except DeliveryError as e:
+                raise InvalidInput(f"{e.message}; give a host name that resolves, or an IP address") from e
+            if destination.refused:
+                raise PermissionDenied(destination.refusal(f"{kind} stream to {destination.host}"))
+
+    # -- delivery -------------------------------------------------------------------------
+    def _build(self, kind: str, config: dict[str, Any], secret: bytes | None) -> Sink:
+        """A sink for a stored or requested configuration; ValueError if it is unusable."""
+        allowed = self.deps.settings.stream_allowed_networks
+        try:
+            if kind == "webhook":
+                return WebhookSink(str(config["url"]), secret or b"", allowed_networks=allowed)
+            if kind == "syslog":
+                return SyslogSink(
+                    str(config["host"]),
+                    int(config["port"]),
+                    config.get("protocol", "udp"),
+                    allowed_networks=allowed,
+                )
+            if kind == "jsonl":
+                return JsonlSink(self.deps.settings.stream_dir, str(config["path"]))
+            if kind == "email":
+                return EmailSink(
+                    str(config["host"]),
+                    int(config["port"]),
+                    str(config["sender"]),
+                    [str(r) for r in config["recipients"]],
+                    bool(config.get("starttls", False)),
+                    allowed_networks=allowed,
+                )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"{kind} stream configuration is incomplete: {type(e).__name__}") from e
         raise ValueError("stream kind must be webhook, syslog, jsonl or email")
 
     def _sink(self, row: SinkRow) -> Sink:
@@ -199,7 +257,7 @@ class StreamService:
         cursors = dict(row.cursors)
         chains = [row.vault_id] if row.vault_id else sorted(heads)
         retry = RetryState(row.attempts, row.next_attempt_ms / 1000)
-        delivered, error = 0, None
+        delivered, error, refused = 0, None, False
         for chain in chains:
             while cursors.get(chain, 0) < heads.get(chain, 0) and error is None:
                 with self.deps.db.read() as conn:
@@ -216,7 +274,9 @@ class StreamService:
                 try:
                     if chosen:
                         self._sink(row).deliver(chosen)
-                except (DeliveryError, OSError, ValueError, SikkerError) as e:
+                except (DeliveryRefused, ValueError) as e:  # refused by policy or unusable config
+                    error, refused = str(e)[:500], True
+                except (DeliveryError, OSError, SikkerError) as e:
                     error = str(e)[:500]
                 with self.deps.db.write() as conn:
                     if chosen or error:
@@ -243,5 +303,15 @@ class StreamService:
             with self.deps.db.write() as conn:  # release the lease even when nothing was sent
                 stream_store.save_progress(conn, row.id, cursors, 0, 0, None)
         if error:
-            log.warning("audit stream %s: delivery failed (attempt %d): %s", row.id, retry.attempts, error)
+            level = logging.ERROR if refused else logging.WARNING
+            what = "delivery refused" if refused else "delivery failed"
+            log.log(level, "audit stream %s: %s (attempt %d): %s", row.id, what, retry.attempts, error)
         return delivered
+
+    def close(self) -> None:
+        """Close every sink's connections (a new delivery opens them again)."""
+        for sink in list(self._sinks.values()):
+            close = getattr(sink, "close", None)
+            if close:
+                close()
+        self._sinks.clear()

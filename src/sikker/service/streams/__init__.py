@@ -1,8 +1,9 @@
 """Audit streams: deliver the audit log to webhooks, syslog and JSON-lines files.
 
 ``formats`` and ``retry`` are pure (no I/O, time and randomness passed in);
-``sinks`` is the I/O edge and wraps every transport failure in
-``DeliveryError``.
+``sinks``, ``email`` and ``destination`` are the I/O edge: they wrap every
+transport failure in ``DeliveryError``, refuse destinations that are not allowed
+with ``DeliveryRefused``, and resolve-check-pin every network connection.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from sikker.service.streams.formats import (
     webhook_signature,
 )
 from sikker.service.streams.retry import RetryState, backoff
-from sikker.service.streams.sinks import DeliveryError, JsonlSink, Sink, SyslogSink, WebhookSink
+from sikker.service.streams.sinks import (
+    DeliveryError,
+    DeliveryRefused,
+    JsonlSink,
+    Sink,
+    SyslogSink,
+    WebhookSink,
+)
 
 __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "DeliveryError",
+    "DeliveryRefused",
     "JsonlSink",
     "Record",
     "RetryState",

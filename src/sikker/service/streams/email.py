@@ -3,18 +3,42 @@
 The subject names the most severe action in the batch; the body lists each
 record (time, action, actor, source IP, target ids, reason) and carries the
 records as JSON. Records never contain secret values, so neither do the mails.
+
+Like the other network sinks, each delivery resolves the SMTP host once, checks every
+address (``destination``) and connects to the checked one; the host name is still the one
+STARTTLS is told about.
 """
 
 from __future__ import annotations
 
 import smtplib
+import socket
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import orjson
 
+from sikker.service.streams.destination import (
+    DeliveryError,
+    Destination,
+    Resolver,
+    checked,
+    resolve,
+    system_resolver,
+)
 from sikker.service.streams.formats import SEVERITIES, Record
-from sikker.service.streams.sinks import DeliveryError
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    """SMTP to a host name, connected to an address checked beforehand (no second lookup)."""
+
+    def __init__(self, address: str, host: str, port: int, timeout: float) -> None:
+        self._address = address
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._address, port), timeout, self.source_address)
 
 
 class EmailSink:
@@ -28,6 +52,8 @@ class EmailSink:
         username: str | None = None,
         password: str | None = None,
         timeout: float = 10.0,
+        allowed_networks: Sequence[str] = (),
+        resolver: Resolver = system_resolver,
     ) -> None:
         if not recipients or not all("@" in r for r in recipients) or "@" not in sender:
             raise ValueError("email streams need a sender and at least one recipient address")
@@ -35,7 +61,11 @@ class EmailSink:
             raise ValueError("SMTP port must be between 1 and 65535")
         self._host, self._port, self._sender, self._recipients = host, port, sender, recipients
         self._starttls, self._username, self._password, self._timeout = starttls, username, password, timeout
+        self._allowed, self._resolver = tuple(allowed_networks), resolver
         self._label = f"smtp {host}:{port}"
+
+    def destination(self) -> Destination:
+        return resolve(self._label, self._host, self._port, self._allowed, self._resolver)
 
     def deliver(self, records: list[Record]) -> None:
         if not records:
@@ -68,8 +98,9 @@ class EmailSink:
             + orjson.dumps(records, option=orjson.OPT_INDENT_2).decode()
         )
         message.set_content(body)
+        pinned = checked(self._label, self._host, self._port, self._allowed, self._resolver).pinned
         try:
-            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
+            with _PinnedSMTP(str(pinned), self._host, self._port, self._timeout) as smtp:
                 if self._starttls:
                     smtp.starttls()
                 if self._username:
