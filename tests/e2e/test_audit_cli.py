@@ -253,8 +253,10 @@ def test_streams_reach_a_webhook_and_a_syslog_collector(world: dict[str, Any]) -
         while b"machine.auth.fail" not in datagrams[-1]:
             datagrams.append(udp.recv(9000))
         datagram = datagrams[-1]
+        # Wait for the webhook to have BOTH records: a batch still on its way when the receiver
+        # stops would fail and become the newest delivery checked below.
         deadline = time.monotonic() + 10
-        while len(received) < 1 and time.monotonic() < deadline:
+        while not any(b"machine:auth:fail" in body for _, body in received) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         http.shutdown()

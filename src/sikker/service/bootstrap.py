@@ -42,6 +42,7 @@ class Services:
 
     def close(self) -> None:
         self.reads.stop()
+        self.streams.close()
         self.deps.keyring.clear()
         self.deps.db.dispose()
 
