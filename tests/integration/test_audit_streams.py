@@ -20,12 +20,11 @@ import pytest
 
 from sikker.config import Settings
 from sikker.core import audit
-from sikker.core.model import Principal
+from sikker.core.model import AuditStream, Principal
 from sikker.errors import InvalidInput, PermissionDenied
 from sikker.service.audit_streams import StreamService
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.storage import streams as stream_store
-from sikker.storage.streams import SinkRow
 
 ROOT = Principal("root", "tok_root", None)
 ROOT_ACTOR = audit.Actor("root", "tok_root", "127.0.0.1", "pytest")
@@ -211,7 +210,7 @@ def test_a_stored_file_stream_with_a_path_outside_the_directory_writes_nothing(
     vault, _ = vault_and_admin(svc)
     seal_key = tmp_path / "seal.key"
     seal_key.write_bytes(b"k" * 32)
-    old = SinkRow(
+    old = AuditStream(
         "sink_old0000000000000000",
         vault,
         "jsonl",

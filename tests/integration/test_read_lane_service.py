@@ -139,8 +139,7 @@ def test_a_bad_signature_or_stale_timestamp_is_not_served_from_the_plan(lane: La
 def test_the_plan_cache_is_bounded_in_bytes_not_in_plans() -> None:
     """2,000 plans of 60 KB values would hold 120 MB; a 4 MiB cache keeps the newest that fit."""
     from sikker.core.access import MachineFacts, ReadFacts
-    from sikker.core.model import Machine
-    from sikker.crypto.envelope import Sealed
+    from sikker.core.model import Machine, Sealed
     from sikker.service.read_lane import PlanCache
 
     machine = Machine("m", "v", "m", b"k" * 32, "standard", True, True, "h", None, None, 0, None, None, None)

@@ -21,7 +21,6 @@ from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
-from sikker.storage.notifier import Listener
 
 log = logging.getLogger("sikker.server")
 
@@ -82,17 +81,13 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
-        listener = None
-        if not services.deps.db.is_sqlite:
-            listener = Listener(services.deps.db.url, lambda _event: services.seal.follow_cluster())
-            listener.start()
+        stop_following = services.follow_cluster()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
-            if listener is not None:
-                listener.stop()
+            stop_following()
             services.reads.stop()
             try:  # counts of failed authentications still held: not lost at shutdown
                 services.tokens.flush_failures(everything=True)

@@ -17,10 +17,9 @@ from starlette.routing import Route
 
 from sikker.api import schema
 from sikker.api.context import authenticate, call, ok, services
+from sikker.core.model import AuditStream, Filters
 from sikker.errors import InvalidInput
 from sikker.service.audit import checkpoint_dict, record_dict
-from sikker.storage.audit import Filters
-from sikker.storage.streams import SinkRow
 
 SEVERITIES = {"info", "low", "medium", "high", "critical"}
 
@@ -127,7 +126,7 @@ ROUTES = [
 
 
 # -- streams --------------------------------------------------------------------------------------
-def _stream(row: SinkRow) -> dict[str, Any]:
+def _stream(row: AuditStream) -> dict[str, Any]:
     return {
         "id": row.id,
         "vaultId": row.vault_id,

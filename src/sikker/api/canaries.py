@@ -12,7 +12,7 @@ from sikker.api import schema
 from sikker.api.admin import _secret
 from sikker.api.context import authenticate, call, ok, services
 from sikker.core import values
-from sikker.storage.canaries import Canary, Trip
+from sikker.core.model import Canary, Trip
 
 CREATE_FIELDS = {
     "name": schema.Field(str, required=True, max_len=values.NAME_MAX),

@@ -12,8 +12,8 @@ from sikker.api import schema
 from sikker.api.context import authenticate, call, ok, services
 from sikker.api.machine import signed
 from sikker.core import rotation
+from sikker.core.model import Managed, Policy, Rotation
 from sikker.errors import InvalidInput
-from sikker.storage.rotation import Managed, Policy, Rotation
 
 POLICY_FIELDS = {
     "intervalSeconds": schema.Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,105 @@ class GrantedSecret:
     kind: str
     current_version: int
     field_names: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A secret version at rest: the value ciphertext and its wrapped data key."""
+
+    ciphertext: bytes
+    wrapped_dek: bytes
+    key_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    secret_id: str
+    looks_like: str
+    enabled: bool
+    freeze_related: bool
+    related_project_ids: list[str]
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    secret_id: str
+    project_id: str
+    actor_kind: str
+    actor_id: str
+    source_ip: str
+    time_ms: int
+    frozen_projects: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    secret_id: str
+    interval_s: int | None
+    cron: str | None
+    length: int
+    charset: str
+    fields: list[str] | None
+    enabled: bool
+    next_due_ms: int
+    last_rotated_ms: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Managed:
+    secret_id: str
+    provider: str
+    host: str
+    port: int
+    database: str
+    admin_secret_id: str
+    strategy: str
+    base_username: str
+    alt_username: str | None
+    grace_s: int
+    previous_username: str | None
+    disable_previous_at_ms: int | None
+    agent_status: str | None
+    agent_error: str | None
+    agent_seen_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    id: str
+    secret_id: str
+    status: str
+    trigger: str
+    sealed: Sealed | None
+    version: int | None
+    error: str | None
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStream:
+    id: str
+    vault_id: str | None
+    kind: str
+    config: dict[str, Any]
+    wrapped_secret: bytes | None
+    actions: list[str] | None
+    min_severity: str
+    cursors: dict[str, int]
+    attempts: int
+    next_attempt_ms: int
+    last_error: str | None
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    actor: str | None = None
+    action: str | None = None
+    secret: str | None = None
+    severity: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None

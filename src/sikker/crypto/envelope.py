@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sikker.core.model import Sealed
 from sikker.errors import InvalidCiphertext
 
 FORMAT_V1 = 1
@@ -70,15 +71,6 @@ class Binding:
             f"sikker/v1/dek|{self.vault_id}|{self.project_id}|{self.secret_id}|{self.version}|{key_version}"
         )
         return (base + (f"|{self.slot}" if self.slot else "")).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class Sealed:
-    """A secret version at rest: the value ciphertext and its wrapped data key."""
-
-    ciphertext: bytes
-    wrapped_dek: bytes
-    key_version: int
 
 
 def seal_value(project_key: bytes, key_version: int, where: Binding, plaintext: bytes) -> Sealed:

@@ -16,12 +16,12 @@ from dataclasses import asdict
 from typing import Any
 
 from sikker.core import audit, audit_verify, ids, merkle
-from sikker.core.model import Principal
+from sikker.core.model import Filters, Principal
 from sikker.crypto.signature import Signer
 from sikker.errors import InvalidInput, NotFound, PermissionDenied
 from sikker.service.base import Deps
 from sikker.storage import audit as audit_store
-from sikker.storage.audit import Checkpoint, Filters, StoredEntry
+from sikker.storage.audit import Checkpoint, StoredEntry
 
 MAX_PAGE = 1000
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sikker.core import ids
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
-from sikker.core.model import Principal
+from sikker.core.model import AuditStream, Principal
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
 from sikker.service.base import Deps
 from sikker.service.streams.email import EmailSink
@@ -46,7 +46,6 @@ from sikker.service.streams.sinks import (
 from sikker.storage import audit as audit_store
 from sikker.storage import streams as stream_store
 from sikker.storage import vaults as vault_store
-from sikker.storage.streams import SinkRow
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -74,7 +73,7 @@ class StreamService:
         config: dict[str, Any],
         actions: list[str] | None,
         min_severity: str,
-    ) -> tuple[SinkRow, str | None]:
+    ) -> tuple[AuditStream, str | None]:
         """Add a stream; returns it and, for webhooks, the HMAC secret (shown once).
 
         File streams need the root token and a path inside the stream directory (stored
@@ -110,7 +109,7 @@ class StreamService:
                     raise NotFound(f"vault {vault_id} not found")
             heads = audit_store.heads(conn)  # start from now: only new records are streamed
             cursors = {vault_id: heads.get(vault_id, 0)} if vault_id else heads
-            row = SinkRow(
+            row = AuditStream(
                 sink_id,
                 vault_id,
                 kind,
@@ -135,7 +134,7 @@ class StreamService:
             )
         return row, secret
 
-    def list_streams(self, principal: Principal, vault_id: str | None) -> list[SinkRow]:
+    def list_streams(self, principal: Principal, vault_id: str | None) -> list[AuditStream]:
         with self.deps.db.read() as conn:
             found = stream_store.list_sinks(conn, vault_id)
         return [
@@ -145,7 +144,7 @@ class StreamService:
             or (s.vault_id is not None and principal.can_access(s.vault_id))
         ]
 
-    def _visible(self, principal: Principal, sink_id: str) -> SinkRow:
+    def _visible(self, principal: Principal, sink_id: str) -> AuditStream:
         with self.deps.db.read() as conn:
             row = stream_store.get_sink(conn, sink_id)
         if row is None or not (
@@ -223,7 +222,7 @@ class StreamService:
             raise ValueError(f"{kind} stream configuration is incomplete: {type(e).__name__}") from e
         raise ValueError("stream kind must be webhook, syslog, jsonl or email")
 
-    def _sink(self, row: SinkRow) -> Sink:
+    def _sink(self, row: AuditStream) -> Sink:
         sink = self._sinks.get(row.id)
         if sink is None:
             secret = (
@@ -253,7 +252,7 @@ class StreamService:
             delivered += self._dispatch_one(row, heads)
         return delivered
 
-    def _dispatch_one(self, row: SinkRow, heads: dict[str, int]) -> int:
+    def _dispatch_one(self, row: AuditStream, heads: dict[str, int]) -> int:
         cursors = dict(row.cursors)
         chains = [row.vault_id] if row.vault_id else sorted(heads)
         retry = RetryState(row.attempts, row.next_attempt_ms / 1000)

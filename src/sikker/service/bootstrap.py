@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sikker.config import Settings
@@ -22,6 +23,7 @@ from sikker.service.secrets import SecretService
 from sikker.service.tokens import TokenService
 from sikker.service.vaults import VaultService
 from sikker.storage.database import Database
+from sikker.storage.notifier import Listener
 
 
 @dataclass(slots=True)
@@ -39,6 +41,15 @@ class Services:
     streams: StreamService
     rotation: RotationService
     canaries: CanaryService
+
+    def follow_cluster(self) -> Callable[[], None]:
+        """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
+        the server also polls). Returns the function that stops following."""
+        if self.deps.db.is_sqlite:
+            return lambda: None
+        listener = Listener(self.deps.db.url, lambda _event: self.seal.follow_cluster())
+        listener.start()
+        return listener.stop
 
     def close(self) -> None:
         self.reads.stop()

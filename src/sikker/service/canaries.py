@@ -19,14 +19,13 @@ import string
 
 from sikker.core import ids, values
 from sikker.core.audit import Action, Actor
-from sikker.core.model import Principal, Secret
+from sikker.core.model import Canary, Principal, Secret, Trip
 from sikker.errors import Conflict, InvalidInput, NotFound
 from sikker.service.base import Deps
 from sikker.service.secrets import SecretService
 from sikker.storage import audit as audit_store
 from sikker.storage import canaries as canary_store
 from sikker.storage import vaults as vault_store
-from sikker.storage.canaries import Canary, Trip
 from sikker.storage.database import Connection
 
 SHAPES = ("aws-access-key", "postgres-url", "api-token", "password", "structured-db")

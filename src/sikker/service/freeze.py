@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from sikker.core.audit import Action, Actor
-from sikker.core.model import Project, Secret
+from sikker.core.model import Project, Secret, Trip
 from sikker.errors import Locked
 from sikker.storage import audit as audit_store
 from sikker.storage import canaries as canary_store
-from sikker.storage.canaries import Trip
 from sikker.storage.database import Connection
 
 

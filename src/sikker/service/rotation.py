@@ -23,7 +23,7 @@ import orjson
 
 from sikker.core import ids, rotation, values
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
-from sikker.core.model import Machine, Principal, Project, Secret
+from sikker.core.model import Machine, Managed, Policy, Principal, Project, Rotation, Secret
 from sikker.core.signing import SignedRequest
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
@@ -37,7 +37,6 @@ from sikker.storage import rotation as rotation_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
-from sikker.storage.rotation import Managed, Policy, Rotation
 
 log = logging.getLogger(__name__)
 PROVIDERS = ("postgresql", "mysql", "redis", "mongodb", "mssql")

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from sikker.core import audit, merkle
+from sikker.core.model import Filters
 from sikker.errors import AuditUnavailable
 from sikker.storage.database import insert_rows
 from sikker.storage.tables import (
@@ -37,16 +38,6 @@ class Checkpoint:
     time_ms: int
     key_id: str
     signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    actor: str | None = None
-    action: str | None = None
-    secret: str | None = None
-    severity: str | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
 
 
 def append(

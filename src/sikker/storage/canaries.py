@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
+from sikker.core.model import Canary, Trip
 from sikker.storage.tables import canaries, canary_trips, machine_projects, projects, secrets
-
-
-@dataclass(frozen=True, slots=True)
-class Canary:
-    secret_id: str
-    looks_like: str
-    enabled: bool
-    freeze_related: bool
-    related_project_ids: list[str]
-    created_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Trip:
-    secret_id: str
-    project_id: str
-    actor_kind: str
-    actor_id: str
-    source_ip: str
-    time_ms: int
-    frozen_projects: list[str]
 
 
 def _canary(r: Row[tuple[object, ...]]) -> Canary:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, bindparam, exists, select
 
 from sikker.core.access import MachineFacts, ReadFacts
-from sikker.crypto.envelope import Sealed
+from sikker.core.model import Sealed
 from sikker.storage.machines import machine_from_row
 from sikker.storage.tables import (
     access_epoch,

@@ -2,60 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from sikker.crypto.envelope import Sealed
+from sikker.core.model import Managed, Policy, Rotation, Sealed
 from sikker.storage.tables import managed_secrets, rotation_policies, rotations
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    secret_id: str
-    interval_s: int | None
-    cron: str | None
-    length: int
-    charset: str
-    fields: list[str] | None
-    enabled: bool
-    next_due_ms: int
-    last_rotated_ms: int | None
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Managed:
-    secret_id: str
-    provider: str
-    host: str
-    port: int
-    database: str
-    admin_secret_id: str
-    strategy: str
-    base_username: str
-    alt_username: str | None
-    grace_s: int
-    previous_username: str | None
-    disable_previous_at_ms: int | None
-    agent_status: str | None
-    agent_error: str | None
-    agent_seen_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Rotation:
-    id: str
-    secret_id: str
-    status: str
-    trigger: str
-    sealed: Sealed | None
-    version: int | None
-    error: str | None
-    created_ms: int
-    updated_ms: int
 
 
 def _policy(r: Row[tuple[object, ...]]) -> Policy:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
-from sikker.core.model import Secret, VersionInfo
-from sikker.crypto.envelope import Sealed
+from sikker.core.model import Sealed, Secret, VersionInfo
 from sikker.storage.tables import projects, secret_versions, secrets
 
 

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from sikker.core.model import AuditStream
 from sikker.storage.tables import audit_deliveries, audit_sinks
 
 
-@dataclass(frozen=True, slots=True)
-class SinkRow:
-    id: str
-    vault_id: str | None
-    kind: str
-    config: dict[str, Any]
-    wrapped_secret: bytes | None
-    actions: list[str] | None
-    min_severity: str
-    cursors: dict[str, int]
-    attempts: int
-    next_attempt_ms: int
-    last_error: str | None
-    created_ms: int
-
-
-def _sink(r: Row[tuple[object, ...]]) -> SinkRow:
+def _sink(r: Row[tuple[object, ...]]) -> AuditStream:
     m = r._mapping
-    return SinkRow(
+    return AuditStream(
         m["id"],
         m["vault_id"],
         m["kind"],
@@ -45,7 +29,7 @@ def _sink(r: Row[tuple[object, ...]]) -> SinkRow:
     )
 
 
-def insert_sink(conn: Connection, sink: SinkRow) -> None:
+def insert_sink(conn: Connection, sink: AuditStream) -> None:
     conn.execute(
         insert(audit_sinks).values(
             id=sink.id,
@@ -64,14 +48,14 @@ def insert_sink(conn: Connection, sink: SinkRow) -> None:
     )
 
 
-def get_sink(conn: Connection, sink_id: str) -> SinkRow | None:
+def get_sink(conn: Connection, sink_id: str) -> AuditStream | None:
     row = conn.execute(select(audit_sinks).where(audit_sinks.c.id == sink_id)).first()
     return _sink(row) if row else None
 
 
 def list_sinks(
     conn: Connection, vault_id: str | None = None, due_before_ms: int | None = None
-) -> list[SinkRow]:
+) -> list[AuditStream]:
     q = select(audit_sinks).order_by(audit_sinks.c.created_ms)
     if vault_id is not None:
         q = q.where(audit_sinks.c.vault_id == vault_id)

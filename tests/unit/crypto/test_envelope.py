@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
+from sikker.core.model import Sealed
 from sikker.crypto import envelope
-from sikker.crypto.envelope import Binding, Sealed
+from sikker.crypto.envelope import Binding
 from sikker.errors import InvalidCiphertext
 
 KEY = bytes(range(32))
