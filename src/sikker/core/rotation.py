@@ -28,6 +28,10 @@ CHARSETS = {
 MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 366 * 86400
 STRATEGIES = ("single", "dual", "alternating")
+# Engines that keep two passwords for one user (Redis ACL; MySQL 8.0.14+ RETAIN CURRENT
+# PASSWORD). The agent still checks a "mysql" server's version: it may be MariaDB.
+DUAL_ENGINES = ("redis", "mysql")
+_ENGINE_NAMES = {"mariadb": "MariaDB", "postgresql": "PostgreSQL", "mongodb": "MongoDB", "mssql": "SQL Server"}
 
 RandBelow = Callable[[int], int]
 
@@ -74,6 +78,14 @@ class Schedule:
         start = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         nxt: datetime = croniter(self.cron, start).get_next(datetime)
         return int(nxt.timestamp() * 1000)
+
+
+def strategy_problem(provider: str, strategy: str) -> str | None:
+    """Why ``strategy`` cannot work on ``provider``, if it cannot (checked when configured)."""
+    if strategy == "dual" and provider not in DUAL_ENGINES:
+        engine = _ENGINE_NAMES.get(provider, provider)
+        return f"dual password is not supported by {engine}; use the alternating strategy"
+    return None
 
 
 def next_standard(generator: Generator, randbelow: RandBelow = secrets.randbelow) -> str:

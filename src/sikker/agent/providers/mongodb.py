@@ -19,6 +19,7 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from sikker.agent.providers.base import (
+    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
@@ -94,6 +95,9 @@ class MongoProvider:
         )
         users = answer.get("users") or []
         return dict(users[0]) if users else None
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("MongoDB", strategy)
 
     def test_admin(self) -> list[str]:
         try:

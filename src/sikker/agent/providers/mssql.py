@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pymssql
 
 from sikker.agent.providers.base import (
+    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
@@ -114,6 +115,9 @@ class MSSQLProvider:
             raise failure(action, e, [*secrets, self._c.admin_pass]) from e
         finally:
             conn.close()
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("SQL Server", strategy)
 
     def test_admin(self) -> list[str]:
         def check(cur: Cursor) -> list[str]:

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from sikker.agent.providers.base import (
+    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
@@ -59,6 +60,9 @@ class PostgresProvider:
             return self._connect(self._c.admin_user, self._c.admin_pass)
         except psycopg.Error as e:
             raise failure(f"cannot connect as admin {self._c.admin_user!r}", e, [self._c.admin_pass]) from e
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("PostgreSQL", strategy)
 
     def test_admin(self) -> list[str]:
         try:
