@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import Api, Server, free_port, init_and_unseal
 
-HOSTILE = 'we"ird\\ $HOME `id` \'q\''
+HOSTILE = "we\"ird\\ $HOME `id` 'q'"
 
 
 def test_the_script_writes_a_valid_identity_for_a_hostile_name_and_the_machine_works(
@@ -95,9 +95,9 @@ def test_an_ipv6_or_tilde_public_url_gets_a_quoted_script(tmp_path: Path) -> Non
         root = Api(server.url, token)
         vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
         project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
-        enroll = root.ok("POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": []})[
-            "token"
-        ]
+        enroll = root.ok(
+            "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": []}
+        )["token"]
         script = root.raw("GET", f"/v1/bootstrap/{enroll}")
         assert script.status_code == 200, script.text
         assert f"API_URL='{server.public_url}'" in script.text

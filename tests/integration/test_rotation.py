@@ -232,7 +232,12 @@ def test_dual_on_an_engine_without_two_passwords_is_refused_when_configured(
     assert status == 400 and "alternating" in str(answer["error"]), answer
     assert root.ok("GET", f"/api/secrets/{managed['cred']}/rotation")["managed"] is None
     status, _ = _manage(
-        root, managed["cred"], managed["admin"], provider=provider, strategy="alternating", altUsername="app_b"
+        root,
+        managed["cred"],
+        managed["admin"],
+        provider=provider,
+        strategy="alternating",
+        altUsername="app_b",
     )
     assert status == 200
 

@@ -115,7 +115,9 @@ def _from(address: str, url: str) -> Api:
     def raw(method: str, path: str, **kwargs: Any) -> httpx.Response:
         transport = httpx.HTTPTransport(local_address=address)
         with httpx.Client(transport=transport, timeout=30) as client:
-            return client.request(method, url + path, headers=api.headers | kwargs.pop("headers", {}), **kwargs)
+            return client.request(
+                method, url + path, headers=api.headers | kwargs.pop("headers", {}), **kwargs
+            )
 
     api.raw = raw  # type: ignore[method-assign]
     return api
@@ -150,7 +152,9 @@ def test_a_forged_share_cannot_lock_out_the_real_ones(server: Server) -> None:
     # The documented recovery, with no restart: enter the real shares again.
     assert api.ok("POST", "/api/sys/unseal", {"share": shares[1]})["sealed"] is False
 
-    records = [r for r in _system_audit(server.url, init["rootToken"]) if r["action"] == "operator:seal:unseal"]
+    records = [
+        r for r in _system_audit(server.url, init["rootToken"]) if r["action"] == "operator:seal:unseal"
+    ]
     assert [(r["result"], r["source_ip"]) for r in records] == [
         ("accepted", "127.0.0.2"),
         ("denied", "127.0.0.1"),

@@ -179,7 +179,9 @@ def audit_verify_cmd(
     if file is not None:
         raw = file.read_bytes().splitlines()
     else:
-        raw = b"".join(Client(addr, resolve_token(token, token_file)).stream_lines("GET", f"/api/audit/{chain}/export")).splitlines()
+        raw = b"".join(
+            Client(addr, resolve_token(token, token_file)).stream_lines("GET", f"/api/audit/{chain}/export")
+        ).splitlines()
     try:
         lines = [orjson.loads(line) for line in raw if line.strip()]
     except orjson.JSONDecodeError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ TOKEN_FILE_HELP = "Read the token from this file ('-' for stdin; env SIKKER_TOKE
 def read_text_input(path: str, what: str) -> str:
     """The whole of a file, or of stdin for '-', as text; InvalidInput if it cannot be read."""
     try:
-        return click.get_text_stream("stdin").read() if path == "-" else Path(path).read_text()
+        return sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as e:
         raise InvalidInput(f"cannot read {what} from {path}: {e.strerror}") from e
 

@@ -31,7 +31,12 @@ STRATEGIES = ("single", "dual", "alternating")
 # Engines that keep two passwords for one user (Redis ACL; MySQL 8.0.14+ RETAIN CURRENT
 # PASSWORD). The agent still checks a "mysql" server's version: it may be MariaDB.
 DUAL_ENGINES = ("redis", "mysql")
-_ENGINE_NAMES = {"mariadb": "MariaDB", "postgresql": "PostgreSQL", "mongodb": "MongoDB", "mssql": "SQL Server"}
+_ENGINE_NAMES = {
+    "mariadb": "MariaDB",
+    "postgresql": "PostgreSQL",
+    "mongodb": "MongoDB",
+    "mssql": "SQL Server",
+}
 
 RandBelow = Callable[[int], int]
 

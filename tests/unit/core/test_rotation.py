@@ -100,7 +100,9 @@ def test_alternating_switches_between_the_two_users() -> None:
         ("postgresql", "alternating", False),
     ],
 )
-def test_dual_is_refused_on_engines_without_two_passwords(provider: str, strategy: str, refused: bool) -> None:
+def test_dual_is_refused_on_engines_without_two_passwords(
+    provider: str, strategy: str, refused: bool
+) -> None:
     problem = rotation.strategy_problem(provider, strategy)
     assert (problem is not None) == refused
     if refused:

@@ -179,7 +179,14 @@ _FACTORIES = {
     "mongodb": (_mongodb, "pymongo"),
     "mssql": (_mssql, "pymssql"),
 }
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "redis": 6379, "mongodb": 27017, "mssql": 1433}
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "redis": 6379,
+    "mongodb": 27017,
+    "mssql": 1433,
+}
 
 
 def get_provider(provider_type: str, connection: Connection) -> Provider:

@@ -19,13 +19,13 @@ from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
 from sikker.agent.providers.base import (
-    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 

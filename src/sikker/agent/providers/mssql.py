@@ -21,13 +21,13 @@ from typing import Any, Protocol
 import pymssql
 
 from sikker.agent.providers.base import (
-    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 

@@ -16,13 +16,13 @@ import psycopg
 from psycopg import sql
 
 from sikker.agent.providers.base import (
-    no_dual,
     CONNECT_TIMEOUT,
     Connection,
     ProviderError,
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 
