@@ -12,11 +12,14 @@ Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the e
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sikker.errors import InvalidInput
 
@@ -124,6 +127,7 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "localhost") else self.host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host  # an IPv6 listen address
         return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
 
@@ -174,7 +178,7 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             port=port,
             database=str(merged.get("database") or ""),
             data_dir=data_dir,
-            public_url=str(merged.get("public_url") or ""),
+            public_url=check_public_url(str(merged.get("public_url") or "")),
             seal_key_file=Path(seal_key).expanduser() if seal_key else None,
             dev=dev,
             dev_root_token=SecretText(token) if token else None,
@@ -189,6 +193,50 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e
+
+
+_URL_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_URL_PATH = re.compile(r"[A-Za-z0-9._~/-]*")
+
+
+def check_public_url(url: str) -> str:
+    """The public URL machines are given (identity files, the bootstrap script), or "".
+
+    Only ``http(s)://HOST[:PORT][/PATH]``: a DNS name, IPv4 or bracketed IPv6 host, and a
+    path of unreserved characters; no user, query or fragment."""
+    if not url:
+        return url
+    problem = _public_url_problem(url)
+    if problem:
+        raise InvalidInput(
+            f"the public URL {url[:200]!r} cannot be used: {problem}; expected http(s)://HOST[:PORT][/PATH]"
+        )
+    return url
+
+
+def _public_url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        return str(e)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "it must start with http:// or https://"
+    if "@" in parts.netloc:
+        return "it must not hold a user name or password"
+    if "?" in url or "#" in url:
+        return "it must not hold a query or fragment"
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "the bracketed host is not an IPv6 address"
+    elif not _URL_HOST.fullmatch(host):
+        return "the host must be a DNS name or an IP address"
+    if not _URL_PATH.fullmatch(parts.path):
+        return "the path may hold only letters, digits and . _ ~ / -"
+    return None
 
 
 def _networks(value: object) -> tuple[str, ...]:

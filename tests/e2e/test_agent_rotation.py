@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Api, DatabaseTarget, Server, init_and_unseal, target_database
+from tests.support import IN_CI, Api, DatabaseTarget, Server, init_and_unseal, target_database
 
 
 def managed_credential(
@@ -140,3 +140,93 @@ def test_the_agent_killed_at_any_step_leaves_a_working_credential_and_no_orphan(
                 assert db.users(user) <= {user, f"{user}_b"}, f"orphaned users after a kill {step}"
         finally:
             db.drop(user, f"{user}_b")
+
+
+class RedisTarget:
+    """The local Redis; the agent manages an ACL user through the passwordless default user."""
+
+    provider, database, port, admin_user, admin_password = "redis", "0", 6379, "default", ""
+
+    def __init__(self) -> None:
+        import redis
+
+        self.admin = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True, socket_connect_timeout=3)
+        try:
+            self.admin.ping()
+        except redis.RedisError:
+            if IN_CI:
+                pytest.fail("Redis is not reachable at 127.0.0.1:6379 and CI=true: start it")
+            pytest.skip("Redis is not running")
+
+    def create(self, user: str, password: str) -> None:
+        self.admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~app:*", "+ping", "+get")
+
+    def drop(self, *users: str) -> None:
+        for user in users:
+            self.admin.acl_deluser(user)
+
+    def login(self, user: str, password: str) -> bool:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, username=user, password=password)
+        try:
+            return bool(client.ping())
+        except redis.AuthenticationError:
+            return False
+        finally:
+            client.close()
+
+
+def test_dual_rotation_on_redis_retires_the_old_password_after_the_grace_period(
+    server: Server, tmp_path: Path
+) -> None:
+    db = RedisTarget()
+    user, password = f"sk_dual_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    db.create(user, password)
+    try:
+        root, cred, env = managed_credential(server, db, user, password, tmp_path, "dual", grace=0)  # type: ignore[arg-type]
+
+        def tick() -> None:
+            done = subprocess.run(
+                [sys.executable, "-m", "sikker", "agent", "start", "--secret", cred, "--once"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+
+        for _ in range(2):
+            before = root.ok("GET", f"/api/secrets/{cred}")["fields"]
+            root.ok("POST", f"/api/secrets/{cred}/rotate")
+            tick()  # apply, verify, confirm: both passwords log in during the grace period
+            after = root.ok("GET", f"/api/secrets/{cred}")["fields"]
+            assert after["username"] == user and after["password"] != before["password"]
+            assert db.login(user, after["password"]) and db.login(user, before["password"])
+            tick()  # the grace period (0 s) is over: only the new password is left
+            assert db.login(user, after["password"])
+            assert not db.login(user, before["password"])
+            assert not db.login(user, password)
+    finally:
+        db.drop(user)
+
+
+def test_agent_test_refuses_dual_on_mariadb(server: Server, tmp_path: Path) -> None:
+    with target_database("mariadb") as db:
+        user, password = f"sk_dual_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+        db.create(user, password)
+        try:
+            # "mysql" may be a MySQL 8 with dual passwords: only the agent, which reaches the
+            # database, can tell that it is MariaDB.
+            _, cred, env = managed_credential(server, db, user, password, tmp_path, "dual", grace=60)
+            checked = subprocess.run(
+                [sys.executable, "-m", "sikker", "agent", "test", "--secret", cred],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert checked.returncode != 0
+            assert "dual password is not supported by MariaDB" in checked.stdout + checked.stderr
+        finally:
+            db.drop(user)

@@ -181,3 +181,51 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "sikker", "status"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 7 and "cannot reach" in result.stderr
+
+
+def test_structured_fields_and_the_token_come_from_files_or_stdin(
+    initialised: tuple[Server, list[str], str], tmp_path: Path
+) -> None:
+    server, _, root = initialised
+    token_file = tmp_path / "token"
+    token_file.write_text(root + "\n")
+    auth = ("--token-file", str(token_file))  # no token in argv nor in the environment
+    vault = ok(server, "vault", "create", "v", *auth)
+    project = ok(server, "project", "create", "--vault", vault, "p", *auth)
+
+    def fields(secret: str) -> dict[str, str]:
+        return json.loads(ok(server, "secret", "get", secret, *auth))  # type: ignore[no-any-return]
+
+    # One field from stdin, read verbatim; a plain one on the command line.
+    db = ok(
+        server, "secret", "create", "--project", project, "DB", "--field", "username=app",
+        "--field-file", "password=-", *auth, stdin='p"w\\ $x=1',
+    )  # fmt: skip
+    assert fields(db) == {"username": "app", "password": 'p"w\\ $x=1'}
+    # All fields from a KEY=VALUE file (comments and blank lines skipped, the first '=' splits).
+    env_file = tmp_path / "db.env"
+    env_file.write_text("# rotated by hand\nusername=app\n\npassword=a=b c\n")
+    ok(server, "secret", "update", db, "--fields-file", str(env_file), *auth)
+    assert fields(db) == {"username": "app", "password": "a=b c"}
+    # ... or from a JSON object on stdin, and a field from a file.
+    pw_file = tmp_path / "pw"
+    pw_file.write_text("from-file")
+    ok(
+        server, "secret", "update", db, "--fields-file", "-", "--field-file", f"password={pw_file}", *auth,
+        stdin='{"username": "app2", "port": "5432"}',
+    )  # fmt: skip
+    assert fields(db) == {"username": "app2", "port": "5432", "password": "from-file"}
+
+    for bad, message in [
+        (("--field", "password=x", "--field-file", f"password={pw_file}"), "password given twice"),
+        (("--fields-file", "-", "--field-file", "password=-"), "stdin"),
+        (("--value", "v", "--fields-file", str(env_file)), "exactly one of"),
+        (("--field-file", f"password={tmp_path / 'missing'}"), "cannot read"),
+    ]:
+        refused = run(server, "secret", "update", db, *bad, *auth, stdin="{}")
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    both = run(server, "vault", "list", "--token", root, *auth)
+    assert both.returncode == 2 and "--token or --token-file" in both.stderr
+
+    helps = run(server, "secret", "create", "--help").stdout + run(server, "vault", "list", "--help").stdout
+    assert helps.count("process list") >= 2

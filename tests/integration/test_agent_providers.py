@@ -529,3 +529,14 @@ def test_agent_single_rotation_and_failed_verify_on_redis(rd: Rd) -> None:
     (reject,) = server.posts("/reject-rotation")
     assert reject["error"].startswith("verification failed after apply")
     assert rd.provider.can_login(user, "pw-2") and not rd.provider.can_login(user, "pw-3")  # rolled back
+
+
+def test_dual_on_mariadb_is_reported_by_the_strategy_check(my: My) -> None:
+    problems = my.provider.check_strategy("dual")
+    assert problems == ["dual password is not supported by MariaDB; use the alternating strategy"]
+    assert my.provider.check_strategy("alternating") == []
+    assert my.provider.check_strategy("single") == []
+
+
+def test_dual_on_redis_passes_the_strategy_check(rd: Rd) -> None:
+    assert rd.provider.check_strategy("dual") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,48 @@ def test_agent_routes_need_a_grant_and_a_managed_secret(managed: dict[str, objec
     assert isinstance(root, Api) and isinstance(agent, Machine)
     assert agent.request("GET", f"/v1/secret/{cred}/sync-config").status_code == 404  # not managed
     assert agent.request("GET", f"/v1/secret/{admin}/sync-config").status_code == 403  # no grant
+
+
+def _manage(root: Api, cred: object, admin: object, **extra: object) -> tuple[int, dict[str, object]]:
+    body = {"provider": "redis", "host": "127.0.0.1", "port": 6379, "adminSecretId": admin} | extra
+    status, answer = root.call("PUT", f"/api/secrets/{cred}/managed", body)
+    return status, answer
+
+
+@pytest.mark.parametrize("provider", ["mariadb", "postgresql", "mongodb", "mssql"])
+def test_dual_on_an_engine_without_two_passwords_is_refused_when_configured(
+    managed: dict[str, object], provider: str
+) -> None:
+    root = managed["root"]
+    assert isinstance(root, Api)
+    status, answer = _manage(root, managed["cred"], managed["admin"], provider=provider, strategy="dual")
+    assert status == 400 and "alternating" in str(answer["error"]), answer
+    assert root.ok("GET", f"/api/secrets/{managed['cred']}/rotation")["managed"] is None
+    status, _ = _manage(
+        root,
+        managed["cred"],
+        managed["admin"],
+        provider=provider,
+        strategy="alternating",
+        altUsername="app_b",
+    )
+    assert status == 200
+
+
+def test_a_confirmed_dual_rotation_retires_the_old_password_after_the_grace_period(
+    managed: dict[str, object],
+) -> None:
+    root, cred, agent = managed["root"], managed["cred"], managed["agent"]
+    assert isinstance(root, Api) and isinstance(agent, Machine)
+    status, _ = _manage(root, cred, managed["admin"], strategy="dual", graceSeconds=600)
+    assert status == 200
+    root.ok("POST", f"/api/secrets/{cred}/rotate")
+    pending = _sync(agent, cred)
+    assert json.loads(str(pending["pendingValue"]))["username"] == "app"  # dual keeps the user
+    before = time.time()
+    assert _post(agent, cred, "confirm-rotation", {"rotationId": str(pending["pendingRotationId"])}) == 200
+    after = _sync(agent, cred)
+    # The same user keeps two passwords until the grace period ends; then the agent drops the old one.
+    assert after["previousUsername"] == "app"
+    assert isinstance(after["disablePreviousAt"], int)
+    assert after["disablePreviousAt"] >= int(before) + 600 - 1  # not before the grace period ends

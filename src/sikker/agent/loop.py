@@ -3,7 +3,7 @@
 A tick of one worker:
     poll sync-config ─ 403/404 ──────────────────────────── stop managing this secret
           │         └ other error ─ heartbeat error "poll failed: ..."
-          ├ first time: admin check (test_admin)
+          ├ first time: admin check (test_admin), then the strategy (check_strategy)
           ├ pending rotation not yet handled ─ rotate ─ confirm | reject
           └ otherwise, grace period over ─ disable the previous user / drop the old password
     heartbeat: on every error, on a change of status, and every ``heartbeat_every`` seconds.
@@ -103,6 +103,9 @@ class SecretWorker:
             problems = provider.test_admin()
             if problems:
                 return "admin check failed: " + "; ".join(problems)
+            problems = provider.check_strategy(config.strategy)
+            if problems:  # e.g. dual on MariaDB: say so now, not when a rotation is due
+                return "; ".join(problems)
             self._admin_checked = True
         if config.pending and config.pending_rotation_id not in self._handled:
             return self._rotate(config, provider)

@@ -15,7 +15,7 @@ from starlette.types import Scope
 
 from sikker.api import schema
 from sikker.api.context import call, ok, services
-from sikker.api.scripts import bootstrap_script
+from sikker.api.scripts import bootstrap_script, identity_head
 from sikker.core import ids
 from sikker.core.audit import Action
 from sikker.core.model import GrantedSecret
@@ -218,6 +218,36 @@ async def bootstrap(request: Request) -> Response:
     return Response(script, media_type="text/x-shellscript")
 
 
+BOOTSTRAP_BODY = {
+    "publicKey": schema.Field(str, required=True, max_len=64),
+    "hostname": schema.Field(str, max_len=255),
+}
+
+
+async def bootstrap_enroll(request: Request) -> Response:
+    """POST /v1/bootstrap/{token}: the bootstrap script enrolls here (a standard machine).
+
+    The answer is the server's part of identity.json as one line of JSON, so that the
+    script writes it without parsing anything."""
+    token = request.path_params["token"]
+    body = schema.parse(await request.body(), BOOTSTRAP_BODY)
+    svc = services(request)
+    vault_id = await call(svc.machines.enrollment_vault, token)
+    machine = await call(
+        svc.plane.enroll,
+        vault_id,
+        token,
+        body["publicKey"],
+        body.get("hostname") or "unknown",
+        None,
+        "standard",
+        request.client.host if request.client else "",
+        request.headers.get("user-agent", "")[:256],
+    )
+    head = identity_head(machine.id, machine.name, machine.vault_id, svc.deps.settings.url)
+    return Response(head, media_type="application/json")
+
+
 ROUTES = [
     Route("/v1/secret/{secret}", get_secret, methods=["GET"]),
     Route("/v1/secrets", list_secrets, methods=["GET"]),
@@ -228,4 +258,5 @@ ROUTES = [
     Route("/v1/cli/secrets", cli_secrets, methods=["GET"]),
     Route("/v1/{vault}/enroll/register", enroll, methods=["POST"]),
     Route("/v1/bootstrap/{token}", bootstrap, methods=["GET"]),
+    Route("/v1/bootstrap/{token}", bootstrap_enroll, methods=["POST"]),
 ]

@@ -1,28 +1,37 @@
 """The shell script served at GET /v1/bootstrap/{token}, for hosts without Python.
 
 It does what ``sikker machine bootstrap`` does, with openssl and curl: makes an
-Ed25519 key on the host, enrolls its public key with the token, and writes
-``identity.json`` (the five keys) and ``private.pem`` (PKCS#8 v1, as
-``openssl genpkey`` writes it) under ``$SIKKERKEY_HOME/vaults/<vault>/``,
+Ed25519 key on the host, enrolls its public key with the token (POST to the same
+URL), and writes ``identity.json`` (the five keys) and ``private.pem`` (PKCS#8 v1,
+as ``openssl genpkey`` writes it) under ``$SIKKERKEY_HOME/vaults/<vault>/``,
 directories 0700, files 0600.
+
+The script never parses JSON: the server answers the enrollment with the four
+server-side keys of identity.json already encoded as one line of JSON
+(``identity_head``), and the script only appends the local key path, which it
+escapes itself. Every value put into the script is shell-quoted here.
 """
 
 from __future__ import annotations
 
-import re
+import shlex
+from typing import Any
 
-_SAFE = re.compile(r"^[A-Za-z0-9_.:/\-]+$")
+import orjson
 
 TEMPLATE = r"""#!/bin/sh
 # Sikker machine bootstrap: enrolls this host and writes its identity files.
 set -eu
-API_URL='__API_URL__'
-VAULT_ID='__VAULT_ID__'
-TOKEN='__TOKEN__'
+API_URL=__API_URL__
+VAULT_ID=__VAULT_ID__
+URL=__URL__
 BASE="${SIKKERKEY_HOME:-$HOME/.sikkerkey}"
 DIR="$BASE/vaults/$VAULT_ID"
 command -v openssl >/dev/null || { echo "sikker: openssl is required" >&2; exit 1; }
 command -v curl >/dev/null || { echo "sikker: curl is required" >&2; exit 1; }
+case "$DIR" in
+  *[[:cntrl:]]*) echo "sikker: $BASE: control characters in the path" >&2; exit 1 ;;
+esac
 umask 077
 mkdir -p "$DIR"
 chmod 700 "$BASE" "$BASE/vaults" "$DIR"
@@ -32,31 +41,41 @@ openssl genpkey -algorithm Ed25519 -out "$TMP/private.pem"
 PUB=$(openssl pkey -in "$TMP/private.pem" -pubout -outform DER | tail -c 32 | base64 | tr -d '\n')
 HOST=$(hostname 2>/dev/null | tr -cd 'A-Za-z0-9.-' || true)
 [ -n "$HOST" ] || HOST=unknown
-BODY=$(printf '{"token":"%s","publicKey":"%s","hostname":"%s","kind":"standard"}' "$TOKEN" "$PUB" "$HOST")
-URL="$API_URL/v1/$VAULT_ID/enroll/register"
-RESP=$(curl -fsS -X POST -H 'Content-Type: application/json' --data "$BODY" "$URL") || {
+BODY=$(printf '{"publicKey":"%s","hostname":"%s"}' "$PUB" "$HOST")
+curl -fsS --globoff -X POST -H 'Content-Type: application/json' --data "$BODY" -o "$TMP/answer" "$URL" || {
   echo "sikker: enrollment failed" >&2; exit 1; }
-field() { printf '%s' "$RESP" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
-MACHINE_ID=$(field machineId)
-MACHINE_NAME=$(field machineName)
-ISSUED_URL=$(field apiUrl)
-[ -n "$MACHINE_ID" ] || { echo "sikker: malformed enrollment response" >&2; exit 1; }
-[ -n "$ISSUED_URL" ] || ISSUED_URL="$API_URL"
+# The answer is one line: {"machineId":"...",...} with the keys identity.json takes from
+# the server, JSON-encoded by the server. Only its fixed prefix is checked here.
+MACHINE_ID=$(sed -n 's/^{"machineId":"\([A-Za-z0-9_-]*\)",.*}$/\1/p' "$TMP/answer")
+[ -n "$MACHINE_ID" ] && [ "$(wc -l < "$TMP/answer")" -le 1 ] || {
+  echo "sikker: malformed enrollment response" >&2; exit 1; }
+HEAD=$(sed 's/}$//' "$TMP/answer")
+KEY_PATH=$(printf '%s' "$DIR/private.pem" | sed 's/\\/\\\\/g; s/"/\\"/g')
+printf '%s,"privateKeyPath":"%s"}\n' "$HEAD" "$KEY_PATH" > "$TMP/identity.json"
 mv "$TMP/private.pem" "$DIR/private.pem"
 chmod 600 "$DIR/private.pem"
-printf '{"machineId":"%s","machineName":"%s","vaultId":"%s","apiUrl":"%s","privateKeyPath":"%s"}\n' \
-  "$MACHINE_ID" "$MACHINE_NAME" "$VAULT_ID" "$ISSUED_URL" "$DIR/private.pem" > "$TMP/identity.json"
 mv "$TMP/identity.json" "$DIR/identity.json"
 chmod 600 "$DIR/identity.json"
-echo "Enrolled machine $MACHINE_ID ($MACHINE_NAME) into $VAULT_ID; identity in $DIR"
+echo "Enrolled machine $MACHINE_ID into $VAULT_ID; identity in $DIR"
 """
 
 
 def bootstrap_script(api_url: str, vault_id: str, token: str) -> str:
-    # Everything substituted is checked against a strict alphabet: nothing can break the quoting.
-    for value in (api_url, vault_id, token):
-        if not _SAFE.match(value):
-            raise ValueError("unsafe value for the bootstrap script")
+    """The script for one enrollment token; every substituted value is shell-quoted."""
+    url = f"{api_url.rstrip('/')}/v1/bootstrap/{token}"
     return (
-        TEMPLATE.replace("__API_URL__", api_url).replace("__VAULT_ID__", vault_id).replace("__TOKEN__", token)
+        TEMPLATE.replace("__API_URL__", shlex.quote(api_url))
+        .replace("__VAULT_ID__", shlex.quote(vault_id))
+        .replace("__URL__", shlex.quote(url))
     )
+
+
+def identity_head(machine_id: str, machine_name: str, vault_id: str, api_url: str) -> bytes:
+    """The server's part of identity.json, as one line of JSON (machineId first, for the script)."""
+    head: dict[str, Any] = {
+        "machineId": machine_id,
+        "machineName": machine_name,
+        "vaultId": vault_id,
+        "apiUrl": api_url,
+    }
+    return orjson.dumps(head)

@@ -12,7 +12,7 @@ from sikker import __version__
 from sikker.api import schema
 from sikker.api.context import actor, authenticate, call, ok, services
 from sikker.api.errors import json_error
-from sikker.errors import PermissionDenied
+from sikker.errors import PermissionDenied, Unauthenticated
 
 
 def _status_body(request: Request) -> dict[str, object]:
@@ -51,11 +51,18 @@ UNSEAL_FIELDS = {"share": schema.Field(str, max_len=1024), "reset": schema.Field
 
 
 async def unseal(request: Request) -> Response:
-    """Submit one unseal share (or ``{"reset": true}`` to start over)."""
-    body = schema.parse(await request.body(), UNSEAL_FIELDS)
+    """Submit one unseal share, or ``{"reset": true}`` (root token) to start over.
+
+    Throttled per source address and audited, accepted or not (see SealService)."""
     svc = services(request)
+    await call(svc.seal.admit, actor(request))
+    body = schema.parse(await request.body(), UNSEAL_FIELDS)
     if body.get("reset"):
-        state = await call(svc.seal.reset_progress)
+        try:
+            principal, who = await authenticate(request)
+        except Unauthenticated:
+            principal, who = None, actor(request)
+        state = await call(svc.seal.reset_progress, principal, who)
     elif "share" in body:
         state = await call(svc.seal.submit_share, body["share"], actor(request))
     else:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
 from sikker.cli.client import Client
-from sikker.cli.options import client_command
+from sikker.cli.options import client_command, read_text_input
 from sikker.cli.output import console, emit_json, table, when
 from sikker.errors import InvalidInput
 
@@ -89,31 +87,102 @@ def project_delete(client: Client, as_json: bool, project_id: str) -> None:
 
 
 # -- secret -----------------------------------------------------------------------
-def _value_body(value: str | None, value_file: str | None, fields: tuple[str, ...]) -> dict[str, Any]:
-    given = sum(x is not None and x != () for x in (value, value_file, fields))
+FIELD_HELP = (
+    "KEY=VALUE of a structured secret (repeat). Visible to other users in the process list "
+    "(ps) and kept in shell history: give secret fields with --field-file or --fields-file."
+)
+FIELD_FILE_HELP = "KEY=PATH: the field's value is the whole file, read verbatim ('-' for stdin; repeat)."
+FIELDS_FILE_HELP = (
+    "Read fields from a file ('-' for stdin): a JSON object of strings, or KEY=VALUE lines "
+    "(blank lines and # comments skipped; the first '=' splits, nothing is unquoted)."
+)
+
+
+def _value_body(
+    value: str | None,
+    value_file: str | None,
+    fields: tuple[str, ...],
+    field_files: tuple[str, ...] = (),
+    fields_file: str | None = None,
+) -> dict[str, Any]:
+    structured = bool(fields or field_files or fields_file)
+    given = sum(x is not None for x in (value, value_file)) + structured
     if given != 1:
-        raise InvalidInput("give exactly one of --value, --value-file or --field K=V")
-    if fields:
-        parsed: dict[str, str] = {}
-        for item in fields:
-            key, sep, val = item.partition("=")
-            if not sep or not key:
-                raise InvalidInput(f"--field takes KEY=VALUE, got {key or item[:20]!r}...")
-            parsed[key] = val
-        return {"fields": parsed}
+        raise InvalidInput(
+            "give exactly one of --value, --value-file or fields (--field, --field-file, --fields-file)"
+        )
+    if structured:
+        return {"fields": _fields(fields, field_files, fields_file)}
     if value_file is not None:
-        try:
-            text = sys.stdin.read() if value_file == "-" else Path(value_file).read_text()
-        except OSError as e:
-            raise InvalidInput(f"cannot read {value_file}: {e.strerror}") from e
-        return {"value": text}
+        return {"value": read_text_input(value_file, "the value")}
     return {"value": value}
 
 
+def _fields(fields: tuple[str, ...], field_files: tuple[str, ...], fields_file: str | None) -> dict[str, str]:
+    """Every field, from --fields-file, then --field, then --field-file; a key only once."""
+    stdin_users = [p for p in field_files if p.partition("=")[2] == "-"] + (
+        [fields_file] if fields_file == "-" else []
+    )
+    if len(stdin_users) > 1:
+        raise InvalidInput("only one of --field-file and --fields-file can read stdin ('-')")
+    parsed: dict[str, str] = {}
+
+    def add(key: str, val: str, option: str) -> None:
+        if not key:
+            raise InvalidInput(f"{option} needs a field name before '='")
+        if key in parsed:
+            raise InvalidInput(f"field {key} given twice")
+        parsed[key] = val
+
+    if fields_file is not None:
+        for key, val in parse_fields(read_text_input(fields_file, "fields")).items():
+            add(key, val, "--fields-file")
+    for item in fields:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--field takes KEY=VALUE, got {key[:20]!r}...")
+        add(key, val, "--field")
+    for item in field_files:
+        key, sep, path = item.partition("=")
+        if not sep or not path:
+            raise InvalidInput(f"--field-file takes KEY=PATH, got {item[:40]!r}")
+        add(key, read_text_input(path, f"field {key}"), "--field-file")
+    return parsed
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """A JSON object of strings, or KEY=VALUE lines; never echoes a value in an error."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            raise InvalidInput("the fields file is not valid JSON") from e
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise InvalidInput("a JSON fields file must hold one object of string values")
+        return dict(data)
+    parsed: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, val = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"line {number} of the fields file is not KEY=VALUE")
+        if key.strip() in parsed:
+            raise InvalidInput(f"field {key.strip()} given twice in the fields file")
+        parsed[key.strip()] = val
+    return parsed
+
+
 _value_options = [
-    click.option("--value", default=None, help="The value (prefer --value-file: shell history keeps this)."),
+    click.option(
+        "--value",
+        default=None,
+        help="The value (visible in the process list and shell history: prefer --value-file).",
+    ),
     click.option("--value-file", default=None, help="Read the value from a file ('-' for stdin)."),
-    click.option("--field", "fields", multiple=True, help="KEY=VALUE for a structured secret (repeat)."),
+    click.option("--field", "fields", multiple=True, help=FIELD_HELP),
+    click.option("--field-file", "field_files", multiple=True, metavar="KEY=PATH", help=FIELD_FILE_HELP),
+    click.option("--fields-file", default=None, metavar="FILE|-", help=FIELDS_FILE_HELP),
 ]
 
 
@@ -154,19 +223,21 @@ def secret_create(
     value: str | None,
     value_file: str | None,
     fields: tuple[str, ...],
+    field_files: tuple[str, ...],
+    fields_file: str | None,
     canary: bool,
     looks_like: str,
     related: tuple[str, ...],
 ) -> None:
     """Create a secret (or, with --canary, a decoy); prints its id."""
     if canary:
-        if value is not None or value_file is not None or fields:
-            raise InvalidInput("a canary's value is made by the server: drop --value/--value-file/--field")
+        if value is not None or value_file is not None or fields or field_files or fields_file:
+            raise InvalidInput("a canary's value is made by the server: drop the value and field options")
         from sikker.cli.canaries import create_canary
 
         _created({"id": create_canary(client, project_id, name, looks_like, related)}, as_json)
         return
-    body = {"name": name} | _value_body(value, value_file, fields)
+    body = {"name": name} | _value_body(value, value_file, fields, field_files, fields_file)
     _created(client.post(f"/api/projects/{project_id}/secrets", body), as_json)
 
 
@@ -203,9 +274,12 @@ def secret_update(
     value: str | None,
     value_file: str | None,
     fields: tuple[str, ...],
+    field_files: tuple[str, ...],
+    fields_file: str | None,
 ) -> None:
-    """Write a new version of a secret."""
-    result = client.put(f"/api/secrets/{secret_id}", _value_body(value, value_file, fields))
+    """Write a new version of a secret (a structured one: all its fields, as given)."""
+    body = _value_body(value, value_file, fields, field_files, fields_file)
+    result = client.put(f"/api/secrets/{secret_id}", body)
     emit_json(result) if as_json else console.print(f"{secret_id} is now at version {result['version']}.")
 
 

@@ -87,8 +87,9 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
 @click.option("--secret", "secret_id", required=True, metavar="ID", help="Secret whose database to check.")
 @vault_option
 def test(secret_id: str, vault: str | None) -> None:
-    """Check the database of one --secret: fetch its sync-config, log in as the admin and
-    check the admin's privileges. Prints every problem; exits non-zero if there is any.
+    """Check the database of one --secret: fetch its sync-config, log in as the admin,
+    check the admin's privileges and that the engine supports the strategy (no dual on
+    MariaDB). Prints every problem; exits non-zero if there is any.
     """
     client = open_client(vault)
     try:
@@ -101,9 +102,10 @@ def test(secret_id: str, vault: str | None) -> None:
         f"{'/' + c.database if c.database else ''}, admin {c.admin_user!r},"
         f" managed user {config.managed_username!r}, strategy {config.strategy}"
     )
-    problems = get_provider(config.provider_type, c).test_admin()
+    provider = get_provider(config.provider_type, c)
+    problems = provider.test_admin() or provider.check_strategy(config.strategy)
     for problem in problems:
         click.echo(f"  problem: {problem}")
     if problems:
         raise SikkerError(f"{len(problems)} problem(s) found for {secret_id}")
-    click.echo("  OK: the admin can log in and manage users")
+    click.echo(f"  OK: the admin can log in and manage users; {config.strategy} works here")

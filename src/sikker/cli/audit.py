@@ -15,7 +15,7 @@ import orjson
 
 from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
-from sikker.cli.options import client_command
+from sikker.cli.options import client_command, resolve_token, token_options
 from sikker.cli.output import console, emit_json, err_console, table, when
 from sikker.core import audit_verify
 from sikker.errors import InvalidInput
@@ -159,7 +159,7 @@ def audit_export(client: Client, as_json: bool, chain: str, since: str | None, o
     "--partial", is_flag=True, help="The file was exported with --since: it need not start at record 1."
 )
 @click.option("--addr", envvar="SIKKER_ADDR", default="http://127.0.0.1:8300", help="Server (with --vault).")
-@click.option("--token", envvar="SIKKER_TOKEN", default=None, help="Token (with --vault).")
+@token_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify_cmd(
     file: Path | None,
@@ -170,6 +170,7 @@ def audit_verify_cmd(
     partial: bool,
     addr: str,
     token: str | None,
+    token_file: str | None,
     as_json: bool,
 ) -> None:
     """Check the hash chain, checkpoint signatures and consistency; names the first bad record."""
@@ -178,7 +179,9 @@ def audit_verify_cmd(
     if file is not None:
         raw = file.read_bytes().splitlines()
     else:
-        raw = b"".join(Client(addr, token).stream_lines("GET", f"/api/audit/{chain}/export")).splitlines()
+        raw = b"".join(
+            Client(addr, resolve_token(token, token_file)).stream_lines("GET", f"/api/audit/{chain}/export")
+        ).splitlines()
     try:
         lines = [orjson.loads(line) for line in raw if line.strip()]
     except orjson.JSONDecodeError as e:

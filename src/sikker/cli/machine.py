@@ -29,6 +29,7 @@ from sikker.cli.machine_client import (
     encode,
     error_message,
 )
+from sikker.cli.options import resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
 from sikker.errors import InvalidInput, NotFound, SikkerError, Unavailable
@@ -307,18 +308,25 @@ def machine_local() -> None:
 @click.option("--vault", "vault_id", required=True, help="Vault to enroll in.")
 @click.option(
     "--token",
-    required=True,
     envvar="SIKKERKEY_ENROLL_TOKEN",
-    help="Enrollment token (env SIKKERKEY_ENROLL_TOKEN keeps it out of the process list).",
+    default=None,
+    help="Enrollment token. Visible in the process list (ps): prefer the environment "
+    "(SIKKERKEY_ENROLL_TOKEN) or --token-file.",
 )
+@click.option("--token-file", default=None, help="Read the enrollment token from this file ('-' for stdin).")
 @click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def bootstrap_command(url: str, vault_id: str, token: str, name: str | None, as_json: bool) -> None:
+def bootstrap_command(
+    url: str, vault_id: str, token: str | None, token_file: str | None, name: str | None, as_json: bool
+) -> None:
     """Enroll this machine with an enrollment token and store its identity.
 
     The Ed25519 key is generated here and never leaves the machine; only its public half is
     sent. Enrolling again into the same vault replaces the stored identity.
     """
+    token = resolve_token(token, token_file)
+    if not token:
+        raise InvalidInput("give the enrollment token: SIKKERKEY_ENROLL_TOKEN, --token-file or --token")
     private_key = Ed25519PrivateKey.generate()
     answer = enroll(url, vault_id, token, name, private_key.public_key())
     api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.markup import escape
 
 from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
@@ -62,7 +63,8 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except SikkerError as e:
-        err_console.print(f"[red]Error:[/] {e.message}", highlight=False, markup=True)
+        # The message may hold brackets (a URL, an IPv6 address): never read it as markup.
+        err_console.print(f"[red]Error:[/] {escape(e.message)}", highlight=False, markup=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         err_console.print("Aborted.")

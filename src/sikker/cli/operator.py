@@ -50,10 +50,14 @@ def _print_status(state: dict[str, Any]) -> None:
 
 @operator.command()
 @click.argument("shares", nargs=-1)
-@click.option("--reset", is_flag=True, help="Forget the shares entered so far.")
+@click.option("--reset", is_flag=True, help="Forget the shares entered so far (root token).")
 @client_command
 def unseal(client: Client, as_json: bool, shares: tuple[str, ...], reset: bool) -> None:
-    """Enter unseal shares (as arguments, or at a hidden prompt) until the threshold is met."""
+    """Enter unseal shares (as arguments, or at a hidden prompt) until the threshold is met.
+
+    If a share is refused because progress was discarded (a forged or wrong share was
+    entered by someone), run this again and enter your shares from the start.
+    """
     if reset:
         state = client.post("/api/sys/unseal", {"reset": True})
     else:

@@ -1,20 +1,51 @@
-"""Options shared by every client command: --addr, --token, --json."""
+"""Options shared by every client command: --addr, --token / --token-file, --json."""
 
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from sikker.cli.client import Client
+from sikker.errors import InvalidInput
 
 DEFAULT_ADDR = "http://127.0.0.1:8300"
+TOKEN_HELP = (
+    "Root or admin token. Visible to other users in the process list (ps): prefer the "
+    "environment (SIKKER_TOKEN) or --token-file."
+)
+TOKEN_FILE_HELP = "Read the token from this file ('-' for stdin; env SIKKER_TOKEN_FILE)."
+
+
+def read_text_input(path: str, what: str) -> str:
+    """The whole of a file, or of stdin for '-', as text; InvalidInput if it cannot be read."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise InvalidInput(f"cannot read {what} from {path}: {e.strerror}") from e
+
+
+def resolve_token(token: str | None, token_file: str | None) -> str | None:
+    """The token from --token (or SIKKER_TOKEN), or from --token-file; not both."""
+    if token and token_file:
+        raise InvalidInput("give --token or --token-file, not both")
+    if token_file:
+        return read_text_input(token_file, "the token").strip() or None
+    return token
+
+
+def token_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --token and --token-file (the command resolves them with ``resolve_token``)."""
+    fn = click.option("--token-file", envvar="SIKKER_TOKEN_FILE", default=None, help=TOKEN_FILE_HELP)(fn)
+    return click.option("--token", envvar="SIKKER_TOKEN", default=None, help=TOKEN_HELP)(fn)
 
 
 def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --addr/--token/--json and pass ``client`` and ``as_json`` to the command."""
+    """Add --addr/--token/--token-file/--json and pass ``client`` and ``as_json`` to the command."""
 
     @click.option(
         "--addr",
@@ -23,12 +54,10 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Server address (env SIKKER_ADDR).",
     )
-    @click.option(
-        "--token", envvar="SIKKER_TOKEN", default=None, help="Root or admin token (env SIKKER_TOKEN)."
-    )
+    @token_options
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
     @functools.wraps(fn)
-    def wrapper(addr: str, token: str | None, as_json: bool, **kwargs: Any) -> Any:
-        return fn(client=Client(addr, token), as_json=as_json, **kwargs)
+    def wrapper(addr: str, token: str | None, token_file: str | None, as_json: bool, **kwargs: Any) -> Any:
+        return fn(client=Client(addr, resolve_token(token, token_file)), as_json=as_json, **kwargs)
 
     return wrapper

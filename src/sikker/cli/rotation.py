@@ -124,7 +124,10 @@ def rotation_disable(client: Client, as_json: bool, secret_id: str) -> None:
 @click.command("manage")
 @click.argument("secret_id", metavar="SECRET")
 @click.option(
-    "--provider", required=True, type=click.Choice(["postgresql", "mysql", "redis", "mongodb", "mssql"])
+    "--provider",
+    required=True,
+    type=click.Choice(["postgresql", "mysql", "mariadb", "redis", "mongodb", "mssql"]),
+    help="The database engine (mariadb: no dual strategy).",
 )
 @click.option("--host", required=True)
 @click.option("--port", type=int, required=True)
@@ -135,14 +138,14 @@ def rotation_disable(client: Client, as_json: bool, secret_id: str) -> None:
     type=click.Choice(["single", "dual", "alternating"]),
     default="single",
     show_default=True,
-    help="alternating = two users, zero downtime.",
+    help="alternating = two users, zero downtime; dual = two passwords (Redis, MySQL 8.0.14+ only).",
 )
 @click.option("--alt-username", default=None, help="alternating: the second user.")
 @click.option(
     "--grace",
     default="1h",
     show_default=True,
-    help="How long the previous credential stays valid after a rotation.",
+    help="How long the previous user (alternating) or password (dual) stays valid after a rotation.",
 )
 @client_command
 def secret_manage(

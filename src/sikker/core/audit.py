@@ -23,6 +23,7 @@ class Action(enum.StrEnum):
 
     OPERATOR_INIT = "operator:seal:init"
     OPERATOR_UNSEAL = "operator:seal:unseal"
+    OPERATOR_UNSEAL_RESET = "operator:seal:reset"
     OPERATOR_SEAL = "operator:seal:seal"
     OPERATOR_ROTATE_KEYS = "operator:keys:rotate"
     ADMIN_AUTH_FAIL = "admin:auth:fail"
@@ -87,6 +88,7 @@ class Severity(enum.StrEnum):
 SEVERITY = {
     Action.OPERATOR_INIT: Severity.HIGH,
     Action.OPERATOR_UNSEAL: Severity.MEDIUM,
+    Action.OPERATOR_UNSEAL_RESET: Severity.MEDIUM,
     Action.OPERATOR_SEAL: Severity.HIGH,
     Action.OPERATOR_ROTATE_KEYS: Severity.MEDIUM,
     Action.ADMIN_AUTH_FAIL: Severity.MEDIUM,

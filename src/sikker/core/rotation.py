@@ -29,6 +29,15 @@ MIN_INTERVAL_S = 300
 MAX_INTERVAL_S = 366 * 86400
 STRATEGIES = ("single", "dual", "alternating")
 CRON_CHECK_FROM_MS = 946_684_800_000  # 2000-01-01T00:00Z
+# Engines that keep two passwords for one user (Redis ACL; MySQL 8.0.14+ RETAIN CURRENT
+# PASSWORD). The agent still checks a "mysql" server's version: it may be MariaDB.
+DUAL_ENGINES = ("redis", "mysql")
+_ENGINE_NAMES = {
+    "mariadb": "MariaDB",
+    "postgresql": "PostgreSQL",
+    "mongodb": "MongoDB",
+    "mssql": "SQL Server",
+}
 
 RandBelow = Callable[[int], int]
 
@@ -82,6 +91,14 @@ class Schedule:
         except CroniterBadDateError as e:
             raise InvalidInput(f"the cron expression {self.cron[:60]!r} never fires") from e
         return int(nxt.timestamp() * 1000)
+
+
+def strategy_problem(provider: str, strategy: str) -> str | None:
+    """Why ``strategy`` cannot work on ``provider``, if it cannot (checked when configured)."""
+    if strategy == "dual" and provider not in DUAL_ENGINES:
+        engine = _ENGINE_NAMES.get(provider, provider)
+        return f"dual password is not supported by {engine}; use the alternating strategy"
+    return None
 
 
 def next_standard(generator: Generator, randbelow: RandBelow = secrets.randbelow) -> str:

@@ -39,7 +39,7 @@ from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
 log = logging.getLogger(__name__)
-PROVIDERS = ("postgresql", "mysql", "redis", "mongodb", "mssql")
+PROVIDERS = ("postgresql", "mysql", "mariadb", "redis", "mongodb", "mssql")
 POLL_INTERVAL_S = 10
 
 
@@ -159,6 +159,9 @@ class RotationService:
             raise InvalidInput(f"strategy must be one of {', '.join(rotation.STRATEGIES)}")
         if strategy == "alternating" and not alt_username:
             raise InvalidInput("the alternating strategy needs --alt-username (the second user)")
+        problem = rotation.strategy_problem(provider, strategy)
+        if problem:
+            raise InvalidInput(problem)
         if not 0 <= grace_s <= 366 * 86400:
             raise InvalidInput("grace must be between 0 and 366 days")
         with self.deps.db.write() as conn:
@@ -295,8 +298,10 @@ class RotationService:
             rotation_store.insert_rotation(
                 conn, Rotation(rotation_id, secret.id, "pending", trigger, sealed, None, None, now, now)
             )
-            if pending["username"] == managed.previous_username:
-                # The user about to come back must not be disabled by a stale grace timer.
+            if managed.strategy != "dual" and pending["username"] == managed.previous_username:
+                # The user about to come back must not be disabled by a stale grace timer. (A dual
+                # timer stays: the agent skips it while a rotation is pending, and after a
+                # rejected rotation it must still drop the old password.)
                 rotation_store.update_managed(
                     conn, secret.id, previous_username=None, disable_previous_at_ms=None
                 )
@@ -462,7 +467,9 @@ class RotationService:
             rotation_store.finish_rotation(conn, pending.id, "current", now, version, None)
             rotation_store.record_outcome(conn, secret.id, now, None)
             new_user = orjson.loads(new.plaintext)["username"]
-            if new_user != live_user:
+            # Alternating: the previous user is disabled after the grace period. Dual: the same
+            # user keeps its old password next to the new one until then.
+            if new_user != live_user or managed.strategy == "dual":
                 rotation_store.update_managed(
                     conn,
                     secret.id,

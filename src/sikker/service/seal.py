@@ -3,26 +3,53 @@
 While sealed, the keyring holds no root key and every use case that needs a
 key raises ``Sealed``. Unseal progress lives in memory only: a restart starts
 the share count over, as in Vault.
+
+Submitting shares needs no credential (the shares are the credential), so no one
+share can be trusted on its own: a well-formed forgery passes the share checksum.
+The rules (docs/operator/seal-and-keys.md):
+
+* an index the server never issued (above ``shares``) is refused on its own;
+* the same share twice is refused and changes nothing;
+* a different share under an index already entered means one of the two is forged:
+  both are dropped with all progress (neither replaces the other, neither blocks);
+* shares that do not reconstruct the key at the threshold: all progress is dropped.
+
+Every call is audited and counted per source address; resetting the progress
+needs the root token.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
-from sikker.core.model import SealConfig
+from sikker.core.model import Principal, SealConfig
+from sikker.core.throttle import Throttle
 from sikker.crypto import envelope, seal, shamir
 from sikker.crypto.seal import AutoUnseal
-from sikker.errors import Conflict, InvalidCiphertext, InvalidInput, ShareRejected
+from sikker.errors import (
+    Conflict,
+    InvalidCiphertext,
+    InvalidInput,
+    PermissionDenied,
+    RateLimited,
+    ShareRejected,
+    Unauthenticated,
+)
 from sikker.service.base import Deps
 from sikker.service.tokens import TokenService
 from sikker.storage import audit as audit_store
 from sikker.storage import notifier, system
 
 log = logging.getLogger(__name__)
+
+# Unseal calls (shares and resets) per source address per minute: an operator entering
+# five shares with a few typos stays far below; a script hammering the endpoint does not.
+UNSEAL_CALLS_PER_MINUTE = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +75,7 @@ class SealService:
         self.auto = auto
         self._lock = threading.Lock()
         self._pending: list[bytes] = []
+        self._throttle = Throttle(UNSEAL_CALLS_PER_MINUTE, 60_000)
         # Called after every unseal / seal (e.g. to load or forget the audit signing key).
         self.on_unseal: list[Callable[[], None]] = []
         self.on_seal: list[Callable[[], None]] = []
@@ -128,8 +156,19 @@ class SealService:
             self._loaded(root_key)
         return InitResult(encoded, token)
 
+    def admit(self, actor: Actor) -> None:
+        """Count one unseal call (share or reset) from the actor's address; RateLimited when
+        its budget is spent. Checked before anything else, authentication included."""
+        with self._lock:
+            admitted = self._throttle.admit(actor.source_ip, self.deps.clock())
+        if not admitted:
+            raise RateLimited(
+                f"too many unseal calls from this address (at most {UNSEAL_CALLS_PER_MINUTE} a minute);"
+                " wait a minute"
+            )
+
     def submit_share(self, text: str, actor: Actor) -> SealStatus:
-        """Add one share; when the threshold is met, try to unseal."""
+        """Add one share; when the threshold is met, try to unseal. Every call is audited."""
         config = self._config()
         if config is None:
             raise Conflict("server is not initialised: run 'sikker operator init'")
@@ -140,30 +179,56 @@ class SealService:
         try:
             raw = shamir.decode_share(text)
         except shamir.ShareError as e:
+            self._audit_unseal(actor, "denied", "malformed share")
             raise ShareRejected(str(e)) from e
+        index = {"share": str(raw[0])}
+        if raw[0] > config.shares:
+            self._audit_unseal(actor, "denied", "share index never issued", index)
+            raise ShareRejected(f"not a share of this server (it issued shares 1 to {config.shares})")
         with self._lock:
-            if any(p[0] == raw[0] for p in self._pending):
-                raise ShareRejected("this share was already entered")
-            self._pending.append(raw)
-            if len(self._pending) < config.threshold:
-                return self.status()
-            pending, self._pending = self._pending, []
+            entered = next((p for p in self._pending if p[0] == raw[0]), None)
+            if entered is None:
+                self._pending.append(raw)
+                pending = list(self._pending)
+                if len(pending) >= config.threshold:
+                    self._pending = []
+            elif not hmac.compare_digest(entered, raw):
+                self._pending = []  # one of the two is not genuine and nothing tells which
+        if entered is not None and hmac.compare_digest(entered, raw):
+            self._audit_unseal(actor, "denied", "share already entered", index)
+            raise ShareRejected("this share was already entered")
+        if entered is not None:
+            self._audit_unseal(actor, "denied", "conflicting shares for one index: progress discarded", index)
+            raise ShareRejected(_CONFLICT.format(index=raw[0]))
+        progress = len(pending)
+        if progress < config.threshold:
+            self._audit_unseal(actor, "accepted", "", index | {"progress": f"{progress}/{config.threshold}"})
+            return self.status()
         try:
             unseal_key = shamir.combine(pending)
             root_key = seal.unwrap_root(unseal_key, config.wrapped_root_key)
         except (shamir.ShareError, InvalidCiphertext) as e:
-            self._audit_unseal(actor, "denied", "shares do not reconstruct the unseal key")
+            self._audit_unseal(
+                actor, "denied", "shares do not reconstruct the unseal key: progress discarded", index
+            )
             raise ShareRejected(
-                "the shares do not reconstruct the unseal key (wrong or corrupted share); "
-                "progress was reset, start again"
+                "the shares do not reconstruct the unseal key (a wrong, forged or corrupted share); "
+                "progress was discarded: start again"
             ) from e
         self._loaded(root_key)
-        self._audit_unseal(actor, "ok", "")
+        self._audit_unseal(actor, "ok", "", index)
         return self.status()
 
-    def reset_progress(self) -> SealStatus:
+    def reset_progress(self, principal: Principal | None, actor: Actor) -> SealStatus:
+        """Forget the shares entered so far: root token only, audited either way."""
+        if principal is None or principal.kind != "root":
+            self._audit(Action.OPERATOR_UNSEAL_RESET, actor, {}, "denied", "root token required")
+            if principal is None:
+                raise Unauthenticated("resetting unseal progress needs the root token")
+            raise PermissionDenied("only the root token can reset unseal progress")
         with self._lock:
-            self._pending = []
+            discarded, self._pending = len(self._pending), []
+        self._audit(Action.OPERATOR_UNSEAL_RESET, actor, {"discarded": str(discarded)}, "ok", "")
         return self.status()
 
     def auto_unseal(self) -> bool:
@@ -184,15 +249,17 @@ class SealService:
             notifier.notify(conn, "seal")
             audit_store.append(conn, SYSTEM_CHAIN, self.deps.clock(), actor, Action.OPERATOR_SEAL, {})
 
-    def _audit_unseal(self, actor: Actor, result: str, reason: str) -> None:
+    def _audit_unseal(
+        self, actor: Actor, result: str, reason: str, target: dict[str, str] | None = None
+    ) -> None:
+        self._audit(Action.OPERATOR_UNSEAL, actor, target or {}, result, reason)
+
+    def _audit(self, action: Action, actor: Actor, target: dict[str, str], result: str, reason: str) -> None:
         with self.deps.db.write() as conn:
-            audit_store.append(
-                conn,
-                SYSTEM_CHAIN,
-                self.deps.clock(),
-                actor,
-                Action.OPERATOR_UNSEAL,
-                {},
-                result,
-                reason,
-            )
+            audit_store.append(conn, SYSTEM_CHAIN, self.deps.clock(), actor, action, target, result, reason)
+
+
+_CONFLICT = (
+    "a different share with index {index} was entered before: one of the two is not genuine. "
+    "All progress was discarded (see the audit log for who sent what); enter your shares again"
+)

@@ -46,6 +46,10 @@ class FakeDatabase:
         self.calls.append(("test_admin",))
         return list(self.admin_problems)
 
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        self.calls.append(("check_strategy", strategy))
+        return []  # dual_supported=False shows the refusal at rotation time
+
     def can_login(self, username: str, password: str) -> bool:
         self.calls.append(("can_login", username))
         if self.unreachable:

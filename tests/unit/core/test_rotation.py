@@ -103,3 +103,26 @@ def test_alternating_switches_between_the_two_users() -> None:
         {"username": "app", "password": "p", "host": "h"}, "single", "app", None, gen
     )
     assert single["username"] == "app" and single["host"] == "h"
+
+
+@pytest.mark.parametrize(
+    ("provider", "strategy", "refused"),
+    [
+        ("redis", "dual", False),
+        ("mysql", "dual", False),  # MySQL 8.0.14+; the agent checks the server's version
+        ("mariadb", "dual", True),
+        ("postgresql", "dual", True),
+        ("mongodb", "dual", True),
+        ("mssql", "dual", True),
+        ("mariadb", "alternating", False),
+        ("mariadb", "single", False),
+        ("postgresql", "alternating", False),
+    ],
+)
+def test_dual_is_refused_on_engines_without_two_passwords(
+    provider: str, strategy: str, refused: bool
+) -> None:
+    problem = rotation.strategy_problem(provider, strategy)
+    assert (problem is not None) == refused
+    if refused:
+        assert problem is not None and "alternating" in problem

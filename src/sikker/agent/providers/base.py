@@ -63,6 +63,10 @@ class Provider(Protocol):
         """Problems with the admin login and its privileges; empty when rotation can work."""
         ...
 
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        """Why ``strategy`` cannot work on this database (engine, version); empty when it can."""
+        ...
+
     def can_login(self, username: str, password: str) -> bool:
         """Whether these credentials log in and run a trivial query.
 
@@ -118,6 +122,13 @@ def failure(action: str, error: BaseException, secrets: Iterable[str] = ()) -> P
     return ProviderError(f"{action}: {detail}")
 
 
+def no_dual(engine: str, strategy: Strategy) -> list[str]:
+    """``check_strategy`` for an engine that keeps one password per user."""
+    if strategy == "dual":
+        return [f"dual password is not supported by {engine}; use the alternating strategy"]
+    return []
+
+
 def refuse_admin(username: str, admin_user: str) -> None:
     """Guard for destructive steps: the agent never disables the login it works through."""
     if username == admin_user:
@@ -134,6 +145,12 @@ def _mysql(connection: Connection) -> Provider:
     from sikker.agent.providers.mysql import MySQLProvider
 
     return MySQLProvider(connection)
+
+
+def _mariadb(connection: Connection) -> Provider:
+    from sikker.agent.providers.mysql import MySQLProvider
+
+    return MySQLProvider(connection, mariadb=True)
 
 
 def _redis(connection: Connection) -> Provider:
@@ -157,11 +174,19 @@ def _mssql(connection: Connection) -> Provider:
 _FACTORIES = {
     "postgresql": (_postgresql, "psycopg"),
     "mysql": (_mysql, "PyMySQL"),
+    "mariadb": (_mariadb, "PyMySQL"),
     "redis": (_redis, "redis"),
     "mongodb": (_mongodb, "pymongo"),
     "mssql": (_mssql, "pymssql"),
 }
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "redis": 6379, "mongodb": 27017, "mssql": 1433}
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "redis": 6379,
+    "mongodb": 27017,
+    "mssql": 1433,
+}
 
 
 def get_provider(provider_type: str, connection: Connection) -> Provider:

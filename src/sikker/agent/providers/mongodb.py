@@ -25,6 +25,7 @@ from sikker.agent.providers.base import (
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 
@@ -94,6 +95,9 @@ class MongoProvider:
         )
         users = answer.get("users") or []
         return dict(users[0]) if users else None
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("MongoDB", strategy)
 
     def test_admin(self) -> list[str]:
         try:

@@ -27,6 +27,7 @@ from sikker.agent.providers.base import (
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 
@@ -114,6 +115,9 @@ class MSSQLProvider:
             raise failure(action, e, [*secrets, self._c.admin_pass]) from e
         finally:
             conn.close()
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("SQL Server", strategy)
 
     def test_admin(self) -> list[str]:
         def check(cur: Cursor) -> list[str]:

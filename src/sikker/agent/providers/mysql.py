@@ -33,8 +33,9 @@ Cursor = pymysql.cursors.Cursor
 
 
 class MySQLProvider:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, mariadb: bool = False) -> None:
         self._c = connection
+        self._mariadb = mariadb  # configured as provider "mariadb": no dual, whatever the server says
 
     def _connect(self, user: str, password: str) -> pymysql.Connection[Cursor]:
         return pymysql.connect(
@@ -68,6 +69,22 @@ class MySQLProvider:
             return [f"admin user {self._c.admin_user!r} needs ALL PRIVILEGES or CREATE USER"]
         return []
 
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        if strategy != "dual":
+            return []
+        if self._mariadb:
+            return [_NO_DUAL_MARIADB]
+        try:
+            with self._admin() as conn, conn.cursor() as cur:
+                _require_dual(cur)
+        except UnsupportedStrategy as e:
+            return [e.message]
+        except ProviderError:
+            return []  # cannot connect: test_admin reports it
+        except pymysql.Error as e:
+            return [failure("cannot read the server version", e, [self._c.admin_pass]).message]
+        return []
+
     def can_login(self, username: str, password: str) -> bool:
         try:
             with self._connect(username, password) as conn, conn.cursor() as cur:
@@ -85,6 +102,8 @@ class MySQLProvider:
         try:
             with self._admin() as conn, conn.cursor() as cur:
                 if strategy == "dual":
+                    if self._mariadb:
+                        raise UnsupportedStrategy(_NO_DUAL_MARIADB)
                     _require_dual(cur)
                 if not _exists(cur, username):
                     cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (username, password))

@@ -22,6 +22,7 @@ from sikker.agent.providers.base import (
     Strategy,
     UnsupportedStrategy,
     failure,
+    no_dual,
     refuse_admin,
 )
 
@@ -59,6 +60,9 @@ class PostgresProvider:
             return self._connect(self._c.admin_user, self._c.admin_pass)
         except psycopg.Error as e:
             raise failure(f"cannot connect as admin {self._c.admin_user!r}", e, [self._c.admin_pass]) from e
+
+    def check_strategy(self, strategy: Strategy) -> list[str]:
+        return no_dual("PostgreSQL", strategy)
 
     def test_admin(self) -> list[str]:
         try:

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from sikker import config
+from sikker.errors import InvalidInput
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8300",
+        "https://sikker.example.com",
+        "https://sikker.example.com/~ops/sikker/",
+        "http://[::1]:8300",
+        "http://[2001:db8::7]/x",
+        "http://10.0.0.5:8300",
+    ],
+)
+def test_usable_public_urls_are_kept(url: str) -> None:
+    assert config.load({"public_url": url}).public_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://user@host", "user name"),
+        ("http://user:pw@host", "user name"),
+        ("http://host/?a=1", "query"),
+        ("http://host/#x", "query or fragment"),
+        ("ftp://host", "http"),
+        ("host:8300", "http"),
+        ("http://[::g]:80", "IPv6"),
+        ("http://ho st", "host"),
+        ("http://host/a b", "path"),
+        ("http://host/'$(id)'", "path"),
+        ("http://host:99999", "Port"),
+    ],
+)
+def test_unusable_public_urls_are_refused_with_the_reason(url: str, problem: str) -> None:
+    with pytest.raises(InvalidInput, match="public URL") as refused:
+        config.load({"public_url": url})
+    assert problem.lower() in refused.value.message.lower()
+
+
+def test_an_ipv6_listen_address_gives_a_bracketed_url() -> None:
+    assert config.load({"listen": "[::1]:8300"}).url == "http://[::1]:8300"
