@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -245,30 +244,17 @@ CASES: dict[str, tuple[dict[str, object], list[Step]]] = {
 }
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    from tests.support import fresh_pg_database
-
-    data = tmp_path_factory.mktemp("access")
-
-    @contextlib.contextmanager
-    def running(url: str) -> Iterator[Node]:
-        clock = Clock()
-        svc = bootstrap(Settings(database=url, data_dir=data), clock)
-        try:
-            svc.deps.db.migrate()
-            share = svc.seal.init(1, 1, ACTOR).shares[0]
-            svc.seal.submit_share(share, ACTOR)
-            yield Node(svc, create_app(svc), clock, share)
-        finally:
-            svc.close()
-
-    if request.param == "sqlite":
-        with running(f"sqlite:///{data / 'sikker.db'}") as found:
-            yield found
-    else:
-        with fresh_pg_database() as url, running(url) as found:
-            yield found
+@pytest.fixture(scope="module")
+def node(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    clock = Clock()
+    svc = bootstrap(Settings(database=module_database_url, data_dir=tmp_path_factory.mktemp("d")), clock)
+    try:
+        svc.deps.db.migrate()
+        share = svc.seal.init(1, 1, ACTOR).shares[0]
+        svc.seal.submit_share(share, ACTOR)
+        yield Node(svc, create_app(svc), clock, share)
+    finally:
+        svc.close()
 
 
 def outcomes(node: Node, case: str, lane: bool) -> list[object]:

@@ -6,13 +6,10 @@ Receivers are real: a loopback HTTP server, UDP and TCP sockets, files on disk."
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from sikker.errors import InvalidInput, PermissionDenied
 from sikker.service.audit_streams import StreamService
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.storage import streams as stream_store
+from tests.integration.conftest import Receiver
 
 ROOT = Principal("root", "tok_root", None)
 ROOT_ACTOR = audit.Actor("root", "tok_root", "127.0.0.1", "pytest")
@@ -83,39 +81,6 @@ def deliveries(svc: Services, stream_id: str) -> list[dict[str, Any]]:
 
 
 # --- webhook receiver --------------------------------------------------------------------
-
-
-class Receiver(ThreadingHTTPServer):
-    status = 204
-    received: queue.Queue[tuple[str, dict[str, str], bytes]]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.put((self.path, dict(self.headers.items()), body))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), Handler)
-    server.received = queue.Queue()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(WAIT)
 
 
 def hook_url(server: Receiver, path: str = "/audit") -> str:

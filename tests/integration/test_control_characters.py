@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
-from tests.support import Api, Server, fresh_pg_database, init_and_unseal
+from tests.support import Api, Server, init_and_unseal
 
 BAD = ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f"]
 
@@ -34,14 +34,10 @@ class World:
     secret: str
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("control")
-    if request.param == "sqlite":
-        yield from _world(f"sqlite:///{base / 'sikker.db'}", base)
-    else:
-        with fresh_pg_database() as url:
-            yield from _world(url, base)
+    yield from _world(module_database_url, base)
 
 
 def _world(database: str, base: Path) -> Iterator[World]:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.support import Api, Machine, Server, fresh_pg_database, init_and_unseal
+from tests.support import Api, Machine, Server, init_and_unseal
 
 PUBLIC_KEY = base64.b64encode(bytes(range(32))).decode()
 
@@ -59,16 +59,12 @@ def _setup(database: str, data: Path, env: dict[str, str]) -> Iterator[Setup]:
         server.stop()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+@pytest.fixture(scope="module")
+def setup(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """A server whose failure throttle starts after 3 failures (all test traffic is 127.0.0.1)."""
     base = tmp_path_factory.mktemp("boundaries")
     env = {"SIKKER_AUTH_LOCKOUT_FAILURES": "3"}
-    if request.param == "sqlite":
-        yield from _setup(f"sqlite:///{base / 'sikker.db'}", base / "data", env)
-    else:
-        with fresh_pg_database() as url:
-            yield from _setup(url, base / "data", env)
+    yield from _setup(module_database_url, base / "data", env)
 
 
 # -- failures of others never lock a legitimate machine out (review item 3) ------------------

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from sikker.storage import tables
-from tests.support import Api, Machine, Server, fresh_pg_database, init_and_unseal
+from tests.support import Api, Machine, Server, init_and_unseal
 
 
 @dataclass
@@ -54,14 +54,10 @@ class World:
         return rows
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("machine-plane")
-    if request.param == "sqlite":
-        yield from _world(f"sqlite:///{base / 'sikker.db'}", base)
-    else:
-        with fresh_pg_database() as url:
-            yield from _world(url, base)
+    yield from _world(module_database_url, base)
 
 
 def _world(database: str, base: Path) -> Iterator[World]:

@@ -23,17 +23,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_machine_plane import World, _world
-from tests.support import Api, Machine, Server, fresh_pg_database
+from tests.support import Api, Machine, Server
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def lane(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module")
+def lane(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("read-lane")
-    if request.param == "sqlite":
-        yield from _world(f"sqlite:///{base / 'sikker.db'}", base)
-    else:
-        with fresh_pg_database() as url:
-            yield from _world(url, base)
+    yield from _world(module_database_url, base)
 
 
 def _sql(world: World, statement: str, **params: object) -> None:

@@ -11,7 +11,6 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from sikker.service.streams.sinks import (
     SyslogSink,
     WebhookSink,
 )
+from tests.integration.conftest import Receiver
 
 SECRET = b"whsec_integration"
 WAIT = 2.0
@@ -65,39 +65,6 @@ def parse_syslog(line: bytes) -> tuple[re.Match[bytes], dict[str, Any]]:
 # --- webhook receiver ------------------------------------------------------------------
 
 
-class Receiver(ThreadingHTTPServer):
-    status = 204
-    received: queue.Queue[tuple[dict[str, str], bytes]]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.put((dict(self.headers.items()), body))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), Handler)
-    server.received = queue.Queue()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(WAIT)
-
-
 def receiver_url(server: Receiver) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/audit"
 
@@ -111,7 +78,7 @@ def test_webhook_receiver_verifies_signature_and_gets_records(receiver: Receiver
         sink.deliver(records)
     finally:
         sink.close()
-    headers, body = receiver.received.get(timeout=WAIT)
+    _, headers, body = receiver.received.get(timeout=WAIT)
     assert formats.verify_webhook(
         SECRET, headers[formats.TIMESTAMP_HEADER], body, headers[formats.SIGNATURE_HEADER], now=time.time()
     )
@@ -165,7 +132,7 @@ def test_webhook_sends_to_the_pinned_address_with_the_original_host(receiver: Re
     )
     try:
         sink.deliver([make_record(1)])
-        headers, _ = receiver.received.get(timeout=WAIT)
+        _, headers, _ = receiver.received.get(timeout=WAIT)
         assert headers["Host"] == f"localhost:{port}"
         answers[:] = ["10.1.2.3"]  # the name now points inside the network: refused
         with pytest.raises(DeliveryRefused, match=r"localhost \(10.1.2.3\) is not allowed"):
