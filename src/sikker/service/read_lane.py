@@ -167,15 +167,15 @@ class ReadLane:
         it has no side effect (a canary's read freezes projects: the full path does that);
         else None. Raises Sealed if the server sealed meanwhile."""
         facts = plan.facts
-        if req.malformed or req.query or facts.canary:
+        if req.malformed or req.query or not signing.fresh(req.timestamp, now_ms / 1000):
             return None
-        if access.read_refusal(facts, req.source_ip, now_ms) is not None:
-            return None
-        if not signing.fresh(req.timestamp, now_ms / 1000):
-            return None
+        # Authenticate before deciding, as the full path does: what the decision says about
+        # this machine is then never timed by a caller who does not hold its key.
         machine = facts.machine.machine
         message = signing.canonical(req.method, req.path, req.timestamp, req.nonce, req.body)
         if not signature.verify(machine.public_key, req.signature, message):
+            return None
+        if facts.canary or access.read_refusal(facts, req.source_ip, now_ms) is not None:
             return None
         sealed, project_id = plan.sealed, facts.project_id
         assert sealed is not None and plan.wrapped_project_key is not None and project_id is not None
