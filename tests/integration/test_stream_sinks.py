@@ -333,3 +333,50 @@ def test_syslog_tcp_down_collector_fails_then_recovers() -> None:
             up.stop()
     finally:
         sink.close()
+
+
+# --- email: STARTTLS verifies the mail server ---------------------------------------------
+
+
+def test_starttls_refuses_a_mail_server_whose_certificate_is_not_trusted(tmp_path: Any) -> None:
+    """A vault admin's email stream must not hand mail (and SMTP credentials) to whoever
+    answers with any certificate: STARTTLS checks the chain and the host name."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from sikker.service.streams.destination import DeliveryError
+    from sikker.service.streams.email import EmailSink
+    from tests.e2e.test_tls import self_signed
+    from tests.support import free_port
+
+    class Mailbox:
+        messages: list[bytes] = []
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            self.messages.append(envelope.content)
+            return "250 OK"
+
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    mailbox = Mailbox()
+    port = free_port()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)
+    smtp.start()
+    try:
+        sink = EmailSink(
+            "localhost",
+            port,
+            "sikker@example.org",
+            ["secops@example.org"],
+            starttls=True,
+            username="alerts",
+            password="smtp-password",
+            allowed_networks=["127.0.0.0/8", "::1/128"],
+        )
+        with pytest.raises(DeliveryError, match="SSL"):
+            sink.deliver([make_record(1)])
+    finally:
+        smtp.stop()
+    assert mailbox.messages == []

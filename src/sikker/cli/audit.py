@@ -234,7 +234,11 @@ def stream() -> None:
 @click.option("--port", type=int, default=None, help="syslog: collector port; email: SMTP port.")
 @click.option("--sender", default=None, help="email: From address.")
 @click.option("--to", "recipients", multiple=True, help="email: a recipient (repeat).")
-@click.option("--starttls", is_flag=True, help="email: upgrade the SMTP connection with STARTTLS.")
+@click.option(
+    "--starttls",
+    is_flag=True,
+    help="email: upgrade the SMTP connection with STARTTLS (the server's certificate is verified).",
+)
 @click.option("--protocol", type=click.Choice(["udp", "tcp"]), default="udp", show_default=True)
 @click.option(
     "--path",
