@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sikkerkey import SikkerKey
-from sikkerkey.exceptions import AccessDeniedError, AuthenticationError
+from sikkerkey.exceptions import AccessDeniedError, AuthenticationError, SikkerKeyError
 
 from tests.support import Api, Server, init_and_unseal
 
@@ -187,3 +187,31 @@ def test_identity_written_by_sikker_machine_bootstrap_is_loaded_by_the_sdk(
     sk = SikkerKey(setup["vault"])
     assert sk.machine_id == identity["machineId"]
     assert sk.get_field(setup["structured"], "host") == "db.local"
+
+
+def test_a_canary_tripped_in_one_project_stops_reads_in_every_project_of_the_machine(
+    server: Server, setup: dict[str, str]
+) -> None:
+    """The reported bypass, as a user meets it with the SDK: a machine in projects A and B
+    reads a canary in B; B freezes; its reads of A's real secret must stay refused (423),
+    not be served again once the read lane has a fresh plan."""
+    root = Api(server.url, setup["root"])
+    other = root.ok("POST", f"/api/vaults/{setup['vault']}/projects", {"name": "billing"})["id"]
+    canary = root.ok(
+        "POST", f"/api/projects/{other}/canaries", {"name": "STRIPE_BACKUP", "looksLike": "api-token"}
+    )["id"]
+    token = root.ok(
+        "POST",
+        f"/api/vaults/{setup['vault']}/enrollment-tokens",
+        {"projectIds": [setup["project"], other], "secretIds": [setup["plain"], canary]},
+    )["token"]
+    sk = SikkerKey.bootstrap_in_memory(setup["vault"], token)
+    assert sk.get_secret(setup["plain"]) == "k-1"  # the read lane now holds a plan for it
+    sk.get_secret(canary)  # the decoy is served; project B freezes
+    outcomes = []
+    for _ in range(5):
+        try:
+            outcomes.append(sk.get_secret(setup["plain"]))
+        except SikkerKeyError as e:
+            outcomes.append(type(e).__name__)
+    assert "k-1" not in outcomes, outcomes
