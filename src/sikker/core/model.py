@@ -65,12 +65,24 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """An authenticated admin-plane caller."""
+class RoleBinding:
+    """A role held at a vault, or at one project of it (``project_id``)."""
 
-    kind: str  # "root" | "admin"
-    token_id: str
-    vault_id: str | None  # None: every vault (root)
+    role: str  # owner | admin | developer | viewer | auditor (core/permissions.py)
+    vault_id: str
+    project_id: str | None = None  # None: the whole vault
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated admin-plane caller: the root token, an admin token, or a person."""
+
+    kind: str  # "root" | "admin" (an admin token) | "user" (a person's session or token)
+    token_id: str  # the token's or session's id
+    vault_id: str | None  # None: every vault (root); an admin token's vault
+    bindings: tuple[RoleBinding, ...] = ()  # what it may do where (root: everything)
+    user_id: str | None = None  # a person's
+    name: str | None = None  # a person's user name
 
     def can_access(self, vault_id: str) -> bool:
         return self.vault_id is None or self.vault_id == vault_id
