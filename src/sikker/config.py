@@ -6,7 +6,9 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
 ``tls_cert``, ``tls_key``, ``workers``, ``audit_stream_dir``, ``stream_allowed_networks``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
-``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``).
+``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
+``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
+``login_lockout_seconds``).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 """
 
@@ -50,6 +52,10 @@ _ENV = {
     "max_connections": "SIKKER_MAX_CONNECTIONS",
     "max_connections_per_address": "SIKKER_MAX_CONNECTIONS_PER_ADDRESS",
     "read_plan_cache_bytes": "SIKKER_READ_PLAN_CACHE_BYTES",
+    "session_idle_seconds": "SIKKER_SESSION_IDLE_SECONDS",
+    "session_max_seconds": "SIKKER_SESSION_MAX_SECONDS",
+    "login_lockout_failures": "SIKKER_LOGIN_LOCKOUT_FAILURES",
+    "login_lockout_seconds": "SIKKER_LOGIN_LOCKOUT_SECONDS",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -66,6 +72,10 @@ _INTS = {
     "max_connections": 900,
     "max_connections_per_address": 64,
     "read_plan_cache_bytes": 64 * 1024 * 1024,
+    "session_idle_seconds": 30 * 60,
+    "session_max_seconds": 12 * 3600,
+    "login_lockout_failures": 5,
+    "login_lockout_seconds": 15 * 60,
 }
 MAX_WORKERS = 64
 
@@ -113,6 +123,12 @@ class Settings:
     max_connections_per_address: int = 64
     # Memory the read lane's plan cache may hold on one node (values are sealed in the plans).
     read_plan_cache_bytes: int = 64 * 1024 * 1024
+    # People: a session ends after this long idle, and this long after sign-in at the latest;
+    # this many failed logins within 15 minutes lock the user name for the given time.
+    session_idle_seconds: int = 30 * 60
+    session_max_seconds: int = 12 * 3600
+    login_lockout_failures: int = 5
+    login_lockout_seconds: int = 15 * 60
 
     @property
     def stream_dir(self) -> Path:

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
+from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
@@ -102,6 +102,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *audit.ROUTES,
             *rotation.ROUTES,
             *canaries.ROUTES,
+            *people.ROUTES,
             *machine.ROUTES,
         ],
         exception_handlers=HANDLERS,

@@ -27,7 +27,7 @@ def actor(request: Request, principal: Principal | None = None) -> Actor:
     ua = request.headers.get("user-agent", "")
     if principal is None:
         return Actor("anonymous", "-", ip, ua)
-    return Actor(principal.kind, principal.token_id, ip, ua)
+    return Actor(principal.kind, principal.user_id or principal.token_id, ip, ua)
 
 
 def bearer(request: Request) -> str | None:

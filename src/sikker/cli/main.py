@@ -16,6 +16,7 @@ from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd,
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
 from sikker.cli.output import err_console
+from sikker.cli.people import login, logout, role, user, whoami
 from sikker.cli.rotation import rotation, secret_manage, secret_rotate
 from sikker.cli.server import server
 from sikker.errors import SikkerError
@@ -48,6 +49,11 @@ for command in (
     canary,
     agent,
     token,
+    user,
+    role,
+    login,
+    logout,
+    whoami,
     machine,
     grant,
     enroll_token,

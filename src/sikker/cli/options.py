@@ -29,12 +29,17 @@ def read_text_input(path: str, what: str) -> str:
         raise InvalidInput(f"cannot read {what} from {path}: {e.strerror}") from e
 
 
-def resolve_token(token: str | None, token_file: str | None) -> str | None:
-    """The token from --token (or SIKKER_TOKEN), or from --token-file; not both."""
+def resolve_token(token: str | None, token_file: str | None, addr: str | None = None) -> str | None:
+    """The token from --token (or SIKKER_TOKEN), or from --token-file; not both. Without
+    either, the session ``sikker login`` saved for this server address, if any."""
     if token and token_file:
         raise InvalidInput("give --token or --token-file, not both")
     if token_file:
         return read_text_input(token_file, "the token").strip() or None
+    if token is None and addr is not None:
+        from sikker.cli.session import saved_token
+
+        return saved_token(addr)
     return token
 
 
@@ -58,6 +63,6 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
     @functools.wraps(fn)
     def wrapper(addr: str, token: str | None, token_file: str | None, as_json: bool, **kwargs: Any) -> Any:
-        return fn(client=Client(addr, resolve_token(token, token_file)), as_json=as_json, **kwargs)
+        return fn(client=Client(addr, resolve_token(token, token_file, addr)), as_json=as_json, **kwargs)
 
     return wrapper

@@ -75,6 +75,19 @@ class Action(enum.StrEnum):
     ADMIN_PROJECT_UNFREEZE = "admin:project:unfreeze"
     ADMIN_STREAM_ADD = "admin:audit-stream:add"
     ADMIN_STREAM_REMOVE = "admin:audit-stream:remove"
+    ADMIN_USER_CREATE = "admin:user:create"
+    ADMIN_USER_DISABLE = "admin:user:disable"
+    ADMIN_USER_ENABLE = "admin:user:enable"
+    ADMIN_USER_DELETE = "admin:user:delete"
+    ADMIN_ROLE_BIND = "admin:role:bind"
+    ADMIN_ROLE_UNBIND = "admin:role:unbind"
+    USER_LOGIN = "user:auth:login"
+    USER_LOGIN_FAIL = "user:auth:fail"
+    USER_LOGOUT = "user:auth:logout"
+    USER_MFA_ENROL = "user:mfa:enrol"
+    USER_MFA_CONFIRM = "user:mfa:confirm"
+    USER_MFA_RECOVERY = "user:mfa:recovery"
+    USER_TOKEN_CREATE = "user:token:create"
 
 
 class Severity(enum.StrEnum):
@@ -86,6 +99,13 @@ class Severity(enum.StrEnum):
 
 
 SEVERITY = {
+    Action.ADMIN_USER_CREATE: Severity.MEDIUM,
+    Action.ADMIN_USER_DISABLE: Severity.HIGH,
+    Action.ADMIN_USER_DELETE: Severity.HIGH,
+    Action.ADMIN_ROLE_BIND: Severity.MEDIUM,
+    Action.ADMIN_ROLE_UNBIND: Severity.MEDIUM,
+    Action.USER_LOGIN_FAIL: Severity.MEDIUM,
+    Action.USER_MFA_RECOVERY: Severity.HIGH,
     Action.OPERATOR_INIT: Severity.HIGH,
     Action.OPERATOR_UNSEAL: Severity.MEDIUM,
     Action.OPERATOR_UNSEAL_RESET: Severity.MEDIUM,
@@ -126,7 +146,7 @@ SEVERITY = {
 class Actor:
     """Who did something, and from where."""
 
-    kind: str  # "root" | "admin" | "operator" | "system" | "anonymous"
+    kind: str  # "root" | "admin" | "user" | "operator" | "system" | "anonymous"
     id: str
     source_ip: str = ""
     user_agent: str = ""

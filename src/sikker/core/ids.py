@@ -22,6 +22,9 @@ PREFIXES = {
     "audit_key": "akey_",
     "sink": "sink_",
     "rotation": "rot_",
+    "user": "usr_",
+    "session": "ses_",
+    "binding": "rb_",
 }
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()

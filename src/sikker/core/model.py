@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -85,7 +85,11 @@ class Principal:
     name: str | None = None  # a person's user name
 
     def can_access(self, vault_id: str) -> bool:
-        return self.vault_id is None or self.vault_id == vault_id
+        if self.kind == "root":
+            return True
+        if self.kind == "admin":
+            return self.vault_id == vault_id
+        return any(b.vault_id == vault_id for b in self.bindings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,3 +242,49 @@ class Filters:
     severity: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person's account. ``password_hash`` is Argon2id; ``totp_wrapped`` is wrapped by the
+    root key; ``repr`` shows neither."""
+
+    id: str
+    name: str
+    canonical: str
+    email: str
+    password_hash: str | None = field(repr=False)
+    disabled_ms: int | None
+    created_ms: int
+    totp_wrapped: bytes | None = field(repr=False)
+    totp_confirmed: bool
+    totp_last_step: int | None
+    oidc_issuer: str | None
+    oidc_subject: str | None
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserSession:
+    """A sign-in session or a personal API token (``kind``)."""
+
+    id: str
+    user_id: str
+    kind: str  # session | token
+    name: str
+    mfa: bool
+    created_ms: int
+    last_seen_ms: int
+    expires_ms: int
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BoundRole:
+    """A role binding as stored: to a user, or to an identity-provider group."""
+
+    id: str
+    binding: RoleBinding
+    user_id: str | None
+    group_name: str | None
+    created_ms: int

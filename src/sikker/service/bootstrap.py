@@ -16,6 +16,7 @@ from sikker.service.canaries import CanaryService
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
+from sikker.service.people import PeopleService
 from sikker.service.read_lane import ReadLane
 from sikker.service.rotation import RotationService
 from sikker.service.seal import SealService
@@ -41,6 +42,7 @@ class Services:
     streams: StreamService
     rotation: RotationService
     canaries: CanaryService
+    people: PeopleService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -61,7 +63,8 @@ class Services:
 def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | None = None) -> Services:
     deps = Deps(db or Database(settings.database_url), Keyring(), settings, clock)
     auto = KeyFileSeal(settings.seal_key_file) if settings.seal_key_file else None
-    tokens = TokenService(deps)
+    people = PeopleService(deps)
+    tokens = TokenService(deps, sessions=people)
     seal = SealService(deps, tokens, auto)
     audit = AuditService(deps, settings.audit_checkpoint_records, settings.audit_checkpoint_seconds * 1000)
     seal.on_unseal.append(audit.load_key)
@@ -86,4 +89,5 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         streams=StreamService(deps),
         rotation=RotationService(deps, secrets, plane),
         canaries=CanaryService(deps, secrets),
+        people=people,
     )

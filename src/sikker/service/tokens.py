@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from typing import Protocol
 
 from sikker.core import ids
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
@@ -22,6 +23,7 @@ from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
 TOKEN_PREFIX = "sikker_"
+SESSION_PREFIX = "sks_"  # a person's session or personal token
 MAX_TOKEN_LEN = 256
 
 
@@ -33,9 +35,18 @@ def _new_plaintext() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+class Sessions(Protocol):
+    """Who a person's session or personal token belongs to (service/people.py)."""
+
+    def authenticate(self, bearer: str) -> Principal: ...
+
+
 class TokenService:
-    def __init__(self, deps: Deps, failures: FailureDigest | None = None) -> None:
+    def __init__(
+        self, deps: Deps, failures: FailureDigest | None = None, sessions: Sessions | None = None
+    ) -> None:
         self.deps = deps
+        self.sessions = sessions
         # Failed authentications: the first of a source per window audited, the rest counted.
         self.failures = failures or FailureDigest()
         self._failures_lock = threading.Lock()  # authenticate runs on several threads
@@ -54,8 +65,15 @@ class TokenService:
                 self.create_root(conn, Actor("system", "dev"), plaintext)
 
     def authenticate(self, bearer: str | None, actor: Actor) -> Principal:
+        """Root and admin tokens, and (through ``sessions``) people's sessions and tokens."""
         if not bearer or len(bearer) > MAX_TOKEN_LEN:
             raise Unauthenticated()
+        if self.sessions is not None and bearer.startswith(SESSION_PREFIX):
+            try:
+                return self.sessions.authenticate(bearer)
+            except Unauthenticated:
+                self._failed(actor, self.deps.clock())
+                raise
         with self.deps.db.read() as conn:
             token = token_store.find_by_hash(conn, _hash(bearer))
         now = self.deps.clock()

@@ -390,3 +390,67 @@ canary_trips = Table(
     Column("frozen_projects", Text, nullable=False),  # JSON list
     Index("ix_canary_trips_secret", "secret_id", "time_ms"),
 )
+
+# -- people ----------------------------------------------------------------------------------
+
+# A person. ``canonical`` is the name compared for uniqueness (NFKC, case-folded).
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("canonical", String(255), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    Column("password_hash", Text, nullable=True),  # Argon2id; NULL: single sign-on only
+    Column("disabled_ms", BigInteger, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    # TOTP: the secret wrapped by the root key; confirmed once a first code matched.
+    Column("totp_wrapped", LargeBinary, nullable=True),
+    Column("totp_confirmed", Boolean, nullable=False, server_default=text("false")),
+    Column("totp_last_step", BigInteger, nullable=True),  # a code's time step is used once
+    # Single sign-on: the provider's issuer and subject; groups as of the last login.
+    Column("oidc_issuer", String(255), nullable=True),
+    Column("oidc_subject", String(255), nullable=True),
+    Column("groups", Text, nullable=False, server_default=text("'[]'")),  # JSON list
+    UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_users_oidc"),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_hash", LargeBinary(32), primary_key=True),
+    Column("used_ms", BigInteger, nullable=True),
+)
+
+# Sessions (``sikker login``) and personal API tokens, stored as SHA-256 of the bearer.
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # session | token
+    Column("name", String(255), nullable=False),
+    Column("mfa", Boolean, nullable=False),  # signed in with a second factor
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Index("ix_user_sessions_user", "user_id"),
+)
+
+# A role held by a user, or by everyone in an identity provider's group, at a vault or project.
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("vault_id", String(32), ForeignKey("vaults.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("group_name", String(255), nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_role_bindings_user", "user_id"),
+    Index("ix_role_bindings_group", "group_name"),
+)

@@ -1,0 +1,206 @@
+"""People on the admin plane: sign-in and sessions, user accounts, TOTP, role bindings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sikker.api import schema
+from sikker.api.context import actor, authenticate, call, ok, services
+from sikker.core import values
+from sikker.core.model import BoundRole, Principal, User
+from sikker.errors import NotFound
+from sikker.service.people import SignedIn
+
+NAME = schema.Field(str, required=True, max_len=values.NAME_MAX)
+PASSWORD = schema.Field(str, max_len=1024, opaque=True)
+LOGIN_FIELDS = {
+    "user": NAME,
+    "password": schema.Field(str, required=True, max_len=1024, opaque=True),
+    "totp": schema.Field(str, max_len=64),
+}
+USER_FIELDS = {"name": NAME, "email": schema.Field(str, required=True, max_len=320), "password": PASSWORD}
+BINDING_FIELDS = {
+    "role": schema.Field(str, required=True, max_len=16),
+    "vaultId": schema.Field(str, max_len=40),
+    "projectId": schema.Field(str, max_len=40),
+    "user": schema.Field(str, max_len=values.NAME_MAX),
+    "group": schema.Field(str, max_len=values.NAME_MAX),
+}
+CODE_FIELDS = {"code": schema.Field(str, required=True, max_len=64)}
+TOKEN_FIELDS = {"name": NAME, "ttlSeconds": schema.Field(int, required=True, min_value=60)}
+
+
+def _user(u: User) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "name": u.name,
+        "email": u.email,
+        "disabled": u.disabled_ms is not None,
+        "mfa": u.totp_confirmed,
+        "sso": u.oidc_issuer is not None,
+        "groups": list(u.groups),
+        "createdAt": u.created_ms,
+    }
+
+
+def _binding(b: BoundRole) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "role": b.binding.role,
+        "vaultId": b.binding.vault_id,
+        "projectId": b.binding.project_id,
+        "userId": b.user_id,
+        "group": b.group_name,
+        "createdAt": b.created_ms,
+    }
+
+
+def _signed_in(s: SignedIn) -> dict[str, Any]:
+    return {
+        "token": s.token,
+        "id": s.session.id,
+        "expiresAt": s.session.expires_ms,
+        "user": {"id": s.user.id, "name": s.user.name},
+    }
+
+
+def _whoami(p: Principal) -> dict[str, Any]:
+    return {
+        "kind": p.kind,
+        "id": p.user_id or p.token_id,
+        "name": p.name,
+        "vaultId": p.vault_id,
+        "bindings": [{"role": b.role, "vaultId": b.vault_id, "projectId": b.project_id} for b in p.bindings],
+    }
+
+
+async def login(request: Request) -> Response:
+    """POST /api/auth/login {user, password, totp?} -> a session token (shown once)."""
+    body = schema.parse(await request.body(), LOGIN_FIELDS)
+    signed = await call(
+        services(request).people.login, body["user"], body["password"], body.get("totp"), actor(request)
+    )
+    return ok(_signed_in(signed), 201)
+
+
+async def logout(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).people.logout, principal, who)
+    return ok({"loggedOut": True})
+
+
+async def whoami(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    return ok(_whoami(principal))
+
+
+async def create_user(request: Request) -> Response:
+    """POST /api/users {name, email, password?} (root). No password: single sign-on only."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), USER_FIELDS)
+    people = services(request).people
+    user = await call(people.create_user, principal, who, body["name"], body["email"], body.get("password"))
+    return ok(_user(user), 201)
+
+
+async def list_users(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    return ok({"users": [_user(u) for u in await call(services(request).people.list_users, principal)]})
+
+
+async def show_user(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    user = await call(services(request).people.find, principal, request.path_params["user"])
+    return ok(_user(user))
+
+
+async def change_user(request: Request) -> Response:
+    """POST /api/users/{user}/disable | enable (root). Disabling ends every session at once."""
+    principal, who = await authenticate(request)
+    change = request.path_params["change"]
+    if change not in ("disable", "enable"):
+        raise NotFound("no such route")
+    people = services(request).people
+    user = await call(people.set_disabled, principal, who, request.path_params["user"], change == "disable")
+    return ok(_user(user))
+
+
+async def delete_user(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).people.delete_user, principal, who, request.path_params["user"])
+    return ok({"deleted": request.path_params["user"]})
+
+
+async def enrol_totp(request: Request) -> Response:
+    """POST /api/users/me/totp -> {secret, uri}: scan the URI, then confirm with a code."""
+    principal, who = await authenticate(request)
+    secret, uri = await call(services(request).people.enrol_totp, principal, who)
+    return ok({"secret": secret, "uri": uri}, 201)
+
+
+async def confirm_totp(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), CODE_FIELDS)
+    codes = await call(services(request).people.confirm_totp, principal, who, body["code"])
+    return ok({"recoveryCodes": codes})
+
+
+async def create_personal_token(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), TOKEN_FIELDS)
+    people = services(request).people
+    signed = await call(people.create_token, principal, who, body["name"], body["ttlSeconds"])
+    return ok(_signed_in(signed), 201)
+
+
+async def bind(request: Request) -> Response:
+    """POST /api/role-bindings {role, vaultId | projectId, user | group} (root)."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), BINDING_FIELDS)
+    row = await call(
+        lambda: services(request).people.bind(
+            principal,
+            who,
+            body["role"],
+            vault_id=body.get("vaultId"),
+            project_id=body.get("projectId"),
+            user=body.get("user"),
+            group=body.get("group"),
+        )
+    )
+    return ok(_binding(row), 201)
+
+
+async def list_bindings(request: Request) -> Response:
+    principal, _ = await authenticate(request)
+    vault = request.query_params.get("vault") or None
+    rows = await call(services(request).people.list_bindings, principal, vault)
+    return ok({"bindings": [_binding(b) for b in rows]})
+
+
+async def unbind(request: Request) -> Response:
+    principal, who = await authenticate(request)
+    await call(services(request).people.unbind, principal, who, request.path_params["binding"])
+    return ok({"deleted": request.path_params["binding"]})
+
+
+ROUTES = [
+    Route("/api/auth/login", login, methods=["POST"]),
+    Route("/api/auth/logout", logout, methods=["POST"]),
+    Route("/api/auth/whoami", whoami, methods=["GET"]),
+    Route("/api/users", create_user, methods=["POST"]),
+    Route("/api/users", list_users, methods=["GET"]),
+    Route("/api/users/me/totp", enrol_totp, methods=["POST"]),
+    Route("/api/users/me/totp/confirm", confirm_totp, methods=["POST"]),
+    Route("/api/users/me/tokens", create_personal_token, methods=["POST"]),
+    Route("/api/users/{user}", show_user, methods=["GET"]),
+    Route("/api/users/{user}", delete_user, methods=["DELETE"]),
+    Route("/api/users/{user}/{change}", change_user, methods=["POST"]),
+    Route("/api/role-bindings", bind, methods=["POST"]),
+    Route("/api/role-bindings", list_bindings, methods=["GET"]),
+    Route("/api/role-bindings/{binding}", unbind, methods=["DELETE"]),
+]

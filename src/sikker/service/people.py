@@ -1,0 +1,401 @@
+"""People: user accounts, password and TOTP sign-in, sessions, personal tokens, role bindings.
+
+- Passwords are hashed with Argon2id (argon2-cffi's defaults: RFC 9106's second
+  recommendation). Verification runs outside any write transaction; an unknown user name
+  costs the same hash as a known one.
+- Failed sign-ins lock the canonical user name (``login_lockout_failures`` within 15 minutes,
+  for ``login_lockout_seconds``), known or not, so the lock says nothing about existence; and
+  sign-ins are limited per source address. Every sign-in, failure (with its reason), MFA
+  event and logout is an audit record on the ``system`` chain.
+- A session (``sikker login``) ends after ``session_idle_seconds`` without use, and
+  ``session_max_seconds`` after sign-in. A personal token lives until its TTL. Both are
+  checked in the store on every request, so disabling a user ends them on every node at once.
+- TOTP secrets are stored wrapped by the root key; each code's time step is accepted once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from sikker.core import ids, people
+from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
+from sikker.core.lockout import Lockout
+from sikker.core.model import BoundRole, Principal, RoleBinding, User, UserSession
+from sikker.core.throttle import Throttle
+from sikker.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    SikkerError,
+    Unauthenticated,
+)
+from sikker.service.base import Deps
+from sikker.service.tokens import SESSION_PREFIX
+from sikker.storage import audit as audit_store
+from sikker.storage import people as people_store
+from sikker.storage import vaults as vault_store
+from sikker.storage.database import Connection
+
+ROLES = ("owner", "admin", "developer", "viewer", "auditor")
+LOGINS_PER_MINUTE = 30  # per source address
+TOUCH_EVERY_MS = 60_000  # a session's last use is written at most once a minute
+TOKEN_TTL_MAX_S = 366 * 86400
+BAD_LOGIN = "invalid user name or password"
+
+
+class MfaRequired(Unauthenticated):
+    default_message = "a second factor is required: give a TOTP code or a recovery code"
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    token: str  # shown once
+    session: UserSession
+    user: User
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _totp_aad(user_id: str) -> bytes:
+    return f"sikker/v1/totp|{user_id}".encode()
+
+
+class PeopleService:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.hasher = PasswordHasher()
+        # Verified when the user name is unknown, so that both cost the same.
+        self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        settings = deps.settings
+        self._lock = threading.Lock()
+        self._failures = Lockout(
+            settings.login_lockout_failures, 15 * 60_000, settings.login_lockout_seconds * 1000
+        )
+        self._per_address = Throttle(LOGINS_PER_MINUTE, 60_000)
+
+    # -- administration (root) ---------------------------------------------------------------
+    @staticmethod
+    def _root(principal: Principal) -> None:
+        if principal.kind != "root":
+            raise PermissionDenied("only the root token manages user accounts")
+
+    def create_user(
+        self, principal: Principal, actor: Actor, name: str, email: str, password: str | None
+    ) -> User:
+        self._root(principal)
+        name, email = people.check_user_name(name), people.check_email(email)
+        hashed = self.hasher.hash(people.check_password(password, name)) if password is not None else None
+        now = self.deps.clock()
+        user = User(
+            ids.new_id("user"), name, people.canonical_name(name), email, hashed, None, now,
+            None, False, None, None, None, (),
+        )  # fmt: skip
+        with self.deps.db.write() as conn:
+            if people_store.find_user(conn, user.canonical) is not None:
+                raise Conflict(f"a user named {name!r} exists already (names ignore case)")
+            people_store.insert_user(conn, user)
+            audit_store.append(
+                conn, SYSTEM_CHAIN, now, actor, Action.ADMIN_USER_CREATE, {"user": user.id, "name": name}
+            )
+        return user
+
+    def list_users(self, principal: Principal) -> list[User]:
+        self._root(principal)
+        with self.deps.db.read() as conn:
+            return people_store.list_users(conn)
+
+    def find(self, principal: Principal, name_or_id: str) -> User:
+        """A user by id or name; root sees everyone, a person only themselves."""
+        with self.deps.db.read() as conn:
+            found = (
+                people_store.get_user(conn, name_or_id)
+                if ids.is_valid("user", name_or_id)
+                else people_store.find_user(conn, people.canonical_name(name_or_id))
+            )
+        if found is None or (principal.kind != "root" and principal.user_id != found.id):
+            raise NotFound(f"user {name_or_id!r} not found")
+        return found
+
+    def set_disabled(self, principal: Principal, actor: Actor, name_or_id: str, disabled: bool) -> User:
+        """Disable (ending every session and token of the user at once) or enable."""
+        self._root(principal)
+        user = self.find(principal, name_or_id)
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            people_store.update_user(conn, user.id, disabled_ms=now if disabled else None)
+            ended = people_store.revoke_sessions(conn, now, user_id=user.id) if disabled else 0
+            action = Action.ADMIN_USER_DISABLE if disabled else Action.ADMIN_USER_ENABLE
+            target = {"user": user.id, "name": user.name, "sessions_ended": str(ended)}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, action, target)
+            return people_store.get_user(conn, user.id) or user
+
+    def delete_user(self, principal: Principal, actor: Actor, name_or_id: str) -> None:
+        self._root(principal)
+        user = self.find(principal, name_or_id)
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            people_store.delete_user(conn, user.id)
+            target = {"user": user.id, "name": user.name}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.ADMIN_USER_DELETE, target)
+
+    # -- role bindings --------------------------------------------------------------------------
+    def bind(
+        self,
+        principal: Principal,
+        actor: Actor,
+        role: str,
+        *,
+        vault_id: str | None = None,
+        project_id: str | None = None,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> BoundRole:
+        """Give a user (by name or id), or every member of an identity-provider group, a role at
+        a vault or at one project."""
+        self._root(principal)
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        if (user is None) == (group is None):
+            raise InvalidInput("bind either a user or a group")
+        if (vault_id is None) == (project_id is None):
+            raise InvalidInput("bind at either a vault or a project")
+        user_row = self.find(principal, user) if user is not None else None
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            if project_id is not None:
+                project = vault_store.get_project(conn, ids.check("project", project_id))
+                if project is None:
+                    raise NotFound(f"project {project_id} not found")
+                vault_id = project.vault_id
+            elif vault_store.get_vault(conn, ids.check("vault", str(vault_id))) is None:
+                raise NotFound(f"vault {vault_id} not found")
+            assert vault_id is not None
+            row = BoundRole(
+                ids.new_id("binding"),
+                RoleBinding(role, vault_id, project_id),
+                user_row.id if user_row else None,
+                people.check_user_name(group) if group is not None else None,
+                now,
+            )
+            people_store.insert_binding(conn, row)
+            target = {"binding": row.id, "role": role, "project": project_id or ""} | (
+                {"user": user_row.id, "name": user_row.name} if user_row else {"group": str(group)}
+            )
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_ROLE_BIND, target)
+        return row
+
+    def unbind(self, principal: Principal, actor: Actor, binding_id: str) -> None:
+        self._root(principal)
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            row = people_store.get_binding(conn, ids.check("binding", binding_id))
+            if row is None:
+                raise NotFound(f"role binding {binding_id} not found")
+            people_store.delete_binding(conn, row.id)
+            target = {"binding": row.id, "role": row.binding.role}
+            audit_store.append(conn, row.binding.vault_id, now, actor, Action.ADMIN_ROLE_UNBIND, target)
+
+    def list_bindings(self, principal: Principal, vault_id: str | None) -> list[BoundRole]:
+        self._root(principal)
+        with self.deps.db.read() as conn:
+            return people_store.list_bindings(conn, vault_id)
+
+    # -- signing in ------------------------------------------------------------------------------
+    def login(self, name: str, password: str, second_factor: str | None, actor: Actor) -> SignedIn:
+        """Password (and TOTP or recovery code when enrolled) -> a session token."""
+        now = self.deps.clock()
+        with self._lock:
+            if not self._per_address.admit(actor.source_ip, now):
+                raise RateLimited("too many sign-in attempts from this address; retry in a minute")
+        if not isinstance(name, str) or not isinstance(password, str) or len(password) > people.PASSWORD_MAX:
+            raise InvalidInput("give a user name and a password")
+        canonical = people.canonical_name(name)[:255]
+        with self._lock:
+            locked = self._failures.locked(canonical, now)
+        with self.deps.db.read() as conn:
+            user = people_store.find_user(conn, canonical)
+        stored = user.password_hash if user is not None and user.password_hash else self._dummy
+        try:
+            self.hasher.verify(stored, password)
+            matched = user is not None and user.password_hash is not None
+        except (VerificationError, InvalidHashError):
+            matched = False
+        if locked:
+            raise self._fail(actor, canonical, user, "user name locked after repeated failures", count=False)
+        if not matched or user is None:
+            reason = "unknown user" if user is None else "wrong password"
+            raise self._fail(actor, canonical, user, reason)
+        if user.disabled_ms is not None:
+            raise self._fail(actor, canonical, user, "user is disabled")
+        mfa = user.totp_confirmed
+        with self.deps.db.write() as conn:
+            if mfa:
+                self._second_factor(conn, user, second_factor, actor, now)
+            signed_in = self._new_session(conn, user, "session", "login", mfa, now,
+                                          now + self.deps.settings.session_max_seconds * 1000)  # fmt: skip
+            target = {
+                "user": user.id,
+                "name": user.name,
+                "session": signed_in.session.id,
+                "mfa": str(mfa).lower(),
+            }
+            audit_store.append(conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_LOGIN, target)
+        with self._lock:
+            self._failures.sweep(now)
+        return signed_in
+
+    def _second_factor(self, conn: Connection, user: User, code: str | None, actor: Actor, now: int) -> None:
+        assert user.totp_wrapped is not None
+        if not code:
+            raise self._fail(actor, user.canonical, user, "second factor missing", MfaRequired())
+        code = code.strip()
+        if "-" in code:  # a recovery code
+            if people_store.use_recovery_code(conn, user.id, people.recovery_hash(code), now):
+                audit_store.append(
+                    conn,
+                    SYSTEM_CHAIN,
+                    now,
+                    self._as(actor, user),
+                    Action.USER_MFA_RECOVERY,
+                    {"user": user.id, "name": user.name},
+                )
+                return
+            raise self._fail(actor, user.canonical, user, "unknown or used recovery code", MfaRequired())
+        secret = self.deps.keyring.unwrap(_totp_aad(user.id), user.totp_wrapped).decode()
+        step = people.match_totp(secret, code, now / 1000, user.totp_last_step)
+        if step is None or not people_store.use_totp_step(conn, user.id, step):
+            raise self._fail(actor, user.canonical, user, "wrong or reused TOTP code", MfaRequired())
+
+    def _fail(
+        self,
+        actor: Actor,
+        canonical: str,
+        user: User | None,
+        reason: str,
+        error: SikkerError | None = None,
+        count: bool = True,
+    ) -> SikkerError:
+        """Count the failure against the name, audit it (own transaction), return the error."""
+        now = self.deps.clock()
+        with self._lock:
+            started = self._failures.fail(canonical, now) if count else False
+        target = {"user": user.id, "name": user.name} if user else {"name": canonical[:64]}
+        with self.deps.db.write() as conn:
+            audit_store.append(
+                conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGIN_FAIL, target, "denied", reason
+            )
+            if started:
+                audit_store.append(
+                    conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGIN_FAIL, target, "denied",
+                    "user name locked after repeated failures",
+                )  # fmt: skip
+        if not count:
+            return RateLimited("too many failed sign-ins for this user name; retry later")
+        return error or Unauthenticated(BAD_LOGIN)
+
+    def _new_session(
+        self, conn: Connection, user: User, kind: str, name: str, mfa: bool, now: int, expires: int
+    ) -> SignedIn:
+        token = SESSION_PREFIX + secrets.token_urlsafe(32)
+        session = UserSession(ids.new_id("session"), user.id, kind, name, mfa, now, now, expires, None)
+        people_store.insert_session(conn, session, _hash(token))
+        return SignedIn(token, session, user)
+
+    @staticmethod
+    def _as(actor: Actor, user: User) -> Actor:
+        return Actor("user", user.id, actor.source_ip, actor.user_agent)
+
+    def authenticate(self, bearer: str) -> Principal:
+        """The person behind a session or personal token; Unauthenticated when it is unknown,
+        revoked, expired, idle too long, or its user is disabled."""
+        now = self.deps.clock()
+        with self.deps.db.read() as conn:
+            found = people_store.find_session(conn, _hash(bearer))
+            if found is None:
+                raise Unauthenticated("invalid, revoked or expired token")
+            session, user = found
+            idle = session.kind == "session" and (
+                now - session.last_seen_ms > self.deps.settings.session_idle_seconds * 1000
+            )
+            if session.revoked_ms is not None or session.expires_ms <= now or idle:
+                raise Unauthenticated("session expired or ended: sign in again (sikker login)")
+            if user.disabled_ms is not None:
+                raise Unauthenticated("this user is disabled")
+            bindings = people_store.bindings_of(conn, user.id, user.groups)
+        if now - session.last_seen_ms >= TOUCH_EVERY_MS:
+            with self.deps.db.write() as conn:
+                people_store.touch_session(conn, session.id, now)
+        return Principal("user", session.id, None, bindings, user.id, user.name)
+
+    def logout(self, principal: Principal, actor: Actor) -> None:
+        user_id = self._person(principal)
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            people_store.revoke_sessions(conn, now, user_id=user_id, session_id=principal.token_id)
+            target = {"user": user_id, "name": str(principal.name), "session": principal.token_id}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGOUT, target)
+
+    @staticmethod
+    def _person(principal: Principal) -> str:
+        if principal.kind != "user" or principal.user_id is None:
+            raise PermissionDenied("only a signed-in person can do this (sikker login)")
+        return principal.user_id
+
+    # -- a person's own settings ---------------------------------------------------------------
+    def enrol_totp(self, principal: Principal, actor: Actor) -> tuple[str, str]:
+        """A new TOTP secret (pending until a code confirms it): (secret, otpauth URI)."""
+        user = self.find(principal, self._person(principal))
+        if user.totp_confirmed:
+            raise Conflict("TOTP is already enabled for this user")
+        secret = people.new_totp_secret()
+        wrapped = self.deps.keyring.wrap(_totp_aad(user.id), secret.encode())
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            people_store.update_user(conn, user.id, totp_wrapped=wrapped, totp_confirmed=False)
+            target = {"user": user.id, "name": user.name}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_MFA_ENROL, target)
+        return secret, people.totp_uri(secret, user.name)
+
+    def confirm_totp(self, principal: Principal, actor: Actor, code: str) -> list[str]:
+        """Turn TOTP on with a first code; returns the ten recovery codes (shown once)."""
+        user = self.find(principal, self._person(principal))
+        if user.totp_wrapped is None or user.totp_confirmed:
+            raise Conflict("no pending TOTP enrolment: run 'sikker user totp enrol' first")
+        secret = self.deps.keyring.unwrap(_totp_aad(user.id), user.totp_wrapped).decode()
+        now = self.deps.clock()
+        step = people.match_totp(secret, code, now / 1000, user.totp_last_step)
+        if step is None:
+            raise InvalidInput("that code does not match: check the authenticator's clock and retry")
+        codes = people.new_recovery_codes()
+        with self.deps.db.write() as conn:
+            people_store.update_user(conn, user.id, totp_confirmed=True, totp_last_step=step)
+            people_store.replace_recovery_codes(conn, user.id, [people.recovery_hash(c) for c in codes])
+            target = {"user": user.id, "name": user.name}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_MFA_CONFIRM, target)
+        return codes
+
+    def create_token(self, principal: Principal, actor: Actor, name: str, ttl_s: int) -> SignedIn:
+        """A personal API token for scripts: the person's roles, until ``ttl_s`` or until the
+        person is disabled or deleted."""
+        user = self.find(principal, self._person(principal))
+        name = people.check_user_name(name)
+        if not 60 <= ttl_s <= TOKEN_TTL_MAX_S:
+            raise InvalidInput("ttl must be between 60 seconds and 366 days")
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            current = people_store.get_session(conn, principal.token_id)
+            mfa = current is not None and current.mfa
+            signed = self._new_session(conn, user, "token", name, mfa, now, now + ttl_s * 1000)
+            target = {"user": user.id, "name": user.name, "token": signed.session.id}
+            audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_TOKEN_CREATE, target)
+        return signed
