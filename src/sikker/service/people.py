@@ -238,43 +238,44 @@ class PeopleService:
         if user.disabled_ms is not None:
             raise self._fail(actor, canonical, user, "user is disabled")
         mfa = user.totp_confirmed
+        problem = None
         with self.deps.db.write() as conn:
             if mfa:
-                self._second_factor(conn, user, second_factor, actor, now)
-            signed_in = self._new_session(conn, user, "session", "login", mfa, now,
-                                          now + self.deps.settings.session_max_seconds * 1000)  # fmt: skip
-            target = {
-                "user": user.id,
-                "name": user.name,
-                "session": signed_in.session.id,
-                "mfa": str(mfa).lower(),
-            }
-            audit_store.append(conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_LOGIN, target)
+                problem = self._second_factor(conn, user, second_factor, actor, now)
+            if problem is None:
+                expires = now + self.deps.settings.session_max_seconds * 1000
+                signed_in = self._new_session(conn, user, "session", "login", mfa, now, expires)
+                target = {"user": user.id, "name": user.name, "session": signed_in.session.id}
+                target["mfa"] = str(mfa).lower()
+                audit_store.append(conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_LOGIN, target)
+        if problem is not None:
+            raise self._fail(actor, canonical, user, problem, MfaRequired())
         with self._lock:
             self._failures.sweep(now)
         return signed_in
 
-    def _second_factor(self, conn: Connection, user: User, code: str | None, actor: Actor, now: int) -> None:
+    def _second_factor(
+        self, conn: Connection, user: User, code: str | None, actor: Actor, now: int
+    ) -> str | None:
+        """Check (and use up) a TOTP or recovery code in the caller's transaction; the reason
+        it is refused, or None."""
         assert user.totp_wrapped is not None
         if not code:
-            raise self._fail(actor, user.canonical, user, "second factor missing", MfaRequired())
+            return "second factor missing"
         code = code.strip()
         if "-" in code:  # a recovery code
-            if people_store.use_recovery_code(conn, user.id, people.recovery_hash(code), now):
-                audit_store.append(
-                    conn,
-                    SYSTEM_CHAIN,
-                    now,
-                    self._as(actor, user),
-                    Action.USER_MFA_RECOVERY,
-                    {"user": user.id, "name": user.name},
-                )
-                return
-            raise self._fail(actor, user.canonical, user, "unknown or used recovery code", MfaRequired())
+            if not people_store.use_recovery_code(conn, user.id, people.recovery_hash(code), now):
+                return "unknown or used recovery code"
+            target = {"user": user.id, "name": user.name}
+            audit_store.append(
+                conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_MFA_RECOVERY, target
+            )
+            return None
         secret = self.deps.keyring.unwrap(_totp_aad(user.id), user.totp_wrapped).decode()
         step = people.match_totp(secret, code, now / 1000, user.totp_last_step)
         if step is None or not people_store.use_totp_step(conn, user.id, step):
-            raise self._fail(actor, user.canonical, user, "wrong or reused TOTP code", MfaRequired())
+            return "wrong or reused TOTP code"
+        return None
 
     def _fail(
         self,

@@ -141,11 +141,12 @@ def insert_session(conn: Connection, session: UserSession, token_hash: bytes) ->
 
 
 def find_session(conn: Connection, token_hash: bytes) -> tuple[UserSession, User] | None:
-    q = select(user_sessions, users).join(users, users.c.id == user_sessions.c.user_id)
-    row = conn.execute(q.where(user_sessions.c.token_hash == token_hash)).first()
+    row = conn.execute(select(user_sessions).where(user_sessions.c.token_hash == token_hash)).first()
     if row is None:
         return None
-    return _session(row), _user(row)
+    session = _session(row)
+    user = get_user(conn, session.user_id)
+    return (session, user) if user is not None else None
 
 
 def get_session(conn: Connection, session_id: str) -> UserSession | None:
