@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sikker.core import ids
 from sikker.core.oidc import ASYMMETRIC_ALGORITHMS, GroupRole, endpoint_problem
 from sikker.errors import InvalidInput
 
@@ -215,6 +216,7 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
         raise InvalidInput(f"invalid setting: {e}") from e
 
 
+P0 = "proj_0000000000000000"  # stands in for "no project" when checking group_roles ids
 _OIDC_KEYS = {"name", "issuer", "client_id", "client_secret", "client_secret_file", "client_secret_env"}
 _OIDC_KEYS |= {"scopes", "groups_claim", "group_roles", "redirect_uri", "algorithms"}
 
@@ -261,6 +263,9 @@ def load_oidc_providers(data: object) -> tuple[OidcProvider, ...]:
             "issuer": endpoint_problem(table.get("issuer")),
             "redirect_uri": endpoint_problem(table["redirect_uri"]) if table.get("redirect_uri") else None,
             "client_id": None if table.get("client_id") else "missing",
+            "a group_roles vault or project": None
+            if all(ids.is_valid("vault", g.vault) and ids.is_valid("project", g.project or P0) for g in roles)
+            else "not an id (vault_... / proj_...)",
             "client secret": None if secret else "empty",
             "scopes": None if "openid" in scopes else "without openid",
             "algorithms": None

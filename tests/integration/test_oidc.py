@@ -68,8 +68,8 @@ def settings_for(idp: TestProvider, client_id: str = "sikker", **extra: Any) -> 
         client_secret=SecretText(idp.client_secret),
         scopes=("openid", "email", "profile", "groups"),
         group_roles=(
-            GroupRole("platform", "admin", "v-prod"),
-            GroupRole("contractors", "developer", "v-prod", "p-web"),
+            GroupRole("platform", "admin", "vault_prod000000000001"),
+            GroupRole("contractors", "developer", "vault_prod000000000001", "proj_web0000000000001"),
         ),
         redirect_uri=REDIRECT_URI,
         **extra,
@@ -113,7 +113,9 @@ def test_code_flow_signs_alice_in_with_her_claims_and_groups(idp: TestProvider, 
         "alice",
         ("platform", "everyone"),
     )
-    assert bindings_for_groups(who.groups, provider.group_roles) == (RoleBinding("admin", "v-prod"),)
+    assert bindings_for_groups(who.groups, provider.group_roles) == (
+        RoleBinding("admin", "vault_prod000000000001"),
+    )
 
 
 def test_code_flow_with_an_es256_signed_id_token(idp: TestProvider, client: OidcClient) -> None:
@@ -123,7 +125,7 @@ def test_code_flow_with_an_es256_signed_id_token(idp: TestProvider, client: Oidc
     who = client.finish(provider, pending, query["code"], query["state"], returned_issuer=query["iss"])
     assert (who.subject, who.groups) == ("bob", ("contractors",))
     assert bindings_for_groups(who.groups, provider.group_roles) == (
-        RoleBinding("developer", "v-prod", "p-web"),
+        RoleBinding("developer", "vault_prod000000000001", "proj_web0000000000001"),
     )
 
 

@@ -24,13 +24,13 @@ redirect_uri = "https://sikker.example.com/api/auth/oidc/callback"
 [[oidc_providers.group_roles]]
 group = "platform"
 role = "admin"
-vault = "v-prod"
+vault = "vault_prod000000000001"
 
 [[oidc_providers.group_roles]]
 group = "contractors"
 role = "developer"
-vault = "v-prod"
-project = "p-web"
+vault = "vault_prod000000000001"
+project = "proj_web0000000000001"
 
 [[oidc_providers]]
 name = "google"
@@ -54,8 +54,8 @@ def test_providers_load_from_the_config_file(tmp_path: Path, monkeypatch: pytest
     )
     assert corp.client_secret.reveal() == "from-a-file"
     assert corp.group_roles == (
-        GroupRole("platform", "admin", "v-prod"),
-        GroupRole("contractors", "developer", "v-prod", "p-web"),
+        GroupRole("platform", "admin", "vault_prod000000000001"),
+        GroupRole("contractors", "developer", "vault_prod000000000001", "proj_web0000000000001"),
     )
     assert corp.redirect_uri.endswith("/oidc/callback") and corp.algorithms == ASYMMETRIC_ALGORITHMS
     assert google.client_secret.reveal() == "from-the-env"
@@ -69,6 +69,9 @@ def test_providers_load_from_the_config_file(tmp_path: Path, monkeypatch: pytest
 
 def test_no_providers_by_default() -> None:
     assert config.load({}).oidc_providers == ()
+
+
+V = "vault_prod000000000001"
 
 
 def table(**changes: Any) -> dict[str, Any]:
@@ -100,6 +103,11 @@ def table(**changes: Any) -> dict[str, Any]:
         ([table(algorithms=[])], "algorithms"),
         ([table(group_roles=[{"group": "g", "role": "admin"}])], "group, role and vault"),
         ([table(clientsecret="typo")], "unknown keys clientsecret"),
+        ([table(group_roles=[{"group": "g", "role": "admin", "vault": "prod"}])], "not an id"),
+        (
+            [table(group_roles=[{"group": "g", "role": "admin", "vault": V, "project": "web"}])],
+            "not an id",
+        ),
         ({"name": "corp"}, "array of tables"),
     ],
 )
@@ -114,3 +122,20 @@ def test_an_unknown_top_level_key_is_still_refused(tmp_path: Path) -> None:
     path.write_text('[[oidc_provider]]\nname = "x"\n')
     with pytest.raises(InvalidInput, match="unknown keys in config file: oidc_provider"):
         config.load({}, path)
+
+
+def test_the_examples_in_the_operator_docs_load() -> None:
+    import re
+    import tomllib
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operator" / "identity.md").read_text()
+    section = doc.split("## Single sign-on (OIDC)", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        tables = tomllib.loads(block)["oidc_providers"]
+        for t in tables:  # the secret files and variables exist only on the operator's host
+            t.pop("client_secret_file", None)
+            t.pop("client_secret_env", None)
+            t["client_secret"] = "s"
+        assert config.load_oidc_providers(tables)
