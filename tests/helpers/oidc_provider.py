@@ -64,8 +64,11 @@ class TestProvider:
 
     def start(self) -> TestProvider:
         ensure_node_modules()
+        node = shutil.which("node")
+        if node is None:
+            unavailable("node is not installed")
+            return self
         env = {"PORT": str(self.port), "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": self.client_secret}
-        node = shutil.which("node") or "node"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [node, "server.mjs"],
