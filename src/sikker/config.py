@@ -10,6 +10,8 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
 ``login_lockout_seconds``).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
+Single sign-on providers are ``[[oidc_providers]]`` tables, in the file only
+(``load_oidc_providers``; docs/operator/identity.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sikker.core import ids
+from sikker.core.oidc import ASYMMETRIC_ALGORITHMS, GroupRole, endpoint_problem
 from sikker.errors import InvalidInput
 
 DEFAULT_LISTEN = "127.0.0.1:8300"
@@ -91,6 +95,21 @@ class SecretText(str):
 
 
 @dataclass(frozen=True, slots=True)
+class OidcProvider:
+    """An OpenID provider people sign in with (service/oidc.py)."""
+
+    name: str
+    issuer: str
+    client_id: str
+    client_secret: SecretText = field(repr=False)
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    groups_claim: str = "groups"
+    group_roles: tuple[GroupRole, ...] = ()
+    redirect_uri: str = ""  # "": the caller's default
+    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8300
@@ -129,6 +148,7 @@ class Settings:
     session_max_seconds: int = 12 * 3600
     login_lockout_failures: int = 5
     login_lockout_seconds: int = 15 * 60
+    oidc_providers: tuple[OidcProvider, ...] = ()
 
     @property
     def stream_dir(self) -> Path:
@@ -162,7 +182,7 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             merged.update(tomllib.loads(config_file.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise InvalidInput(f"cannot read config file {config_file}: {e}") from e
-        unknown = set(merged) - set(_ENV)
+        unknown = set(merged) - set(_ENV) - {"oidc_providers"}
         if unknown:
             raise InvalidInput(f"unknown keys in config file: {', '.join(sorted(unknown))}")
     for key, env in _ENV.items():
@@ -205,10 +225,86 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             if merged.get("audit_stream_dir")
             else None,
             stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
+            oidc_providers=load_oidc_providers(merged.get("oidc_providers", [])),
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e
+
+
+P0 = "proj_0000000000000000"  # stands in for "no project" when checking group_roles ids
+_OIDC_KEYS = {"name", "issuer", "client_id", "client_secret", "client_secret_file", "client_secret_env"}
+_OIDC_KEYS |= {"scopes", "groups_claim", "group_roles", "redirect_uri", "algorithms"}
+
+
+def load_oidc_providers(data: object) -> tuple[OidcProvider, ...]:
+    """``[[oidc_providers]]`` tables, checked. The client secret comes from exactly one of
+    ``client_secret``, ``client_secret_file`` or ``client_secret_env`` (never a flag)."""
+    if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
+        raise InvalidInput("oidc_providers must be an array of tables ([[oidc_providers]])")
+    providers: list[OidcProvider] = []
+    for table in data:
+        name = str(table.get("name", ""))
+        where = f"oidc_providers {name!r}"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name) or name in [p.name for p in providers]:
+            raise InvalidInput(f"{where}: give each provider a unique name of a-z, 0-9, _ and -")
+        if set(table) - _OIDC_KEYS:
+            raise InvalidInput(f"{where}: unknown keys {', '.join(sorted(set(table) - _OIDC_KEYS))}")
+        sources = [k for k in ("client_secret", "client_secret_file", "client_secret_env") if k in table]
+        if len(sources) != 1:
+            raise InvalidInput(f"{where}: give one of client_secret, client_secret_file, client_secret_env")
+        secret = str(table[sources[0]])
+        if sources[0] == "client_secret_env":
+            secret = os.environ.get(secret, "")
+        elif sources[0] == "client_secret_file":
+            try:
+                secret = Path(secret).expanduser().read_text().strip()
+            except OSError as e:
+                raise InvalidInput(f"{where}: cannot read client_secret_file: {e.strerror}") from e
+        scopes = tuple(str(s) for s in table.get("scopes", ("openid", "email", "profile")))
+        algorithms = tuple(str(a) for a in table.get("algorithms", ASYMMETRIC_ALGORITHMS))
+        try:
+            roles = tuple(
+                GroupRole(
+                    str(g["group"]),
+                    str(g["role"]),
+                    str(g["vault"]),
+                    str(g["project"]) if g.get("project") else None,
+                )
+                for g in table.get("group_roles", [])
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise InvalidInput(f"{where}: each group_roles entry needs group, role and vault") from e
+        problems = {
+            "issuer": endpoint_problem(table.get("issuer")),
+            "redirect_uri": endpoint_problem(table["redirect_uri"]) if table.get("redirect_uri") else None,
+            "client_id": None if table.get("client_id") else "missing",
+            "a group_roles vault or project": None
+            if all(ids.is_valid("vault", g.vault) and ids.is_valid("project", g.project or P0) for g in roles)
+            else "not an id (vault_... / proj_...)",
+            "client secret": None if secret else "empty",
+            "scopes": None if "openid" in scopes else "without openid",
+            "algorithms": None
+            if algorithms and set(algorithms) <= set(ASYMMETRIC_ALGORITHMS)
+            else f"not among {', '.join(ASYMMETRIC_ALGORITHMS)}",
+        }
+        for what, problem in problems.items():
+            if problem:
+                raise InvalidInput(f"{where}: {what} is {problem}")
+        providers.append(
+            OidcProvider(
+                name=name,
+                issuer=str(table["issuer"]),
+                client_id=str(table["client_id"]),
+                client_secret=SecretText(secret),
+                scopes=scopes,
+                groups_claim=str(table.get("groups_claim", "groups")),
+                group_roles=roles,
+                redirect_uri=str(table.get("redirect_uri", "")),
+                algorithms=algorithms,
+            )
+        )
+    return tuple(providers)
 
 
 _URL_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")

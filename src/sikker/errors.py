@@ -11,7 +11,9 @@ contain a secret value or a token.
     │   └── ShareRejected            400  exit 2   (bad or mistyped unseal share)
     ├── PayloadTooLarge              413  exit 2
     ├── Unauthenticated              401  exit 3
-    │   └── Replayed                 401  exit 3   (a signed request's nonce was used)
+    │   ├── Replayed                 401  exit 3   (a signed request's nonce was used)
+    │   └── SsoRejected              401  exit 3   (a single sign-on response or ID token
+    │                                               failed a check; .reason names it)
     ├── PermissionDenied             403  exit 3
     ├── NotFound                     404  exit 4
     ├── Conflict                     409  exit 5
@@ -19,6 +21,8 @@ contain a secret value or a token.
     ├── RateLimited                  429  exit 6
     ├── Unavailable                  503  exit 7
     │   ├── Sealed                   503  exit 7
+    │   ├── IdentityProviderError    503  exit 7   (an OIDC provider cannot be reached,
+    │   │                                           or its answer is unusable)
     │   └── StoreUnavailable         503  exit 7   (database down or busy)
     │       └── AuditUnavailable     503  exit 7   (audit log cannot be written:
     │                                               fail closed)
@@ -75,6 +79,17 @@ class Replayed(Unauthenticated):
     default_message = "replayed request (nonce already used)"
 
 
+class SsoRejected(Unauthenticated):
+    """A sign-in through an OpenID provider was refused; ``reason`` is a short code
+    (``iss``, ``aud``, ``exp``, ``nonce``, ``bad_signature``, ...) for tests and the audit log."""
+
+    default_message = "single sign-on refused; sign in again"
+
+    def __init__(self, message: str | None = None, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class PermissionDenied(SikkerError):
     http_status = 403
     exit_code = 3
@@ -113,6 +128,10 @@ class Unavailable(SikkerError):
 
 class Sealed(Unavailable):
     default_message = "server is sealed: unseal it with 'sikker operator unseal'"
+
+
+class IdentityProviderError(Unavailable):
+    default_message = "the identity provider cannot be reached or answered badly; retry shortly"
 
 
 class StoreUnavailable(Unavailable):
