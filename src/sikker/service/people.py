@@ -15,29 +15,36 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from sikker.core import ids, people
+from sikker.config import OidcProvider
+from sikker.core import ids, oidc, people
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
 from sikker.core.model import BoundRole, Principal, RoleBinding, User, UserSession
 from sikker.core.throttle import Throttle
 from sikker.errors import (
     Conflict,
+    InvalidCiphertext,
     InvalidInput,
     NotFound,
     PermissionDenied,
     RateLimited,
     SikkerError,
+    SsoRejected,
     Unauthenticated,
 )
 from sikker.service.base import Deps
+from sikker.service.oidc import OidcClient
 from sikker.service.tokens import SESSION_PREFIX
 from sikker.storage import audit as audit_store
 from sikker.storage import people as people_store
@@ -70,9 +77,13 @@ def _totp_aad(user_id: str) -> bytes:
     return f"sikker/v1/totp|{user_id}".encode()
 
 
+_PENDING_AAD = b"sikker/v1/oidc-pending"
+
+
 class PeopleService:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, sso: OidcClient | None = None) -> None:
         self.deps = deps
+        self.sso = sso or OidcClient()
         self.hasher = PasswordHasher()
         # Verified when the user name is unknown, so that both cost the same.
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
@@ -333,6 +344,11 @@ class PeopleService:
             if user.disabled_ms is not None:
                 raise Unauthenticated("this user is disabled")
             bindings = people_store.bindings_of(conn, user.id, user.groups)
+        provider = self._provider_of(user)
+        if provider is not None:  # the group -> role mappings of the provider's settings
+            bindings = tuple(
+                dict.fromkeys(bindings + oidc.bindings_for_groups(user.groups, provider.group_roles))
+            )
         if now - session.last_seen_ms >= TOUCH_EVERY_MS:
             with self.deps.db.write() as conn:
                 people_store.touch_session(conn, session.id, now)
@@ -400,3 +416,115 @@ class PeopleService:
             target = {"user": user.id, "name": user.name, "token": signed.session.id}
             audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_TOKEN_CREATE, target)
         return signed
+
+    # -- single sign-on ----------------------------------------------------------------------------
+    def _provider(self, name: str) -> OidcProvider:
+        for provider in self.deps.settings.oidc_providers:
+            if provider.name == name:
+                return provider
+        raise NotFound(f"no single sign-on provider named {name!r}")
+
+    def _provider_of(self, user: User) -> OidcProvider | None:
+        if user.oidc_issuer is None:
+            return None
+        return next((p for p in self.deps.settings.oidc_providers if p.issuer == user.oidc_issuer), None)
+
+    def providers(self) -> list[str]:
+        return [p.name for p in self.deps.settings.oidc_providers]
+
+    def sso_start(self, provider_name: str, redirect_uri: str | None) -> tuple[str, str]:
+        """Begin a browser sign-in: (the provider URL to open, an opaque handle to give back
+        with the callback's query). The handle is the pending login (state, nonce, PKCE
+        verifier) sealed with the root key, so any node can finish it and nobody can alter it.
+        A client may choose only a loopback redirect URI (the CLI's callback); otherwise the
+        provider's configured one is used."""
+        provider = self._provider(provider_name)
+        if redirect_uri is not None and not _loopback_callback(redirect_uri):
+            raise InvalidInput("redirectUri must be http://127.0.0.1:PORT/... (the CLI's loopback callback)")
+        url, pending = self.sso.start(provider, redirect_uri)
+        sealed = self.deps.keyring.wrap(_PENDING_AAD, orjson.dumps(pending.to_dict()))
+        return url, base64.urlsafe_b64encode(sealed).decode()
+
+    def sso_finish(self, provider_name: str, handle: str, query: Mapping[str, str], actor: Actor) -> SignedIn:
+        """Finish a browser sign-in: verify everything (core/oidc.py, service/oidc.py), then
+        sign in the person linked to (issuer, subject), creating them on first sign-in and
+        refreshing their groups every time."""
+        provider = self._provider(provider_name)
+        try:
+            raw = self.deps.keyring.unwrap(_PENDING_AAD, base64.urlsafe_b64decode(handle.encode()))
+            pending = oidc.Pending.from_dict(orjson.loads(raw))
+        except (InvalidCiphertext, ValueError, TypeError) as e:
+            raise self._sso_fail(
+                actor, provider, "tampered or unknown sign-in handle", SsoRejected(None, "handle")
+            ) from e
+        try:
+            identity = self.sso.finish_callback(provider, pending, query)
+        except SsoRejected as e:
+            raise self._sso_fail(actor, provider, f"refused: {e.reason}", e) from None
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            user = people_store.find_oidc_user(conn, identity.issuer, identity.subject)
+            if user is None:
+                user = self._new_sso_user(conn, provider, identity, now)
+            elif user.disabled_ms is None:
+                people_store.update_user(
+                    conn, user.id, groups=identity.groups, email=identity.email or user.email
+                )
+                user = people_store.get_user(conn, user.id) or user
+            if user.disabled_ms is None:
+                expires = now + self.deps.settings.session_max_seconds * 1000
+                signed_in = self._new_session(
+                    conn, user, "session", f"sso:{provider.name}", False, now, expires
+                )
+                target = {
+                    "user": user.id,
+                    "name": user.name,
+                    "session": signed_in.session.id,
+                    "sso": provider.name,
+                }
+                audit_store.append(conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_LOGIN, target)
+        if user.disabled_ms is not None:
+            raise self._sso_fail(
+                actor, provider, "user is disabled", Unauthenticated("this user is disabled")
+            )
+        return signed_in
+
+    def _new_sso_user(
+        self, conn: Connection, provider: OidcProvider, identity: oidc.VerifiedIdentity, now: int
+    ) -> User:
+        """Just-in-time account: named after the provider's user name (or e-mail), never
+        merged into an existing account of the same name."""
+        wanted = identity.preferred_username or (identity.email or "").split("@")[0] or identity.subject
+        for name in (wanted, f"{wanted}@{provider.name}"):
+            name = people.check_user_name(name[:255])
+            if people_store.find_user(conn, people.canonical_name(name)) is None:
+                break
+        else:
+            raise Conflict(f"user name {wanted!r} is taken; an admin must rename or link the account")
+        email = identity.email or f"{identity.subject}@sso"
+        user = User(
+            ids.new_id("user"), name, people.canonical_name(name), email, None, None, now,
+            None, False, None, identity.issuer, identity.subject, identity.groups,
+        )  # fmt: skip
+        people_store.insert_user(conn, user)
+        target = {"user": user.id, "name": name, "sso": provider.name}
+        audit_store.append(
+            conn, SYSTEM_CHAIN, now, Actor("system", provider.name), Action.ADMIN_USER_CREATE, target
+        )
+        return user
+
+    def _sso_fail(self, actor: Actor, provider: OidcProvider, reason: str, error: SikkerError) -> SikkerError:
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            target = {"sso": provider.name}
+            audit_store.append(
+                conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGIN_FAIL, target, "denied", reason
+            )
+        return error
+
+
+def _loopback_callback(uri: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost") and bool(parts.port)
