@@ -87,6 +87,37 @@ async def login(request: Request) -> Response:
     return ok(_signed_in(signed), 201)
 
 
+SSO_START_FIELDS = {"redirectUri": schema.Field(str, max_len=512)}
+SSO_FINISH_FIELDS = {
+    "handle": schema.Field(str, required=True, max_len=4096),
+    "query": schema.Field(dict, required=True),
+}
+
+
+async def sso_providers(request: Request) -> Response:
+    """GET /api/auth/oidc -> the configured single sign-on providers' names."""
+    return ok({"providers": services(request).people.providers()})
+
+
+async def sso_start(request: Request) -> Response:
+    """POST /api/auth/oidc/{provider}/start {redirectUri?} -> {url, handle}."""
+    body = schema.parse(await request.body(), SSO_START_FIELDS)
+    people = services(request).people
+    url, handle = await call(people.sso_start, request.path_params["provider"], body.get("redirectUri"))
+    return ok({"url": url, "handle": handle})
+
+
+async def sso_finish(request: Request) -> Response:
+    """POST /api/auth/oidc/{provider}/finish {handle, query: the callback's parameters}."""
+    body = schema.parse(await request.body(), SSO_FINISH_FIELDS)
+    query = {str(k): str(v) for k, v in body["query"].items() if isinstance(v, str)}
+    people = services(request).people
+    signed = await call(
+        people.sso_finish, request.path_params["provider"], body["handle"], query, actor(request)
+    )
+    return ok(_signed_in(signed), 201)
+
+
 async def logout(request: Request) -> Response:
     principal, who = await authenticate(request)
     await call(services(request).people.logout, principal, who)
@@ -191,6 +222,9 @@ async def unbind(request: Request) -> Response:
 ROUTES = [
     Route("/api/auth/login", login, methods=["POST"]),
     Route("/api/auth/logout", logout, methods=["POST"]),
+    Route("/api/auth/oidc", sso_providers, methods=["GET"]),
+    Route("/api/auth/oidc/{provider}/start", sso_start, methods=["POST"]),
+    Route("/api/auth/oidc/{provider}/finish", sso_finish, methods=["POST"]),
     Route("/api/auth/whoami", whoami, methods=["GET"]),
     Route("/api/users", create_user, methods=["POST"]),
     Route("/api/users", list_users, methods=["GET"]),

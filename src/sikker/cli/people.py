@@ -208,24 +208,53 @@ def role_unbind(client: Client, as_json: bool, binding_id: str) -> None:
 
 @click.command("login")
 @click.option("--addr", envvar="SIKKER_ADDR", default=DEFAULT_ADDR, show_default=True, help="Server address.")
-@click.option("--user", "user_name", required=True, help="Your user name.")
+@click.option("--user", "user_name", default=None, help="Your user name (password sign-in).")
 @click.option("--password-file", default=None, help=PASSWORD_FILE)
+@click.option("--totp", "code", default=None, help="A TOTP or recovery code, if you use a second factor.")
+@click.option("--oidc", "provider", default=None, help="Sign in through this single sign-on provider.")
+@click.option("--no-browser", is_flag=True, help="With --oidc: print the URL instead of opening a browser.")
 @click.option(
-    "--totp", "code", default=None, help="A TOTP code or a recovery code, if you use a second factor."
+    "--callback-port", default=8250, show_default=True, help="With --oidc: the loopback callback's port."
 )
 @click.option("--json", "as_json", is_flag=True)
-def login(addr: str, user_name: str, password_file: str | None, code: str | None, as_json: bool) -> None:
-    """Sign in; the session is kept in SIKKER_CONFIG_DIR (mode 0600) and used by every command
-    where SIKKER_TOKEN is not set."""
-    body: dict[str, Any] = {"user": user_name, "password": _password(password_file, confirm=False)}
-    if code:
-        body["totp"] = code
-    result = Client(addr).post("/api/auth/login", body)
+def login(
+    addr: str,
+    user_name: str | None,
+    password_file: str | None,
+    code: str | None,
+    provider: str | None,
+    no_browser: bool,
+    callback_port: int,
+    as_json: bool,
+) -> None:
+    """Sign in with a password (and TOTP), or with --oidc through your identity provider. The
+    session is kept in SIKKER_CONFIG_DIR (mode 0600) and used by every command where
+    SIKKER_TOKEN is not set."""
+    client = Client(addr)
+    if provider is not None:
+        result = _sso_login(client, provider, no_browser, callback_port)
+    elif user_name is not None:
+        body: dict[str, Any] = {"user": user_name, "password": _password(password_file, confirm=False)}
+        if code:
+            body["totp"] = code
+        result = client.post("/api/auth/login", body)
+    else:
+        raise InvalidInput("give --user (password sign-in) or --oidc PROVIDER")
     path = session.save(addr, result["token"], result["user"]["name"], result["expiresAt"])
     if as_json:
         emit_json({"user": result["user"], "expiresAt": result["expiresAt"], "session": str(path)})
     else:
         click.echo(f"Signed in as {result['user']['name']} until {when(result['expiresAt'])}.")
+
+
+def _sso_login(client: Client, provider: str, no_browser: bool, port: int) -> Any:
+    """Open the provider's sign-in page and wait for its redirect on a loopback callback."""
+    from sikker.cli.callback import wait_for_callback
+
+    redirect = f"http://127.0.0.1:{port}/oidc/callback"
+    started = client.post(f"/api/auth/oidc/{provider}/start", {"redirectUri": redirect})
+    query = wait_for_callback(port, started["url"], open_browser=not no_browser)
+    return client.post(f"/api/auth/oidc/{provider}/finish", {"handle": started["handle"], "query": query})
 
 
 @click.command("logout")
