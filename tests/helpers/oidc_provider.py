@@ -103,6 +103,10 @@ class TestProvider:
         response.raise_for_status()
         return list(response.json()["kids"])
 
+    def set_groups(self, user: str, groups: list[str]) -> None:
+        """Change a person's groups at the provider (seen at their next sign-in)."""
+        httpx.post(f"{self.issuer}/test/groups/{user}", json=groups, timeout=10).raise_for_status()
+
     def private_keys(self) -> list[dict[str, Any]]:
         """The provider's current private signing JWKs (a test-only endpoint)."""
         return list(httpx.get(f"{self.issuer}/test/private-jwks", timeout=10).json()["keys"])

@@ -1,5 +1,6 @@
 // A real OpenID provider (panva/oidc-provider) for Sikker's OIDC client tests. TEST ONLY:
-// it exposes its private keys at /test/private-jwks and rotates them on POST /test/rotate.
+// it exposes its private keys at /test/private-jwks, rotates them on POST /test/rotate, and
+// sets a person's groups on POST /test/groups/<user> (a JSON list).
 // Env: PORT, REDIRECT_URI, CLIENT_SECRET. Prints "listening PORT" when ready.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -57,6 +58,16 @@ createServer((req, res) => {
     handler = provider(); // the in-memory adapter (sessions, grants) is shared
     res.setHeader('content-type', 'application/json');
     return res.end(JSON.stringify({ kids: keys.map((k) => k.kid) }));
+  }
+  const groups = req.url.match(/^\/test\/groups\/(\w+)$/);
+  if (groups && req.method === 'POST' && people[groups[1]]) { // change a person's groups
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    return req.on('end', () => {
+      people[groups[1]].groups = JSON.parse(body);
+      res.setHeader('content-type', 'application/json');
+      res.end(body);
+    });
   }
   return handler(req, res);
 }).listen(port, '127.0.0.1', () => console.log(`listening ${port}`));
