@@ -190,3 +190,18 @@ def test_the_cli_creates_a_user_and_signs_in_without_prompts(root: Api, tmp_path
     assert sikker("logout", env=person).returncode == 0
     assert not saved.exists()
     assert sikker("whoami", env=person).returncode == 3  # not signed in: authentication error
+
+
+def test_a_vault_that_requires_mfa_is_invisible_to_sessions_without_it(root: Api) -> None:
+    create(root)
+    vault = root.ok("POST", "/api/vaults", {"name": "prod"})["id"]
+    root.ok("POST", "/api/role-bindings", {"role": "viewer", "vaultId": vault, "user": "alice"})
+    plain = Api(root.url, login(root, "alice")[1]["token"])
+    assert [b["vaultId"] for b in plain.ok("GET", "/api/auth/whoami")["bindings"]] == [vault]
+    root.ok("PUT", f"/api/vaults/{vault}/mfa", {"required": True})
+    assert plain.ok("GET", "/api/auth/whoami")["bindings"] == []
+    enrolled = plain.ok("POST", "/api/users/me/totp")
+    plain.ok("POST", "/api/users/me/totp/confirm", {"code": pyotp.TOTP(enrolled["secret"]).now()})
+    code = pyotp.TOTP(enrolled["secret"]).at(time.time() + 30)
+    strong = Api(root.url, login(root, "alice", totp=code)[1]["token"])
+    assert [b["vaultId"] for b in strong.ok("GET", "/api/auth/whoami")["bindings"]] == [vault]

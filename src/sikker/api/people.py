@@ -188,6 +188,15 @@ async def create_personal_token(request: Request) -> Response:
     return ok(_signed_in(signed), 201)
 
 
+async def require_mfa(request: Request) -> Response:
+    """PUT /api/vaults/{vault}/mfa {required: bool} (root)."""
+    principal, who = await authenticate(request)
+    body = schema.parse(await request.body(), {"required": schema.Field(bool, required=True)})
+    vault = request.path_params["vault"]
+    await call(services(request).people.require_mfa, principal, who, vault, body["required"])
+    return ok({"vaultId": vault, "mfaRequired": body["required"]})
+
+
 async def bind(request: Request) -> Response:
     """POST /api/role-bindings {role, vaultId | projectId, user | group} (root)."""
     principal, who = await authenticate(request)
@@ -234,6 +243,7 @@ ROUTES = [
     Route("/api/users/{user}", show_user, methods=["GET"]),
     Route("/api/users/{user}", delete_user, methods=["DELETE"]),
     Route("/api/users/{user}/{change}", change_user, methods=["POST"]),
+    Route("/api/vaults/{vault}/mfa", require_mfa, methods=["PUT"]),
     Route("/api/role-bindings", bind, methods=["POST"]),
     Route("/api/role-bindings", list_bindings, methods=["GET"]),
     Route("/api/role-bindings/{binding}", unbind, methods=["DELETE"]),

@@ -16,7 +16,7 @@ from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd,
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
 from sikker.cli.output import err_console
-from sikker.cli.people import login, logout, role, user, whoami
+from sikker.cli.people import login, logout, require_mfa, role, user, whoami
 from sikker.cli.rotation import rotation, secret_manage, secret_rotate
 from sikker.cli.server import server
 from sikker.errors import SikkerError
@@ -36,6 +36,7 @@ def cli() -> None:
 
 
 machine.add_command(bootstrap_command)
+vault.add_command(require_mfa)
 for sub in (secret_rotate, rotation, secret_manage):
     secret.add_command(sub)
 for command in (

@@ -279,3 +279,13 @@ def whoami(client: Client, as_json: bool) -> None:
     click.echo(f"{me['kind']} {me['name'] or me['id']}")
     for b in me["bindings"]:
         click.echo(f"  {b['role']} at {b['projectId'] or b['vaultId']}")
+
+
+@click.command("require-mfa")
+@click.argument("vault_id", metavar="VAULT")
+@click.option("--off", is_flag=True, help="No longer require a second factor.")
+@client_command
+def require_mfa(client: Client, as_json: bool, vault_id: str, off: bool) -> None:
+    """Require people to sign in with a second factor to act in VAULT (root token)."""
+    result = client.put(f"/api/vaults/{vault_id}/mfa", {"required": not off})
+    emit_json(result) if as_json else click.echo(f"{vault_id}: MFA {'off' if off else 'required'}")

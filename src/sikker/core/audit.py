@@ -81,6 +81,7 @@ class Action(enum.StrEnum):
     ADMIN_USER_DELETE = "admin:user:delete"
     ADMIN_ROLE_BIND = "admin:role:bind"
     ADMIN_ROLE_UNBIND = "admin:role:unbind"
+    ADMIN_VAULT_MFA = "admin:vault:mfa"
     USER_LOGIN = "user:auth:login"
     USER_LOGIN_FAIL = "user:auth:fail"
     USER_LOGOUT = "user:auth:logout"
@@ -104,6 +105,7 @@ SEVERITY = {
     Action.ADMIN_USER_DELETE: Severity.HIGH,
     Action.ADMIN_ROLE_BIND: Severity.MEDIUM,
     Action.ADMIN_ROLE_UNBIND: Severity.MEDIUM,
+    Action.ADMIN_VAULT_MFA: Severity.MEDIUM,
     Action.USER_LOGIN_FAIL: Severity.MEDIUM,
     Action.USER_MFA_RECOVERY: Severity.HIGH,
     Action.OPERATOR_INIT: Severity.HIGH,

@@ -417,6 +417,17 @@ class PeopleService:
             audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_TOKEN_CREATE, target)
         return signed
 
+    def require_mfa(self, principal: Principal, actor: Actor, vault_id: str, required: bool) -> None:
+        """Make every person's access to a vault depend on a session signed in with a second
+        factor (sessions without one, and their tokens, no longer see the vault)."""
+        self._root(principal)
+        now = self.deps.clock()
+        with self.deps.db.write() as conn:
+            if not people_store.set_vault_mfa(conn, ids.check("vault", vault_id), required):
+                raise NotFound(f"vault {vault_id} not found")
+            target = {"vault": vault_id, "required": str(required).lower()}
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_VAULT_MFA, target)
+
     # -- single sign-on ----------------------------------------------------------------------------
     def _provider(self, name: str) -> OidcProvider:
         for provider in self.deps.settings.oidc_providers:

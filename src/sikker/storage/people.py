@@ -6,7 +6,7 @@ import orjson
 from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
 
 from sikker.core.model import BoundRole, RoleBinding, User, UserSession
-from sikker.storage.tables import recovery_codes, role_bindings, user_sessions, users
+from sikker.storage.tables import recovery_codes, role_bindings, user_sessions, users, vaults
 
 
 def _user(r: Row[tuple[object, ...]]) -> User:
@@ -220,3 +220,16 @@ def bindings_of(conn: Connection, user_id: str, groups: tuple[str, ...]) -> tupl
         who = or_(who, and_(role_bindings.c.group_name.in_(groups), role_bindings.c.user_id.is_(None)))
     rows = conn.execute(select(role_bindings).where(who).order_by(role_bindings.c.created_ms))
     return tuple(dict.fromkeys(_binding(r).binding for r in rows))
+
+
+def vaults_requiring_mfa(conn: Connection, vault_ids: set[str]) -> set[str]:
+    if not vault_ids:
+        return set()
+    q = select(vaults.c.id).where(vaults.c.id.in_(vault_ids), vaults.c.require_mfa.is_(True))
+    return set(conn.execute(q).scalars())
+
+
+def set_vault_mfa(conn: Connection, vault_id: str, required: bool) -> bool:
+    return bool(
+        conn.execute(update(vaults).where(vaults.c.id == vault_id).values(require_mfa=required)).rowcount
+    )

@@ -54,6 +54,8 @@ vaults = Table(
     Column("id", String(32), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_ms", BigInteger, nullable=False),
+    # People need a session signed in with a second factor to act in this vault.
+    Column("require_mfa", Boolean, nullable=False, server_default=text("false")),
 )
 
 projects = Table(

@@ -1,4 +1,5 @@
-"""people: users, TOTP recovery codes, sessions and personal tokens, role bindings
+"""people: users, TOTP recovery codes, sessions and personal tokens, role bindings, vaults
+that require MFA
 
 Revision ID: 0010
 Revises: 0008
@@ -16,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('vaults', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('require_mfa', sa.Boolean(), server_default=sa.text('false'), nullable=False))
     op.create_table('users',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -79,3 +82,5 @@ def downgrade() -> None:
     op.drop_table('user_sessions')
     op.drop_table('recovery_codes')
     op.drop_table('users')
+    with op.batch_alter_table('vaults', schema=None) as batch_op:
+        batch_op.drop_column('require_mfa')
