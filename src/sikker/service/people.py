@@ -344,11 +344,13 @@ class PeopleService:
             if user.disabled_ms is not None:
                 raise Unauthenticated("this user is disabled")
             bindings = people_store.bindings_of(conn, user.id, user.groups)
-        provider = self._provider_of(user)
-        if provider is not None:  # the group -> role mappings of the provider's settings
-            bindings = tuple(
-                dict.fromkeys(bindings + oidc.bindings_for_groups(user.groups, provider.group_roles))
-            )
+            provider = self._provider_of(user)
+            if provider is not None:  # the group -> role mappings of the provider's settings
+                mapped = oidc.bindings_for_groups(user.groups, provider.group_roles)
+                bindings = tuple(dict.fromkeys(bindings + mapped))
+            if not session.mfa:  # vaults that require a second factor see nothing of this session
+                strict = people_store.vaults_requiring_mfa(conn, {b.vault_id for b in bindings})
+                bindings = tuple(b for b in bindings if b.vault_id not in strict)
         if now - session.last_seen_ms >= TOUCH_EVERY_MS:
             with self.deps.db.write() as conn:
                 people_store.touch_session(conn, session.id, now)
