@@ -37,6 +37,21 @@ NOT_SCRIPTED = {
     Action.ADMIN_CANARY_ENABLE,
     Action.ADMIN_CANARY_DISABLE,
     Action.ADMIN_PROJECT_UNFREEZE,
+    # People and single sign-on: tests/integration/test_people.py, test_sso.py
+    Action.ADMIN_USER_CREATE,
+    Action.ADMIN_USER_DISABLE,
+    Action.ADMIN_USER_ENABLE,
+    Action.ADMIN_USER_DELETE,
+    Action.ADMIN_ROLE_BIND,
+    Action.ADMIN_ROLE_UNBIND,
+    Action.ADMIN_VAULT_MFA,
+    Action.USER_LOGIN,
+    Action.USER_LOGIN_FAIL,
+    Action.USER_LOGOUT,
+    Action.USER_MFA_ENROL,
+    Action.USER_MFA_CONFIRM,
+    Action.USER_MFA_RECOVERY,
+    Action.USER_TOKEN_CREATE,
 }
 
 

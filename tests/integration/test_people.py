@@ -205,3 +205,32 @@ def test_a_vault_that_requires_mfa_is_invisible_to_sessions_without_it(root: Api
     code = pyotp.TOTP(enrolled["secret"]).at(time.time() + 30)
     strong = Api(root.url, login(root, "alice", totp=code)[1]["token"])
     assert [b["vaultId"] for b in strong.ok("GET", "/api/auth/whoami")["bindings"]] == [vault]
+
+
+def test_unbinding_and_deleting_take_effect_at_once_and_are_audited(root: Api) -> None:
+    user = create(root)
+    vault = root.ok("POST", "/api/vaults", {"name": "dev"})["id"]
+    binding = root.ok("POST", "/api/role-bindings", {"role": "developer", "vaultId": vault, "user": "ALICE"})
+    assert binding["userId"] == user["id"]
+    me = Api(root.url, login(root, "alice")[1]["token"])
+    assert len(me.ok("GET", "/api/auth/whoami")["bindings"]) == 1
+    root.ok("DELETE", f"/api/role-bindings/{binding['id']}")
+    assert me.ok("GET", "/api/auth/whoami")["bindings"] == []
+    root.ok("DELETE", "/api/users/alice")
+    assert me.call("GET", "/api/auth/whoami")[0] == 401
+    assert root.call("GET", f"/api/users/{user['id']}")[0] == 404
+    vault_actions = [r["action"] for r in root.ok("GET", f"/api/audit/{vault}?limit=100")["records"]]
+    assert "admin:role:bind" in vault_actions and "admin:role:unbind" in vault_actions
+    assert "admin:user:delete" in [r["action"] for r in system_audit(root)]
+
+
+def test_only_the_root_token_manages_people(root: Api) -> None:
+    create(root)
+    me = Api(root.url, login(root, "alice")[1]["token"])
+    body = {"name": "mallory", "email": "m@example.org", "password": PASSWORD}
+    assert me.call("POST", "/api/users", body)[0] == 403
+    assert me.call("GET", "/api/users")[0] == 403
+    assert me.call("POST", "/api/users/alice/disable")[0] == 403
+    vault = root.ok("POST", "/api/vaults", {"name": "x"})["id"]
+    grant = {"role": "owner", "vaultId": vault, "user": "alice"}
+    assert me.call("POST", "/api/role-bindings", grant)[0] == 403
