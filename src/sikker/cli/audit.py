@@ -18,7 +18,7 @@ from sikker.cli.client import Client
 from sikker.cli.options import client_command, resolve_token, token_options
 from sikker.cli.output import console, emit_json, err_console, table, when
 from sikker.core import audit_verify
-from sikker.errors import InvalidInput
+from sikker.errors import InvalidInput, VerificationFailed
 
 
 def parse_time(text: str) -> int:
@@ -104,12 +104,13 @@ def audit_list(
                 r["action"],
                 f"{r['actor_kind']}:{r['actor_id']}",
                 r["source_ip"],
-                " ".join(f"{k}={v}" for k, v in r["target"].items()),
+                "\n".join(f"{k}={v}" for k, v in r["target"].items()),
                 r["result"] + (f" ({r['reason']})" if r["reason"] else ""),
                 r["severity"],
             )
             for r in records
         ],
+        ids=["ACTOR", "TARGET"],
     )
 
 
@@ -210,10 +211,8 @@ def audit_verify_cmd(
         console.print(f"OK: {report.records} records, {report.checkpoints} checkpoints verified.")
         for note in report.notes:
             err_console.print(f"note: {note}")
-    else:
-        err_console.print(f"[red]FAILED[/]: {report.problem}")
     if not report.ok:
-        sys.exit(8)
+        raise VerificationFailed(f"FAILED: {report.problem}")
 
 
 @audit.group("stream")
@@ -315,6 +314,7 @@ def stream_list(client: Client, as_json: bool, vault_id: str | None) -> None:
             )
             for s in found
         ],
+        ids=["ID", "VAULT"],
     )
 
 
@@ -349,4 +349,5 @@ def stream_deliveries(client: Client, as_json: bool, stream_id: str) -> None:
             )
             for d in found
         ],
+        ids=["CHAIN"],
     )
