@@ -258,3 +258,16 @@ def test_exit_codes_are_documented_in_help_and_docs(world: World) -> None:
 def test_completion_prints_the_script_for_a_shell(world: World, shell: str) -> None:
     script = ok(world, "completion", shell)
     assert "_SIKKER_COMPLETE" in script and f"{shell}_complete" in script, script
+
+
+def test_a_failed_audit_verify_with_json_gives_the_report_and_a_json_error(world: World) -> None:
+    export = world.home.parent / "audit.jsonl"
+    ok(world, "audit", "export", "--vault", world.vault, "-o", str(export))
+    lines = [json.loads(line) for line in export.read_text().splitlines()]
+    first = next(i for i, line in enumerate(lines) if line["type"] == "record")
+    lines[first]["source_ip"] = "10.6.6.6"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run(world, "audit", "verify", str(export), "--json")
+    assert result.returncode == 8, result.stderr
+    assert json.loads(result.stdout)["ok"] is False
+    assert json.loads(result.stderr)["code"] == 8

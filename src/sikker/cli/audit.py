@@ -15,7 +15,7 @@ import orjson
 
 from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
-from sikker.cli.options import client_command, resolve_token, token_options
+from sikker.cli.options import client_command, json_option, resolve_token, token_options
 from sikker.cli.output import console, emit_json, err_console, table, when
 from sikker.core import audit_verify
 from sikker.errors import InvalidInput, VerificationFailed
@@ -161,7 +161,7 @@ def audit_export(client: Client, as_json: bool, chain: str, since: str | None, o
 )
 @click.option("--addr", envvar="SIKKER_ADDR", default="http://127.0.0.1:8300", help="Server (with --vault).")
 @token_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option(help='Print the report as JSON; a failure also as {"error", "code"} on stderr.')
 def audit_verify_cmd(
     file: Path | None,
     chain: str | None,
@@ -212,7 +212,7 @@ def audit_verify_cmd(
         for note in report.notes:
             err_console.print(f"note: {note}")
     if not report.ok:
-        raise VerificationFailed(f"FAILED: {report.problem}")
+        raise VerificationFailed(f"verification failed: {report.problem}")
 
 
 @audit.group("stream")
