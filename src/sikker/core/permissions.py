@@ -133,5 +133,17 @@ def allowed(principal: Principal, action: str, vault_id: str | None, project_id:
     return decide(principal, action, vault_id, project_id) is None
 
 
+def decide_anywhere(principal: Principal, action: str) -> SikkerError | None:
+    """For listings across vaults: ``None`` if ``action`` is allowed at one vault at least
+    (the listing then filters with ``allowed``), otherwise the error to raise."""
+    first: SikkerError | None = None
+    for vault_id in dict.fromkeys(b.vault_id for b in principal.bindings) or (None,):
+        problem = decide(principal, action, vault_id)
+        if problem is None:
+            return None
+        first = first or problem
+    return first
+
+
 def _role_names(roles: list[str]) -> str:
     return ("role " if len(roles) == 1 else "roles ") + ", ".join(roles)

@@ -138,6 +138,13 @@ class StreamService:
         return row, secret
 
     def list_streams(self, principal: Principal, vault_id: str | None) -> list[AuditStream]:
+        """The streams of ``vault_id`` (or of every vault ``principal`` manages streams of)."""
+        if vault_id is not None:
+            require(principal, perm.STREAM_MANAGE, vault_id, missing=f"vault {vault_id} not found")
+        else:
+            problem = perm.decide_anywhere(principal, perm.STREAM_MANAGE)
+            if problem is not None:
+                raise problem
         with self.deps.db.read() as conn:
             found = stream_store.list_sinks(conn, vault_id)
         return [s for s in found if perm.allowed(principal, _action(s.vault_id), s.vault_id)]

@@ -164,6 +164,9 @@ class TokenService:
 
     def list_tokens(self, principal: Principal) -> list[Token]:
         """The tokens of the vaults where ``principal`` may list tokens (root: every token)."""
+        problem = permissions.decide_anywhere(principal, permissions.TOKEN_LIST)
+        if problem is not None:
+            raise problem
         with self.deps.db.read() as conn:
             found = token_store.list_tokens(conn)
         return [t for t in found if permissions.allowed(principal, permissions.TOKEN_LIST, t.vault_id)]
