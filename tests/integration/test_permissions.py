@@ -453,10 +453,12 @@ def test_every_admin_route_is_in_the_table(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One vault with a target project, another project, a secret, a canary, a machine
+    and a stream, on each store in turn."""
     directory = tmp_path_factory.mktemp("permissions")
     server = Server(
-        f"sqlite:///{directory / 'sikker.db'}",
+        module_database_url,
         directory / "data",
         env={"SIKKER_STREAM_ALLOWED_NETWORKS": "127.0.0.0/8"},
     ).start()
@@ -476,6 +478,47 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
     finally:
         server.stop()
+
+
+def test_tokens_carry_their_role_and_project(world: World) -> None:
+    body = {"vaultId": world.vault, "role": "viewer", "projectId": world.project, "name": "ro"}
+    made = world.root.ok("POST", "/api/tokens", body)
+    assert (made["role"], made["projectId"], made["vaultId"]) == ("viewer", world.project, world.vault)
+    listed = {t["id"]: t for t in world.root.ok("GET", "/api/tokens")["tokens"]}
+    assert listed[made["id"]]["role"] == "viewer" and "token" not in listed[made["id"]]
+    owner_sees = {t["id"] for t in world.as_("owner", None).ok("GET", "/api/tokens")["tokens"]}
+    assert made["id"] in owner_sees
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "message"),
+    [
+        ({"role": "superuser"}, 400, "role must be one of"),
+        ({"projectId": "proj_0123456789abcdef"}, 404, "not found"),
+        ({"projectId": "nope"}, 400, "malformed project id"),
+    ],
+)
+def test_token_roles_and_projects_are_checked(
+    world: World, extra: dict[str, str], status: int, message: str
+) -> None:
+    got, body = world.root.call("POST", "/api/tokens", {"vaultId": world.vault} | extra)
+    assert got == status and message in body["error"], body
+
+
+def test_a_project_token_sees_its_project_only_and_dies_with_it(world: World) -> None:
+    project = world.new_project()
+    api = world.as_("developer@project", project)
+    names = {p["id"] for p in api.ok("GET", f"/api/vaults/{world.vault}/projects")["projects"]}
+    assert names == {project}
+    assert [v["id"] for v in api.ok("GET", "/api/vaults")["vaults"]] == [world.vault]
+    assert api.call("GET", f"/api/projects/{world.project}/secrets")[0] == 404
+    world.root.ok("DELETE", f"/api/projects/{project}")
+    assert api.call("GET", "/api/vaults")[0] == 401  # never widened to the vault
+
+
+def test_a_denial_names_the_role_and_the_action(world: World) -> None:
+    status, body = world.as_("viewer", None).call("GET", f"/api/secrets/{world.secret}")
+    assert status == 403 and body["error"] == "role viewer may not secret:read"
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
