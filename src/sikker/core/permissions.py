@@ -136,12 +136,14 @@ def allowed(principal: Principal, action: str, vault_id: str | None, project_id:
 def decide_anywhere(principal: Principal, action: str) -> SikkerError | None:
     """For listings across vaults: ``None`` if ``action`` is allowed at one vault at least
     (the listing then filters with ``allowed``), otherwise the error to raise."""
-    first: SikkerError | None = None
-    for vault_id in dict.fromkeys(b.vault_id for b in principal.bindings) or (None,):
+    if principal.kind == "root":
+        return None
+    first: SikkerError = PermissionDenied(f"no role binding allows {action}")
+    for i, vault_id in enumerate(dict.fromkeys(b.vault_id for b in principal.bindings)):
         problem = decide(principal, action, vault_id)
         if problem is None:
             return None
-        first = first or problem
+        first = problem if i == 0 else first
     return first
 
 

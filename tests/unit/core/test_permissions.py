@@ -130,3 +130,17 @@ def test_an_admin_token_without_bindings_is_admin_of_its_vault() -> None:
 def test_an_unknown_action_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown action"):
         p.decide(Principal("root", "t", None), "secret:raed", V)
+
+
+def test_a_listing_needs_the_action_at_one_vault_at_least() -> None:
+    viewer_here_admin_there = Principal(
+        "user", "s-1", None, (RoleBinding("viewer", V), RoleBinding("admin", OTHER_V)), "u-1", "ann"
+    )
+    assert p.decide_anywhere(viewer_here_admin_there, "token:list") is None
+    assert p.allowed(viewer_here_admin_there, "token:list", OTHER_V)
+    assert not p.allowed(viewer_here_admin_there, "token:list", V)
+    found = p.decide_anywhere(_principal("viewer", None), "token:list")
+    assert isinstance(found, PermissionDenied) and "viewer" in found.message
+    nobody = Principal("user", "s-1", None, (), "u-1", "ann")
+    assert isinstance(p.decide_anywhere(nobody, "token:list"), PermissionDenied)
+    assert p.decide_anywhere(Principal("root", "t", None), "token:list") is None
