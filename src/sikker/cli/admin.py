@@ -12,6 +12,7 @@ from sikker.cli.client import Client
 from sikker.cli.options import client_command, read_text_input
 from sikker.cli.output import console, emit_json, table, when
 from sikker.cli.refs import PROJECT, SECRET, VAULT
+from sikker.core.permissions import ROLES
 from sikker.errors import InvalidInput
 
 
@@ -401,12 +402,32 @@ def token() -> None:
 @click.option(
     "--vault", "vault_id", type=VAULT, required=True, help="The vault this token may manage (id or name)."
 )
+@click.option(
+    "--project", "project_id", type=PROJECT, default=None, help="Bind the token to one project of the vault."
+)
+@click.option(
+    "--role",
+    type=click.Choice(list(ROLES)),
+    default="admin",
+    show_default=True,
+    help="What the token may do (docs/operator/identity.md).",
+)
 @click.option("--name", default="admin", show_default=True, help="A label for the token.")
 @click.option("--ttl", default=None, help="Lifetime, e.g. 12h or 30d (default: no expiry).")
 @client_command
-def token_create(client: Client, as_json: bool, vault_id: str, name: str, ttl: str | None) -> None:
-    """Create an admin token; its plaintext is printed once."""
-    body: dict[str, Any] = {"vaultId": vault_id, "name": name}
+def token_create(
+    client: Client,
+    as_json: bool,
+    vault_id: str,
+    project_id: str | None,
+    role: str,
+    name: str,
+    ttl: str | None,
+) -> None:
+    """Create an admin token with a role at a vault (or one project); its plaintext is printed once."""
+    body: dict[str, Any] = {"vaultId": vault_id, "name": name, "role": role}
+    if project_id:
+        body["projectId"] = project_id
     if ttl:
         body["ttlSeconds"] = parse_duration(ttl)
     result = client.post("/api/tokens", body)
