@@ -26,6 +26,8 @@ contain a secret value or a token.
     │   └── StoreUnavailable         503  exit 7   (database down or busy)
     │       └── AuditUnavailable     503  exit 7   (audit log cannot be written:
     │                                               fail closed)
+    ├── VerificationFailed           500  exit 8   (sikker audit verify: the log does not
+    │                                               verify; CLI only)
     ├── InvalidCiphertext            500  exit 1   (one uninformative error for
     │                                               every decryption failure)
     ├── DeliveryError                500  exit 1   (an audit stream sink failed;
@@ -140,6 +142,11 @@ class StoreUnavailable(Unavailable):
 
 class AuditUnavailable(StoreUnavailable):
     default_message = "the audit log cannot be written; refusing to serve until it can"
+
+
+class VerificationFailed(SikkerError):
+    exit_code = 8
+    default_message = "verification failed"
 
 
 class InvalidCiphertext(SikkerError):

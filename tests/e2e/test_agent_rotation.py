@@ -4,6 +4,7 @@ through the grace period; an agent killed at any step leaves a working credentia
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -228,5 +229,18 @@ def test_agent_test_refuses_dual_on_mariadb(server: Server, tmp_path: Path) -> N
             )
             assert checked.returncode != 0
             assert "dual password is not supported by MariaDB" in checked.stdout + checked.stderr
+            # --json: the report on stdout, the error on stderr, both JSON.
+            as_json = subprocess.run(
+                [sys.executable, "-m", "sikker", "agent", "test", "--secret", cred, "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            report, error = json.loads(as_json.stdout), json.loads(as_json.stderr)
+            assert report["secret"] == cred and report["strategy"] == "dual"
+            assert any("dual password is not supported by MariaDB" in p for p in report["problems"])
+            assert as_json.returncode == 1
+            assert error == {"error": f"1 problem(s) found for {cred}", "code": 1}
         finally:
             db.drop(user)

@@ -53,6 +53,8 @@ def _token(t: Token) -> dict[str, Any]:
         "id": t.id,
         "kind": t.kind,
         "vaultId": t.vault_id,
+        "role": t.role if t.kind != "root" else None,
+        "projectId": t.project_id,
         "name": t.name,
         "createdAt": t.created_ms,
         "expiresAt": t.expires_ms,
@@ -212,11 +214,14 @@ TOKEN_FIELDS = {
     "vaultId": schema.Field(str, required=True, max_len=64),
     "name": schema.Field(str, max_len=values.NAME_MAX),
     "ttlSeconds": schema.Field(int, min_value=60),
+    "role": schema.Field(str, max_len=16),
+    "projectId": schema.Field(str, max_len=64),
 }
 
 
 async def create_token(request: Request) -> Response:
-    """Create an admin token scoped to one vault; the plaintext is shown once."""
+    """Create an admin token with a role (default ``admin``) at one vault, or at one project
+    of it (``projectId``); root token only. The plaintext is shown once."""
     principal, who = await authenticate(request)
     body = schema.parse(await request.body(), TOKEN_FIELDS)
     token, plaintext = await call(
@@ -226,6 +231,8 @@ async def create_token(request: Request) -> Response:
         body["vaultId"],
         body.get("name", "admin"),
         body.get("ttlSeconds"),
+        body.get("role", "admin"),
+        body.get("projectId"),
     )
     return ok(_token(token) | {"token": plaintext}, 201)
 

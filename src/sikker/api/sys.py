@@ -12,7 +12,9 @@ from sikker import __version__
 from sikker.api import schema
 from sikker.api.context import actor, authenticate, call, ok, services
 from sikker.api.errors import json_error
-from sikker.errors import PermissionDenied, Unauthenticated
+from sikker.core import permissions
+from sikker.errors import Unauthenticated
+from sikker.service.base import require
 
 
 def _status_body(request: Request) -> dict[str, object]:
@@ -73,8 +75,7 @@ async def unseal(request: Request) -> Response:
 async def seal(request: Request) -> Response:
     """Seal the server: forget the root key until the next unseal. Root token only."""
     principal, who = await authenticate(request)
-    if principal.kind != "root":
-        raise PermissionDenied("only the root token can seal the server")
+    require(principal, permissions.SEAL_MANAGE, None)
     await call(services(request).seal.seal, who)
     return ok({"sealed": True})
 

@@ -11,6 +11,8 @@ import orjson
 from sikker.cli.client import Client
 from sikker.cli.options import client_command, read_text_input
 from sikker.cli.output import console, emit_json, table, when
+from sikker.cli.refs import PROJECT, SECRET, VAULT
+from sikker.core.permissions import ROLES
 from sikker.errors import InvalidInput
 
 
@@ -25,7 +27,7 @@ def _created(result: dict[str, Any], as_json: bool) -> None:
 # -- vault ------------------------------------------------------------------------
 @click.group()
 def vault() -> None:
-    """Create and list vaults."""
+    """Create and list vaults. Where a command takes a vault, its name works too."""
 
 
 @vault.command("create")
@@ -50,11 +52,15 @@ def vault_list(client: Client, as_json: bool) -> None:
 # -- project ----------------------------------------------------------------------
 @click.group()
 def project() -> None:
-    """Create, list and delete projects."""
+    """Create, list and delete projects.
+
+    PROJECT is an id (proj_...), VAULT/NAME, or a name only one vault has; with --vault, a
+    name in that vault.
+    """
 
 
 @project.command("create")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
 @click.argument("name")
 @client_command
 def project_create(client: Client, as_json: bool, vault_id: str, name: str) -> None:
@@ -63,7 +69,7 @@ def project_create(client: Client, as_json: bool, vault_id: str, name: str) -> N
 
 
 @project.command("list")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
 @client_command
 def project_list(client: Client, as_json: bool, vault_id: str) -> None:
     """List the projects of a vault."""
@@ -72,13 +78,21 @@ def project_list(client: Client, as_json: bool, vault_id: str) -> None:
         emit_json(projects)
     else:
         table(
-            ["ID", "NAME", "KEY VERSION", "CREATED"],
-            [(p["id"], p["name"], p["keyVersion"], when(p["createdAt"])) for p in projects],
+            ["ID", "NAME", "KEY VERSION", "FROZEN", "CREATED"],
+            [
+                (p["id"], p["name"], p["keyVersion"], frozen(p["frozenAt"]), when(p["createdAt"]))
+                for p in projects
+            ],
         )
 
 
+def frozen(ms: int | None) -> str:
+    """A project's freeze state for people: 'no', or since when (a canary was read)."""
+    return "no" if ms is None else f"since {when(ms)}"
+
+
 @project.command("delete")
-@click.argument("project_id", metavar="PROJECT")
+@click.argument("project_id", metavar="PROJECT", type=PROJECT)
 @client_command
 def project_delete(client: Client, as_json: bool, project_id: str) -> None:
     """Delete an empty project."""
@@ -87,6 +101,18 @@ def project_delete(client: Client, as_json: bool, project_id: str) -> None:
 
 
 # -- secret -----------------------------------------------------------------------
+PROJECT_HELP = "Project: id, VAULT/NAME, or a name only one vault has."
+
+# What people see: the SikkerKey word for a one-string secret (the machine API's "type"),
+# where the admin API says "standard" (kept in --json for the scripts that read it).
+_TYPE_WORDS = {"standard": "secret"}
+
+
+def type_word(kind: str) -> str:
+    """The word the CLI shows for a secret type: 'secret' or 'structured'."""
+    return _TYPE_WORDS.get(kind, kind)
+
+
 FIELD_HELP = (
     "KEY=VALUE of a structured secret (repeat). Visible to other users in the process list "
     "(ps) and kept in shell history: give secret fields with --field-file or --fields-file."
@@ -194,11 +220,16 @@ def value_options(fn: Any) -> Any:
 
 @click.group()
 def secret() -> None:
-    """Create, read, update, version, roll back, delete and restore secrets."""
+    """Create, read, update, version, roll back, delete and restore secrets.
+
+    SECRET is an id (sk_...) or a path: VAULT/PROJECT/NAME, or PROJECT/NAME. The TYPE of a
+    secret is 'secret' (one string) or 'structured' (string fields), as on the machine side;
+    --json keeps the admin API's value, 'standard' for 'secret'.
+    """
 
 
 @secret.command("create")
-@click.option("--project", "project_id", required=True, help="Project id.")
+@click.option("--project", "project_id", type=PROJECT, required=True, help=PROJECT_HELP)
 @click.argument("name")
 @value_options
 @click.option(
@@ -212,7 +243,11 @@ def secret() -> None:
     help="--canary: the shape of the decoy value.",
 )
 @click.option(
-    "--freeze-related", "related", multiple=True, help="--canary: also freeze this project (repeat)."
+    "--freeze-related",
+    "related",
+    type=PROJECT,
+    multiple=True,
+    help="--canary: also freeze this project (id or VAULT/NAME; repeat).",
 )
 @client_command
 def secret_create(
@@ -242,7 +277,7 @@ def secret_create(
 
 
 @secret.command("get")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @click.argument("field", required=False)
 @click.option("--version", type=int, default=None, help="Read an older version.")
 @client_command
@@ -264,7 +299,7 @@ def secret_get(client: Client, as_json: bool, secret_id: str, field: str | None,
 
 
 @secret.command("update")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @value_options
 @client_command
 def secret_update(
@@ -284,7 +319,7 @@ def secret_update(
 
 
 @secret.command("list")
-@click.option("--project", "project_id", required=True, help="Project id.")
+@click.option("--project", "project_id", type=PROJECT, required=True, help=PROJECT_HELP)
 @click.option("--deleted", is_flag=True, help="List the trash instead.")
 @client_command
 def secret_list(client: Client, as_json: bool, project_id: str, deleted: bool) -> None:
@@ -296,12 +331,12 @@ def secret_list(client: Client, as_json: bool, project_id: str, deleted: bool) -
     else:
         table(
             ["ID", "NAME", "TYPE", "VERSION", "UPDATED"],
-            [(s["id"], s["name"], s["type"], s["version"], when(s["updatedAt"])) for s in secrets],
+            [(s["id"], s["name"], type_word(s["type"]), s["version"], when(s["updatedAt"])) for s in secrets],
         )
 
 
 @secret.command("versions")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @client_command
 def secret_versions(client: Client, as_json: bool, secret_id: str) -> None:
     """List a secret's versions, newest first."""
@@ -312,11 +347,12 @@ def secret_versions(client: Client, as_json: bool, secret_id: str) -> None:
         table(
             ["VERSION", "CREATED", "BY"],
             [(v["version"], when(v["createdAt"]), v["createdBy"]) for v in versions],
+            ids=["BY"],
         )
 
 
 @secret.command("rollback")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @click.option("--version", type=int, required=True, help="The version to make current again.")
 @client_command
 def secret_rollback(client: Client, as_json: bool, secret_id: str, version: int) -> None:
@@ -328,7 +364,7 @@ def secret_rollback(client: Client, as_json: bool, secret_id: str, version: int)
 
 
 @secret.command("delete")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @client_command
 def secret_delete(client: Client, as_json: bool, secret_id: str) -> None:
     """Move a secret to the trash (restorable for 30 days)."""
@@ -337,7 +373,7 @@ def secret_delete(client: Client, as_json: bool, secret_id: str) -> None:
 
 
 @secret.command("restore")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @client_command
 def secret_restore(client: Client, as_json: bool, secret_id: str) -> None:
     """Bring a secret back from the trash."""
@@ -363,13 +399,35 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--vault", "vault_id", required=True, help="The vault this token may manage.")
+@click.option(
+    "--vault", "vault_id", type=VAULT, required=True, help="The vault this token may manage (id or name)."
+)
+@click.option(
+    "--project", "project_id", type=PROJECT, default=None, help="Bind the token to one project of the vault."
+)
+@click.option(
+    "--role",
+    type=click.Choice(list(ROLES)),
+    default="admin",
+    show_default=True,
+    help="What the token may do (docs/operator/identity.md).",
+)
 @click.option("--name", default="admin", show_default=True, help="A label for the token.")
 @click.option("--ttl", default=None, help="Lifetime, e.g. 12h or 30d (default: no expiry).")
 @client_command
-def token_create(client: Client, as_json: bool, vault_id: str, name: str, ttl: str | None) -> None:
-    """Create an admin token; its plaintext is printed once."""
-    body: dict[str, Any] = {"vaultId": vault_id, "name": name}
+def token_create(
+    client: Client,
+    as_json: bool,
+    vault_id: str,
+    project_id: str | None,
+    role: str,
+    name: str,
+    ttl: str | None,
+) -> None:
+    """Create an admin token with a role at a vault (or one project); its plaintext is printed once."""
+    body: dict[str, Any] = {"vaultId": vault_id, "name": name, "role": role}
+    if project_id:
+        body["projectId"] = project_id
     if ttl:
         body["ttlSeconds"] = parse_duration(ttl)
     result = client.post("/api/tokens", body)
@@ -393,6 +451,7 @@ def token_list(client: Client, as_json: bool) -> None:
                 (t["id"], t["kind"], t["vaultId"], t["name"], when(t["expiresAt"]), when(t["revokedAt"]))
                 for t in tokens
             ],
+            ids=["ID", "VAULT"],
         )
 
 

@@ -14,6 +14,8 @@ import click
 from sikker.agent import Agent, AgentApi, get_provider, stop_on_signals
 from sikker.agent.server import check_secret_id
 from sikker.cli.machine import open_client, vault_option
+from sikker.cli.options import JSON_ERRORS_HELP, json_option
+from sikker.cli.output import emit_json
 from sikker.errors import SikkerError
 
 log = logging.getLogger("sikker.agent")
@@ -55,6 +57,7 @@ def agent() -> None:
 )
 @vault_option
 @click.option("--once", is_flag=True, help="One tick per secret, then exit (for tests and cron).")
+@json_option(help=JSON_ERRORS_HELP + " The log stays text.", expose_value=False)
 def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
     """Manage the given secrets until SIGTERM/SIGINT, or until none is left to manage.
 
@@ -86,10 +89,12 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
 @agent.command("test")
 @click.option("--secret", "secret_id", required=True, metavar="ID", help="Secret whose database to check.")
 @vault_option
-def test(secret_id: str, vault: str | None) -> None:
+@json_option()
+def test(secret_id: str, vault: str | None, as_json: bool) -> None:
     """Check the database of one --secret: fetch its sync-config, log in as the admin,
     check the admin's privileges and that the engine supports the strategy (no dual on
-    MariaDB). Prints every problem; exits non-zero if there is any.
+    MariaDB). Prints every problem; exits non-zero if there is any (--json: the report on
+    stdout, then the error on stderr).
     """
     client = open_client(vault)
     try:
@@ -97,15 +102,32 @@ def test(secret_id: str, vault: str | None) -> None:
     finally:
         client.close()
     c = config.connection
-    click.echo(
-        f"{secret_id}: {config.provider_type} at {c.host}:{c.port}"
-        f"{'/' + c.database if c.database else ''}, admin {c.admin_user!r},"
-        f" managed user {config.managed_username!r}, strategy {config.strategy}"
-    )
+    if not as_json:
+        click.echo(
+            f"{secret_id}: {config.provider_type} at {c.host}:{c.port}"
+            f"{'/' + c.database if c.database else ''}, admin {c.admin_user!r},"
+            f" managed user {config.managed_username!r}, strategy {config.strategy}"
+        )
     provider = get_provider(config.provider_type, c)
     problems = provider.test_admin() or provider.check_strategy(config.strategy)
-    for problem in problems:
-        click.echo(f"  problem: {problem}")
+    if as_json:
+        emit_json(
+            {
+                "secret": secret_id,
+                "provider": config.provider_type,
+                "host": c.host,
+                "port": c.port,
+                "database": c.database,
+                "adminUser": c.admin_user,
+                "managedUser": config.managed_username,
+                "strategy": config.strategy,
+                "problems": list(problems),
+            }
+        )
+    else:
+        for problem in problems:
+            click.echo(f"  problem: {problem}")
     if problems:
         raise SikkerError(f"{len(problems)} problem(s) found for {secret_id}")
-    click.echo(f"  OK: the admin can log in and manage users; {config.strategy} works here")
+    if not as_json:
+        click.echo(f"  OK: the admin can log in and manage users; {config.strategy} works here")

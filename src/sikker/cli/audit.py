@@ -15,10 +15,10 @@ import orjson
 
 from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
-from sikker.cli.options import client_command, resolve_token, token_options
+from sikker.cli.options import client_command, json_option, resolve_token, token_options
 from sikker.cli.output import console, emit_json, err_console, table, when
 from sikker.core import audit_verify
-from sikker.errors import InvalidInput
+from sikker.errors import InvalidInput, VerificationFailed
 
 
 def parse_time(text: str) -> int:
@@ -104,12 +104,13 @@ def audit_list(
                 r["action"],
                 f"{r['actor_kind']}:{r['actor_id']}",
                 r["source_ip"],
-                " ".join(f"{k}={v}" for k, v in r["target"].items()),
+                "\n".join(f"{k}={v}" for k, v in r["target"].items()),
                 r["result"] + (f" ({r['reason']})" if r["reason"] else ""),
                 r["severity"],
             )
             for r in records
         ],
+        ids=["ACTOR", "TARGET"],
     )
 
 
@@ -160,7 +161,7 @@ def audit_export(client: Client, as_json: bool, chain: str, since: str | None, o
 )
 @click.option("--addr", envvar="SIKKER_ADDR", default="http://127.0.0.1:8300", help="Server (with --vault).")
 @token_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option(help='Print the report as JSON; a failure also as {"error", "code"} on stderr.')
 def audit_verify_cmd(
     file: Path | None,
     chain: str | None,
@@ -210,10 +211,8 @@ def audit_verify_cmd(
         console.print(f"OK: {report.records} records, {report.checkpoints} checkpoints verified.")
         for note in report.notes:
             err_console.print(f"note: {note}")
-    else:
-        err_console.print(f"[red]FAILED[/]: {report.problem}")
     if not report.ok:
-        sys.exit(8)
+        raise VerificationFailed(f"verification failed: {report.problem}")
 
 
 @audit.group("stream")
@@ -319,6 +318,7 @@ def stream_list(client: Client, as_json: bool, vault_id: str | None) -> None:
             )
             for s in found
         ],
+        ids=["ID", "VAULT"],
     )
 
 
@@ -353,4 +353,5 @@ def stream_deliveries(client: Client, as_json: bool, stream_id: str) -> None:
             )
             for d in found
         ],
+        ids=["CHAIN"],
     )

@@ -8,6 +8,7 @@ from sikker.cli.admin import project
 from sikker.cli.client import Client
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, table, when
+from sikker.cli.refs import PROJECT, SECRET, VAULT
 
 SHAPES = ["aws-access-key", "postgres-url", "api-token", "password", "structured-db"]
 
@@ -29,7 +30,7 @@ def canary() -> None:
 
 
 @canary.command("list")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
 @client_command
 def canary_list(client: Client, as_json: bool, vault_id: str) -> None:
     """List a vault's canaries."""
@@ -45,16 +46,17 @@ def canary_list(client: Client, as_json: bool, vault_id: str) -> None:
                 c["name"],
                 c["projectId"],
                 c["looksLike"],
-                c["enabled"],
-                ", ".join(c["freezeRelated"]) or "-",
+                "yes" if c["enabled"] else "no",
+                "\n".join(c["freezeRelated"]) or "-",
             )
             for c in found
         ],
+        ids=["ID", "PROJECT", "FREEZES ALSO"],
     )
 
 
 @canary.command("show")
-@click.argument("secret_id", metavar="CANARY")
+@click.argument("secret_id", metavar="CANARY", type=SECRET)
 @client_command
 def canary_show(client: Client, as_json: bool, secret_id: str) -> None:
     """Show a canary and its trips: which machine, from which IP, when."""
@@ -63,7 +65,7 @@ def canary_show(client: Client, as_json: bool, secret_id: str) -> None:
         emit_json(found)
         return
     console.print(
-        f"{found['id']} {found['name']!r} in {found['projectId']}, looks like {found['looksLike']}, "
+        f"{found['id']} '{found['name']}' in {found['projectId']}, looks like {found['looksLike']}, "
         f"{'enabled' if found['enabled'] else 'disabled'}"
     )
     table(
@@ -73,10 +75,11 @@ def canary_show(client: Client, as_json: bool, secret_id: str) -> None:
                 when(t["time"]),
                 f"{t['actorKind']}:{t['actorId']}",
                 t["sourceIp"],
-                ", ".join(t["frozenProjects"]),
+                "\n".join(t["frozenProjects"]),
             )
             for t in found["trips"]
         ],
+        ids=["BY", "FROZE"],
     )
 
 
@@ -94,7 +97,7 @@ def _toggle(enabled: bool) -> click.Command:
         else "Disarm a canary (reads no longer freeze; audit keeps recording them)."
     )
     name = "enable" if enabled else "disable"
-    return click.command(name)(click.argument("secret_id", metavar="CANARY")(command))
+    return click.command(name)(click.argument("secret_id", metavar="CANARY", type=SECRET)(command))
 
 
 canary.add_command(_toggle(True))
@@ -102,7 +105,7 @@ canary.add_command(_toggle(False))
 
 
 @project.command("unfreeze")
-@click.argument("project_id", metavar="PROJECT")
+@click.argument("project_id", metavar="PROJECT", type=PROJECT)
 @click.option("--reason", required=True, help="Why it is safe (recorded in the audit log).")
 @client_command
 def project_unfreeze(client: Client, as_json: bool, project_id: str, reason: str) -> None:

@@ -29,7 +29,7 @@ from sikker.cli.machine_client import (
     encode,
     error_message,
 )
-from sikker.cli.options import resolve_token
+from sikker.cli.options import JSON_ERRORS_HELP, json_option, resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
 from sikker.errors import InvalidInput, NotFound, SikkerError, Unavailable
@@ -89,16 +89,24 @@ def pick_field(secret_id: str, value: str, field: str) -> str:
 @click.argument("secret_id", metavar="SECRET")
 @click.argument("field", required=False)
 @vault_option
-def get_cmd(secret_id: str, field: str | None, vault: str | None) -> None:
-    """Print the value of SECRET; with FIELD, only that field of a structured secret."""
+@json_option()
+def get_cmd(secret_id: str, field: str | None, vault: str | None, as_json: bool) -> None:
+    """Print the value of SECRET; with FIELD, only that field of a structured secret.
+
+    --json prints {"id": SECRET, "value": VALUE}, or {FIELD: VALUE}.
+    """
     value = open_client(vault).get_secret(secret_id)
+    picked = value if field is None else pick_field(secret_id, value, field)
+    if as_json:
+        emit_json({"id": secret_id, "value": picked} if field is None else {field: picked})
+        return
     # Not click.echo: it strips escape sequences when stdout is not a terminal.
-    sys.stdout.write((value if field is None else pick_field(secret_id, value, field)) + "\n")
+    sys.stdout.write(picked + "\n")
 
 
 @click.command("list")
 @vault_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option()
 def list_cmd(vault: str | None, as_json: bool) -> None:
     """List the secrets this machine may read: id, name, type and project (never values)."""
     secrets = open_client(vault).cli_secrets()
@@ -123,14 +131,18 @@ def list_cmd(vault: str | None, as_json: bool) -> None:
 @vault_option
 @click.option("--project", default=None, help="Project id or name (default: every granted secret).")
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="env", show_default=True, help="Output format."
+    "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format [default: env]."
 )
-def export_cmd(vault: str | None, project: str | None, fmt: str) -> None:
+@json_option(help="Same as --format json; an error too, as JSON on stderr.")
+def export_cmd(vault: str | None, project: str | None, fmt: str | None, as_json: bool) -> None:
     """Print the granted secrets as environment variables; structured ones as NAME_FIELD.
 
     'env' prints sh lines for  eval "$(sikker export)";  'dotenv' prints a .env file;
-    'json' prints one object.
+    'json' (or --json) prints one object.
     """
+    if as_json and fmt not in (None, "json"):
+        raise InvalidInput(f"--json prints JSON: drop --format {fmt}")
+    fmt = "json" if as_json else fmt or "env"
     client = open_client(vault)
     entries = client.export(resolve_project(client, project))
     sys.stdout.write(render(merge((flatten_secret(e) for e in entries), warn), fmt, warn))
@@ -186,6 +198,7 @@ class SecretSource:
 @click.option(
     "--interval", type=click.IntRange(min=10), default=15, show_default=True, help="Seconds between polls."
 )
+@json_option(help=JSON_ERRORS_HELP, expose_value=False)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
     vault: str | None,
@@ -315,7 +328,7 @@ def machine_local() -> None:
 )
 @click.option("--token-file", default=None, help="Read the enrollment token from this file ('-' for stdin).")
 @click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option()
 def bootstrap_command(
     url: str, vault_id: str, token: str | None, token_file: str | None, name: str | None, as_json: bool
 ) -> None:

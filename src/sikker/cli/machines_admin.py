@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from sikker.cli.admin import parse_duration
+from sikker.cli.admin import PROJECT_HELP, parse_duration
 from sikker.cli.client import Client
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, table, when
+from sikker.cli.refs import PROJECT, SECRET, VAULT
 
 
 def _state(m: dict[str, Any]) -> str:
@@ -26,7 +27,7 @@ def machine() -> None:
 
 
 @machine.command("list")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
 @client_command
 def machine_list(client: Client, as_json: bool, vault_id: str) -> None:
     """List the machines of a vault."""
@@ -42,11 +43,12 @@ def machine_list(client: Client, as_json: bool, vault_id: str) -> None:
                 m["name"],
                 m["kind"],
                 _state(m),
-                ", ".join(m["projectIds"]) or "-",
+                "\n".join(m["projectIds"]) or "-",
                 when(m["expiresAt"]),
             )
             for m in machines
         ],
+        ids=["ID", "PROJECTS"],
     )
 
 
@@ -73,11 +75,11 @@ machine.add_command(_state_command("revoke", "Revoke a machine for good (401 on 
 def machine_rename(client: Client, as_json: bool, machine_id: str, name: str) -> None:
     """Rename a machine."""
     result = client.post(f"/api/machines/{machine_id}/rename", {"name": name})
-    emit_json(result) if as_json else console.print(f"{machine_id} is now {result['name']!r}.")
+    emit_json(result) if as_json else console.print(f"{machine_id} is now '{result['name']}'.")
 
 
 @machine.command("add")
-@click.option("--project", "project_id", required=True, help="Project id.")
+@click.option("--project", "project_id", type=PROJECT, required=True, help=PROJECT_HELP)
 @click.argument("machine_id", metavar="MACHINE")
 @client_command
 def machine_add(client: Client, as_json: bool, project_id: str, machine_id: str) -> None:
@@ -87,13 +89,16 @@ def machine_add(client: Client, as_json: bool, project_id: str, machine_id: str)
 
 
 @machine.command("remove")
-@click.option("--project", "project_id", required=True, help="Project id.")
+@click.option("--project", "project_id", type=PROJECT, required=True, help=PROJECT_HELP)
 @click.argument("machine_id", metavar="MACHINE")
 @client_command
 def machine_remove(client: Client, as_json: bool, project_id: str, machine_id: str) -> None:
     """Take a machine out of a project; its reads there stop at once."""
     result = client.delete(f"/api/machines/{machine_id}/projects/{project_id}")
     emit_json(result) if as_json else console.print(f"{machine_id} removed from {project_id}.")
+
+
+SECRET_HELP = "Secret: id or [VAULT/]PROJECT/NAME (repeat)."
 
 
 @click.group()
@@ -103,7 +108,7 @@ def grant() -> None:
 
 @grant.command("add")
 @click.option("--machine", "machine_id", required=True, help="Machine id.")
-@click.option("--secret", "secret_ids", required=True, multiple=True, help="Secret id (repeat).")
+@click.option("--secret", "secret_ids", type=SECRET, required=True, multiple=True, help=SECRET_HELP)
 @client_command
 def grant_add(client: Client, as_json: bool, machine_id: str, secret_ids: tuple[str, ...]) -> None:
     """Grant a machine read access to secrets."""
@@ -113,7 +118,7 @@ def grant_add(client: Client, as_json: bool, machine_id: str, secret_ids: tuple[
 
 @grant.command("remove")
 @click.option("--machine", "machine_id", required=True, help="Machine id.")
-@click.option("--secret", "secret_ids", required=True, multiple=True, help="Secret id (repeat).")
+@click.option("--secret", "secret_ids", type=SECRET, required=True, multiple=True, help=SECRET_HELP)
 @client_command
 def grant_remove(client: Client, as_json: bool, machine_id: str, secret_ids: tuple[str, ...]) -> None:
     """Remove grants; the machine's next read of those secrets is refused."""
@@ -123,7 +128,9 @@ def grant_remove(client: Client, as_json: bool, machine_id: str, secret_ids: tup
 
 @grant.command("list")
 @click.option("--machine", "machine_id", default=None, help="List the secrets a machine may read.")
-@click.option("--secret", "secret_id", default=None, help="List the machines that may read a secret.")
+@click.option(
+    "--secret", "secret_id", type=SECRET, default=None, help="List the machines that may read a secret."
+)
 @client_command
 def grant_list(client: Client, as_json: bool, machine_id: str | None, secret_id: str | None) -> None:
     """List grants of a machine (--machine) or of a secret (--secret)."""
@@ -146,9 +153,21 @@ def enroll_token() -> None:
 
 
 @enroll_token.command("create")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
-@click.option("--project", "project_ids", multiple=True, help="Project the machines join (repeat).")
-@click.option("--secret", "secret_ids", multiple=True, help="Secret the machines are granted (repeat).")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
+@click.option(
+    "--project",
+    "project_ids",
+    type=PROJECT,
+    multiple=True,
+    help="Project the machines join: id, VAULT/NAME or a name in --vault (repeat).",
+)
+@click.option(
+    "--secret",
+    "secret_ids",
+    type=SECRET,
+    multiple=True,
+    help="Secret the machines are granted: id, [VAULT/]PROJECT/NAME or a name in the one --project (repeat).",
+)
 @click.option("--name", default="enrollment", show_default=True, help="A label.")
 @click.option("--max-uses", default=1, show_default=True, help="How many machines may enroll (<= 10000).")
 @click.option("--token-ttl", default="10m", show_default=True, help="How long the token is valid.")
@@ -201,7 +220,7 @@ def enroll_token_create(
 
 
 @enroll_token.command("list")
-@click.option("--vault", "vault_id", required=True, help="Vault id.")
+@click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
 @client_command
 def enroll_token_list(client: Client, as_json: bool, vault_id: str) -> None:
     """List enrollment tokens (never their plaintext)."""

@@ -1,4 +1,4 @@
-"""Options shared by every client command: --addr, --token / --token-file, --json."""
+"""Options shared by every client command: --addr, --token / --token-file, --json; ids or names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
+from sikker.cli import refs
 from sikker.cli.client import Client
+from sikker.cli.output import Invocation
 from sikker.errors import InvalidInput
 
 DEFAULT_ADDR = "http://127.0.0.1:8300"
@@ -19,6 +21,8 @@ TOKEN_HELP = (
     "environment (SIKKER_TOKEN) or --token-file."
 )
 TOKEN_FILE_HELP = "Read the token from this file ('-' for stdin; env SIKKER_TOKEN_FILE)."
+JSON_HELP = 'Print JSON for scripts; an error too, as {"error", "code"} on stderr.'
+JSON_ERRORS_HELP = 'Print an error as JSON ({"error", "code"} on stderr); other output is unchanged.'
 
 
 def read_text_input(path: str, what: str) -> str:
@@ -49,8 +53,31 @@ def token_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--token", envvar="SIKKER_TOKEN", default=None, help=TOKEN_HELP)(fn)
 
 
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value and (invocation := ctx.find_object(Invocation)) is not None:
+        invocation.json = True
+    return value
+
+
+def json_option(help: str = JSON_HELP, expose_value: bool = True) -> Callable[[Any], Any]:
+    """``--json``; read first (eager), so that any later error of the command prints as JSON."""
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        is_eager=True,
+        expose_value=expose_value,
+        callback=_remember_json,
+        help=help,
+    )
+
+
 def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --addr/--token/--token-file/--json and pass ``client`` and ``as_json`` to the command."""
+    """Add --addr/--token/--token-file/--json and pass ``client`` and ``as_json`` to the command.
+
+    Options of type ``refs.VAULT``, ``PROJECT`` or ``SECRET`` reach the command as ids: names
+    are looked up first (``refs.resolve``).
+    """
 
     @click.option(
         "--addr",
@@ -60,9 +87,10 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Server address (env SIKKER_ADDR).",
     )
     @token_options
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+    @json_option()
     @functools.wraps(fn)
     def wrapper(addr: str, token: str | None, token_file: str | None, as_json: bool, **kwargs: Any) -> Any:
-        return fn(client=Client(addr, resolve_token(token, token_file, addr)), as_json=as_json, **kwargs)
+        client = Client(addr, resolve_token(token, token_file, addr))
+        return fn(client=client, as_json=as_json, **refs.resolve(client, kwargs))
 
     return wrapper

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sikker import config
+from sikker.cli.options import JSON_ERRORS_HELP, json_option
 from sikker.config import Settings
 from sikker.core.audit import Actor
 
@@ -94,6 +95,7 @@ def prepare(services: Services) -> str | None:
     help="Server processes sharing the port (default 1). More than 1 needs a server that unseals "
     "itself (--dev or --seal-key-file); after 'operator seal', restart it to unseal.",
 )
+@json_option(help=JSON_ERRORS_HELP, expose_value=False)
 def server(
     dev: bool,
     listen: str | None,
@@ -146,7 +148,11 @@ def server(
     from sikker.cli.output import console
 
     if dev:
-        console.print(DEV_BANNER.format(data_dir=settings.data_dir, url=settings.url, token=token))
+        from rich.markup import escape
+
+        # The banner's markup is ours; the values are data (a path may hold brackets).
+        values = {"data_dir": settings.data_dir, "url": settings.url, "token": token}
+        console.print(DEV_BANNER.format(**{k: escape(str(v)) for k, v in values.items()}), markup=True)
     else:
         state = services.seal.status()
         note = (

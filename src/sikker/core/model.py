@@ -62,6 +62,8 @@ class Token:
     created_ms: int
     expires_ms: int | None
     revoked_ms: int | None
+    role: str = "admin"  # an admin token's role (core/permissions.py); unused for root
+    project_id: str | None = None  # an admin token bound to one project of its vault
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +86,10 @@ class Principal:
     user_id: str | None = None  # a person's
     name: str | None = None  # a person's user name
 
-    def can_access(self, vault_id: str) -> bool:
-        if self.kind == "root":
-            return True
-        if self.kind == "admin":
-            return self.vault_id == vault_id
-        return any(b.vault_id == vault_id for b in self.bindings)
+    def __post_init__(self) -> None:
+        # An admin token made without bindings is what it was before roles: admin of its vault.
+        if self.kind == "admin" and self.vault_id is not None and not self.bindings:
+            object.__setattr__(self, "bindings", (RoleBinding("admin", self.vault_id),))
 
 
 @dataclass(frozen=True, slots=True)

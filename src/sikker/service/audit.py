@@ -16,10 +16,11 @@ from dataclasses import asdict
 from typing import Any
 
 from sikker.core import audit, audit_verify, ids, merkle
+from sikker.core import permissions as perm
 from sikker.core.model import Filters, Principal
 from sikker.crypto.signature import Signer
-from sikker.errors import InvalidInput, NotFound, PermissionDenied
-from sikker.service.base import Deps
+from sikker.errors import InvalidInput, NotFound
+from sikker.service.base import Deps, require
 from sikker.storage import audit as audit_store
 from sikker.storage.audit import Checkpoint, StoredEntry
 
@@ -120,13 +121,13 @@ class AuditService:
 
     # -- reading --------------------------------------------------------------------------
     def check_chain(self, principal: Principal, chain: str) -> None:
+        """Reading, exporting and verifying a chain: ``audit:read`` at the vault; the system
+        chain is root only (``audit:system``)."""
         if chain == audit.SYSTEM_CHAIN:
-            if principal.kind != "root":
-                raise PermissionDenied("only the root token can read the system audit chain")
+            require(principal, perm.AUDIT_SYSTEM, None)
             return
         ids.check("vault", chain)
-        if not principal.can_access(chain):
-            raise NotFound(f"vault {chain} not found")
+        require(principal, perm.AUDIT_READ, chain, missing=f"vault {chain} not found")
 
     def query(
         self, principal: Principal, chain: str, filters: Filters, before_seq: int | None, limit: int

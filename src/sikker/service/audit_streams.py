@@ -26,10 +26,11 @@ from dataclasses import asdict
 from typing import Any
 
 from sikker.core import ids
+from sikker.core import permissions as perm
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.model import AuditStream, Principal
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
-from sikker.service.base import Deps
+from sikker.service.base import Deps, require
 from sikker.service.streams.email import EmailSink
 from sikker.service.streams.formats import matches
 from sikker.service.streams.retry import RetryState
@@ -57,6 +58,11 @@ def _aad(sink_id: str) -> bytes:
     return f"sikker/v1/stream-secret|{sink_id}".encode()
 
 
+def _action(vault_id: str | None) -> str:
+    """Streams of one vault are ``stream:manage`` there; streams of every vault are root's."""
+    return perm.STREAM_MANAGE if vault_id is not None else perm.STREAM_ALL
+
+
 class StreamService:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -78,13 +84,10 @@ class StreamService:
 
         File streams need the root token and a path inside the stream directory (stored
         relative to it); network streams must resolve to allowed addresses."""
-        if kind == "jsonl" and principal.kind != "root":
-            raise PermissionDenied(
-                "only the root token can add a file (jsonl) stream: it writes on the server's disk. "
-                "Use a webhook or syslog stream, or ask the operator"
-            )
-        if vault_id is None and principal.kind != "root":
-            raise PermissionDenied("only the root token can stream every vault")
+        missing = f"vault {vault_id} not found"
+        if kind == "jsonl":
+            require(principal, perm.STREAM_FILE, vault_id, missing=missing)
+        require(principal, perm.STREAM_MANAGE if vault_id else perm.STREAM_ALL, vault_id, missing=missing)
         if min_severity not in SEVERITIES:
             raise InvalidInput(f"min severity must be one of {', '.join(SEVERITIES)}")
         secret = pysecrets.token_urlsafe(32) if kind == "webhook" else None
@@ -105,8 +108,8 @@ class StreamService:
         with self.deps.db.write() as conn:
             if vault_id is not None:
                 ids.check("vault", vault_id)
-                if not principal.can_access(vault_id) or vault_store.get_vault(conn, vault_id) is None:
-                    raise NotFound(f"vault {vault_id} not found")
+                if vault_store.get_vault(conn, vault_id) is None:
+                    raise NotFound(missing)
             heads = audit_store.heads(conn)  # start from now: only new records are streamed
             cursors = {vault_id: heads.get(vault_id, 0)} if vault_id else heads
             row = AuditStream(
@@ -135,23 +138,26 @@ class StreamService:
         return row, secret
 
     def list_streams(self, principal: Principal, vault_id: str | None) -> list[AuditStream]:
+        """The streams of ``vault_id`` (or of every vault ``principal`` manages streams of)."""
+        if vault_id is not None:
+            require(principal, perm.STREAM_MANAGE, vault_id, missing=f"vault {vault_id} not found")
+        else:
+            problem = perm.decide_anywhere(principal, perm.STREAM_MANAGE)
+            if problem is not None:
+                raise problem
         with self.deps.db.read() as conn:
             found = stream_store.list_sinks(conn, vault_id)
-        return [
-            s
-            for s in found
-            if (s.vault_id is None and principal.kind == "root")
-            or (s.vault_id is not None and principal.can_access(s.vault_id))
-        ]
+        return [s for s in found if perm.allowed(principal, _action(s.vault_id), s.vault_id)]
 
     def _visible(self, principal: Principal, sink_id: str) -> AuditStream:
         with self.deps.db.read() as conn:
             row = stream_store.get_sink(conn, sink_id)
-        if row is None or not (
-            (row.vault_id is None and principal.kind == "root")
-            or (row.vault_id is not None and principal.can_access(row.vault_id))
-        ):
-            raise NotFound(f"audit stream {sink_id} not found")
+        missing = f"audit stream {sink_id} not found"
+        if row is None:
+            raise NotFound(missing)
+        problem = perm.decide(principal, _action(row.vault_id), row.vault_id, missing=missing)
+        if problem is not None:  # a stream of every vault is not even shown to others
+            raise NotFound(missing) if row.vault_id is None else problem
         return row
 
     def remove(self, principal: Principal, actor: Actor, sink_id: str) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sikker.config import Settings
-from sikker.core.model import Project
+from sikker.core import permissions
+from sikker.core.model import Principal, Project
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.crypto.keyring import Keyring
@@ -29,6 +30,20 @@ class Deps:
     keyring: Keyring
     settings: Settings
     clock: Clock = wall_clock_ms
+
+
+def require(
+    principal: Principal,
+    action: str,
+    vault_id: str | None,
+    project_id: str | None = None,
+    *,
+    missing: str = "not found",
+) -> None:
+    """Raise what ``permissions.decide`` answers, if anything: the one check of every admin use case."""
+    problem = permissions.decide(principal, action, vault_id, project_id, missing=missing)
+    if problem is not None:
+        raise problem
 
 
 def project_key(deps: Deps, conn: Connection, project: Project, version: int) -> bytes:

@@ -18,10 +18,11 @@ import secrets as pysecrets
 import string
 
 from sikker.core import ids, values
+from sikker.core import permissions as perm
 from sikker.core.audit import Action, Actor
 from sikker.core.model import Canary, Principal, Secret, Trip
 from sikker.errors import Conflict, InvalidInput, NotFound
-from sikker.service.base import Deps
+from sikker.service.base import Deps, require
 from sikker.service.secrets import SecretService
 from sikker.storage import audit as audit_store
 from sikker.storage import canaries as canary_store
@@ -80,10 +81,16 @@ class CanaryService:
         related = list(dict.fromkeys(freeze_related or []))
         with self.deps.db.read() as conn:
             project = vault_store.get_project(conn, ids.check("project", project_id))
+            missing = f"project {project_id} not found"
+            if project is None:
+                raise NotFound(missing)
+            require(principal, perm.CANARY_MANAGE, project.vault_id, project.id, missing=missing)
             for other in related:
                 found = vault_store.get_project(conn, ids.check("project", other))
-                if found is None or project is None or found.vault_id != project.vault_id:
-                    raise NotFound(f"project {other} not found in the canary's vault")
+                missing = f"project {other} not found in the canary's vault"
+                if found is None or found.vault_id != project.vault_id:
+                    raise NotFound(missing)
+                require(principal, perm.CANARY_MANAGE, found.vault_id, found.id, missing=missing)
         secret = self.secrets.create(
             principal,
             actor,
@@ -101,14 +108,19 @@ class CanaryService:
 
         secret = secret_store.get_secret(conn, ids.check("secret", secret_id))
         canary = canary_store.get_canary(conn, secret_id) if secret else None
-        if secret is None or canary is None or not principal.can_access(secret.vault_id):
-            raise NotFound(f"canary {secret_id} not found")
+        missing = f"canary {secret_id} not found"
+        if secret is None:
+            raise NotFound(missing)
+        # Asked before telling whether it is a canary: who may not manage canaries learns nothing.
+        require(principal, perm.CANARY_MANAGE, secret.vault_id, secret.project_id, missing=missing)
+        if canary is None:
+            raise NotFound(missing)
         return canary, secret
 
     def list_canaries(self, principal: Principal, vault_id: str) -> list[tuple[Canary, str, str]]:
+        """The canaries of a vault (``canary:manage`` at the vault)."""
         ids.check("vault", vault_id)
-        if not principal.can_access(vault_id):
-            raise NotFound(f"vault {vault_id} not found")
+        require(principal, perm.CANARY_MANAGE, vault_id, missing=f"vault {vault_id} not found")
         with self.deps.db.read() as conn:
             return canary_store.list_canaries(conn, vault_id)
 
@@ -135,8 +147,10 @@ class CanaryService:
             raise InvalidInput("say why the project is safe to unfreeze (--reason)")
         with self.deps.db.write() as conn:
             project = vault_store.get_project(conn, ids.check("project", project_id), for_update=True)
-            if project is None or not principal.can_access(project.vault_id):
-                raise NotFound(f"project {project_id} not found")
+            missing = f"project {project_id} not found"
+            if project is None:
+                raise NotFound(missing)
+            require(principal, perm.PROJECT_UNFREEZE, project.vault_id, project.id, missing=missing)
             if not canary_store.unfreeze(conn, project_id):
                 raise Conflict(f"project {project_id} is not frozen")
             audit_store.append(

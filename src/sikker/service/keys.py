@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sikker.core import permissions as perm
 from sikker.core.audit import Action, Actor
 from sikker.core.model import Principal, Project
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
-from sikker.errors import NotFound, PermissionDenied
-from sikker.service.base import Deps, project_key
+from sikker.errors import NotFound
+from sikker.service.base import Deps, project_key, require
 from sikker.storage import audit as audit_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
@@ -34,8 +35,7 @@ class KeyService:
         self.deps = deps
 
     def rotate(self, principal: Principal, actor: Actor, project_id: str | None = None) -> RotationReport:
-        if principal.kind != "root":
-            raise PermissionDenied("only the root token can rotate keys")
+        require(principal, perm.KEY_ROTATE, None)
         with self.deps.db.read() as conn:
             if project_id is None:
                 targets = vault_store.all_projects(conn)

@@ -1,5 +1,11 @@
 """Admin use cases for the machine plane: machines, memberships, grants, enrollment tokens.
 
+Machines and enrollment tokens belong to a vault: listing, renaming, state changes, a
+machine's grant list and enrollment tokens need ``machine:manage`` / ``enrollment:manage``
+at the vault. Membership of a project needs ``machine:manage`` on that project, and a
+grant ``grant:manage`` on the secret's project, so a project-bound developer can wire
+machines to its own project (the machine must be in a vault it sees).
+
 Every change commits with its audit record. Changes take effect on the next
 machine request: the read path consults the store each time.
 """
@@ -13,10 +19,11 @@ import secrets as pysecrets
 from dataclasses import replace
 
 from sikker.core import hostnames, ids, values
+from sikker.core import permissions as perm
 from sikker.core.audit import Action, Actor
 from sikker.core.model import EnrollmentToken, Machine, Principal
 from sikker.errors import Conflict, InvalidInput, NotFound
-from sikker.service.base import Deps
+from sikker.service.base import Deps, require
 from sikker.storage import audit as audit_store
 from sikker.storage import machines as machine_store
 from sikker.storage import secrets as secret_store
@@ -56,20 +63,27 @@ class MachineAdmin:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def _machine(self, conn: Connection, principal: Principal, machine_id: str) -> Machine:
+    def _machine(
+        self, conn: Connection, principal: Principal, machine_id: str, action: str = perm.MACHINE_MANAGE
+    ) -> Machine:
+        """A machine; ``action`` is asked at its vault (``vault:read`` when the real check is
+        per project, made by the caller)."""
         machine = machine_store.get_machine(conn, check_machine_id(machine_id))
-        if machine is None or not principal.can_access(machine.vault_id):
-            raise NotFound(f"machine {machine_id} not found")
+        missing = f"machine {machine_id} not found"
+        if machine is None:
+            raise NotFound(missing)
+        require(principal, action, machine.vault_id, missing=missing)
         return machine
 
-    def _vault(self, conn: Connection, principal: Principal, vault_id: str) -> None:
+    def _vault(self, conn: Connection, principal: Principal, vault_id: str, action: str) -> None:
         ids.check("vault", vault_id)
-        if not principal.can_access(vault_id) or vault_store.get_vault(conn, vault_id) is None:
+        require(principal, action, vault_id, missing=f"vault {vault_id} not found")
+        if vault_store.get_vault(conn, vault_id) is None:
             raise NotFound(f"vault {vault_id} not found")
 
     def list_machines(self, principal: Principal, vault_id: str) -> list[tuple[Machine, list[str]]]:
         with self.deps.db.read() as conn:
-            self._vault(conn, principal, vault_id)
+            self._vault(conn, principal, vault_id, perm.MACHINE_MANAGE)
             return [
                 (m, [p for p, _ in machine_store.member_projects(conn, m.id)])
                 for m in machine_store.list_machines(conn, vault_id)
@@ -112,10 +126,12 @@ class MachineAdmin:
         ids.check("project", project_id)
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            machine = self._machine(conn, principal, machine_id)
+            machine = self._machine(conn, principal, machine_id, perm.VAULT_READ)
             project = vault_store.get_project(conn, project_id)
+            missing = f"project {project_id} not found in the machine's vault"
             if project is None or project.vault_id != machine.vault_id:
-                raise NotFound(f"project {project_id} not found in the machine's vault")
+                raise NotFound(missing)
+            require(principal, perm.MACHINE_MANAGE, project.vault_id, project.id, missing=missing)
             if member:
                 changed = machine_store.add_membership(conn, machine.id, project.id, now)
                 action = Action.ADMIN_MEMBERSHIP_ADD
@@ -134,13 +150,15 @@ class MachineAdmin:
         now = self.deps.clock()
         changed = 0
         with self.deps.db.write() as conn:
-            machine = self._machine(conn, principal, machine_id)
+            machine = self._machine(conn, principal, machine_id, perm.VAULT_READ)
             projects = {p for p, _ in machine_store.member_projects(conn, machine.id)}
             for secret_id in secret_ids:
                 ids.check("secret", secret_id)
                 secret = secret_store.get_secret(conn, secret_id)
+                missing = f"secret {secret_id} not found in the machine's vault"
                 if secret is None or secret.vault_id != machine.vault_id:
-                    raise NotFound(f"secret {secret_id} not found in the machine's vault")
+                    raise NotFound(missing)
+                require(principal, perm.GRANT_MANAGE, secret.vault_id, secret.project_id, missing=missing)
                 if granted and secret.project_id not in projects:
                     raise Conflict(
                         f"machine {machine.id} is not in project {secret.project_id}; add it first "
@@ -171,8 +189,15 @@ class MachineAdmin:
         ids.check("secret", secret_id)
         with self.deps.db.read() as conn:
             secret = secret_store.get_secret(conn, secret_id)
-            if secret is None or not principal.can_access(secret.vault_id):
+            if secret is None:
                 raise NotFound(f"secret {secret_id} not found")
+            require(
+                principal,
+                perm.GRANT_MANAGE,
+                secret.vault_id,
+                secret.project_id,
+                missing=f"secret {secret_id} not found",
+            )
             return machine_store.grants_of_secret(conn, secret_id)
 
     # -- enrollment tokens -----------------------------------------------------------
@@ -205,7 +230,7 @@ class MachineAdmin:
         plaintext = ENROLL_PREFIX + pysecrets.token_urlsafe(32)
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            self._vault(conn, principal, vault_id)
+            self._vault(conn, principal, vault_id, perm.ENROLLMENT_MANAGE)
             for project_id in project_ids:
                 project = vault_store.get_project(conn, ids.check("project", project_id))
                 if project is None or project.vault_id != vault_id:
@@ -257,7 +282,7 @@ class MachineAdmin:
 
     def list_enrollments(self, principal: Principal, vault_id: str) -> list[EnrollmentToken]:
         with self.deps.db.read() as conn:
-            self._vault(conn, principal, vault_id)
+            self._vault(conn, principal, vault_id, perm.ENROLLMENT_MANAGE)
             return machine_store.list_enrollments(conn, vault_id)
 
     def revoke_enrollment(self, principal: Principal, actor: Actor, token_id: str) -> None:
@@ -265,8 +290,10 @@ class MachineAdmin:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             token = machine_store.get_enrollment(conn, token_id)
-            if token is None or not principal.can_access(token.vault_id):
-                raise NotFound(f"enrollment token {token_id} not found")
+            missing = f"enrollment token {token_id} not found"
+            if token is None:
+                raise NotFound(missing)
+            require(principal, perm.ENROLLMENT_MANAGE, token.vault_id, missing=missing)
             machine_store.revoke_enrollment(conn, token_id, now)
             audit_store.append(
                 conn,

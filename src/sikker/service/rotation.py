@@ -22,13 +22,14 @@ from typing import Any
 import orjson
 
 from sikker.core import ids, rotation, values
+from sikker.core import permissions as perm
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Machine, Managed, Policy, Principal, Project, Rotation, Secret
 from sikker.core.signing import SignedRequest
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SikkerError
-from sikker.service.base import Deps, project_key
+from sikker.service.base import Deps, project_key, require
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.secrets import SecretService
 from sikker.storage import audit as audit_store
@@ -51,10 +52,15 @@ class RotationService:
 
     # -- configuration (admin) -------------------------------------------------------------
     def _secret(self, conn: Connection, principal: Principal, secret_id: str) -> Secret:
+        """A live secret ``principal`` may configure rotation of (``rotation:manage``)."""
         ids.check("secret", secret_id)
         secret = secret_store.get_secret(conn, secret_id, for_update=True)
-        if secret is None or secret.deleted_ms is not None or not principal.can_access(secret.vault_id):
-            raise NotFound(f"secret {secret_id} not found")
+        missing = f"secret {secret_id} not found"
+        if secret is None:
+            raise NotFound(missing)
+        require(principal, perm.ROTATION_MANAGE, secret.vault_id, secret.project_id, missing=missing)
+        if secret.deleted_ms is not None:
+            raise NotFound(missing)
         return secret
 
     def set_policy(
@@ -113,8 +119,11 @@ class RotationService:
     ) -> tuple[Policy | None, Managed | None, list[Rotation]]:
         with self.deps.db.read() as conn:
             secret = secret_store.get_secret(conn, ids.check("secret", secret_id))
-            if secret is None or not principal.can_access(secret.vault_id):
-                raise NotFound(f"secret {secret_id} not found")
+            missing = f"secret {secret_id} not found"
+            if secret is None:
+                raise NotFound(missing)
+            # Schedules and rotation status are metadata: whoever may list the secret sees them.
+            require(principal, perm.SECRET_LIST, secret.vault_id, secret.project_id, missing=missing)
             return (
                 rotation_store.get_policy(conn, secret_id),
                 rotation_store.get_managed(conn, secret_id),

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sikker.core import permissions
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.model import Principal, SealConfig
 from sikker.core.throttle import Throttle
@@ -35,7 +36,6 @@ from sikker.errors import (
     Conflict,
     InvalidCiphertext,
     InvalidInput,
-    PermissionDenied,
     RateLimited,
     ShareRejected,
     Unauthenticated,
@@ -221,11 +221,14 @@ class SealService:
 
     def reset_progress(self, principal: Principal | None, actor: Actor) -> SealStatus:
         """Forget the shares entered so far: root token only, audited either way."""
-        if principal is None or principal.kind != "root":
+        problem = (
+            Unauthenticated("resetting unseal progress needs the root token")
+            if principal is None
+            else permissions.decide(principal, permissions.SEAL_MANAGE, None)
+        )
+        if problem is not None:
             self._audit(Action.OPERATOR_UNSEAL_RESET, actor, {}, "denied", "root token required")
-            if principal is None:
-                raise Unauthenticated("resetting unseal progress needs the root token")
-            raise PermissionDenied("only the root token can reset unseal progress")
+            raise problem
         with self._lock:
             discarded, self._pending = len(self._pending), []
         self._audit(Action.OPERATOR_UNSEAL_RESET, actor, {"discarded": str(discarded)}, "ok", "")

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sikker.core import ids, values
+from sikker.core import permissions as perm
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Principal, Project, Secret, VersionInfo
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.errors import Conflict, Locked, NotFound
-from sikker.service.base import Deps, open_version, project_key
+from sikker.service.base import Deps, open_version, project_key, require
 from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.storage import audit as audit_store
 from sikker.storage import secrets as secret_store
@@ -37,11 +38,13 @@ class SecretService:
         self.deps = deps
 
     # -- helpers -------------------------------------------------------------
-    def _project(self, conn: Connection, principal: Principal, project_id: str) -> Project:
+    def _project(self, conn: Connection, principal: Principal, project_id: str, action: str) -> Project:
         ids.check("project", project_id)
         project = vault_store.get_project(conn, project_id)
-        if project is None or not principal.can_access(project.vault_id):
-            raise NotFound(f"project {project_id} not found")
+        missing = f"project {project_id} not found"
+        if project is None:
+            raise NotFound(missing)
+        require(principal, action, project.vault_id, project.id, missing=missing)
         return project
 
     def _secret(
@@ -49,18 +52,19 @@ class SecretService:
         conn: Connection,
         principal: Principal,
         secret_id: str,
+        action: str,
         for_update: bool = False,
         deleted: bool = False,
     ) -> Secret:
         ids.check("secret", secret_id)
         secret = secret_store.get_secret(conn, secret_id, for_update=for_update)
-        if (
-            secret is None
-            or not principal.can_access(secret.vault_id)
-            or (secret.deleted_ms is not None) != deleted
-        ):
-            where = "in the trash" if deleted else ""
-            raise NotFound(f"secret {secret_id} not found {where}".strip())
+        where = " in the trash" if deleted else ""
+        missing = f"secret {secret_id} not found{where}"
+        if secret is None:
+            raise NotFound(missing)
+        require(principal, action, secret.vault_id, secret.project_id, missing=missing)
+        if (secret.deleted_ms is not None) != deleted:
+            raise NotFound(missing)
         return secret
 
     def write_version(
@@ -94,7 +98,7 @@ class SecretService:
         values.check_name(name, "secret name")
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            project = self._project(conn, principal, project_id)
+            project = self._project(conn, principal, project_id, perm.SECRET_WRITE)
             secret = Secret(
                 ids.new_id("secret"), project.vault_id, project.id, name, value.kind, 1, now, now, None
             )
@@ -123,7 +127,7 @@ class SecretService:
     ) -> int:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            secret = self._secret(conn, principal, secret_id, for_update=True)
+            secret = self._secret(conn, principal, secret_id, perm.SECRET_WRITE, for_update=True)
             if value.kind != secret.kind:
                 raise Conflict(f"secret {secret_id} is {secret.kind}; send a {secret.kind} value")
             project = vault_store.get_project(conn, secret.project_id)
@@ -147,7 +151,7 @@ class SecretService:
         reading a canary freezes its project first (then returns the decoy as usual)."""
         problem: Locked | None = None
         with self.deps.db.write() as conn:
-            secret = self._secret(conn, principal, secret_id)
+            secret = self._secret(conn, principal, secret_id, perm.SECRET_READ)
             number = version or secret.current_version
             project = vault_store.get_project(conn, secret.project_id, for_share=True)
             assert project is not None
@@ -171,22 +175,23 @@ class SecretService:
 
     def get_meta(self, principal: Principal, secret_id: str) -> Secret:
         with self.deps.db.read() as conn:
-            return self._secret(conn, principal, secret_id)
+            return self._secret(conn, principal, secret_id, perm.SECRET_LIST)
 
     def list_secrets(self, principal: Principal, project_id: str, deleted: bool = False) -> list[Secret]:
         with self.deps.db.read() as conn:
-            self._project(conn, principal, project_id)
+            self._project(conn, principal, project_id, perm.SECRET_LIST)
             return secret_store.list_secrets(conn, project_id, deleted)
 
     def versions(self, principal: Principal, secret_id: str) -> list[VersionInfo]:
         with self.deps.db.read() as conn:
-            self._secret(conn, principal, secret_id)
+            self._secret(conn, principal, secret_id, perm.SECRET_LIST)
             return secret_store.list_versions(conn, secret_id)
 
     def rollback(self, principal: Principal, actor: Actor, secret_id: str, version: int) -> int:
         """Write the value of ``version`` again as a new version (history is kept)."""
         with self.deps.db.read() as conn:
-            old = self.open_version(conn, self._secret(conn, principal, secret_id), version)
+            secret = self._secret(conn, principal, secret_id, perm.SECRET_WRITE)
+            old = self.open_version(conn, secret, version)
         return self.update(
             principal, actor, secret_id, old, Action.ADMIN_SECRET_ROLLBACK, {"from_version": str(version)}
         )
@@ -194,7 +199,7 @@ class SecretService:
     def delete(self, principal: Principal, actor: Actor, secret_id: str) -> None:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            secret = self._secret(conn, principal, secret_id, for_update=True)
+            secret = self._secret(conn, principal, secret_id, perm.SECRET_WRITE, for_update=True)
             secret_store.set_deleted(conn, secret.id, now, now)
             audit_store.append(
                 conn,
@@ -208,7 +213,9 @@ class SecretService:
     def restore(self, principal: Principal, actor: Actor, secret_id: str) -> None:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            secret = self._secret(conn, principal, secret_id, for_update=True, deleted=True)
+            secret = self._secret(
+                conn, principal, secret_id, perm.SECRET_WRITE, for_update=True, deleted=True
+            )
             live = {s.name for s in secret_store.list_secrets(conn, secret.project_id)}
             if secret.name in live:
                 raise Conflict(f"a live secret named {secret.name!r} already exists in the project")

@@ -1,4 +1,6 @@
-"""Admin-plane bearer tokens: the root token and vault-scoped admin tokens.
+"""Admin-plane bearer tokens: the root token and admin tokens, each with a role at one
+vault or at one project of it (core/permissions.py). Only the root token creates and
+revokes them.
 
 Tokens are 256-bit random strings shown once; the store keeps their SHA-256
 (a fast hash is right for high-entropy tokens: there is nothing to brute-force).
@@ -11,12 +13,12 @@ import secrets
 import threading
 from typing import Protocol
 
-from sikker.core import ids
+from sikker.core import ids, permissions
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.auth_failures import FailureDigest
-from sikker.core.model import Principal, Token
-from sikker.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from sikker.service.base import Deps
+from sikker.core.model import Principal, RoleBinding, Token
+from sikker.errors import InvalidInput, NotFound, Unauthenticated
+from sikker.service.base import Deps, require
 from sikker.storage import audit as audit_store
 from sikker.storage import tokens as token_store
 from sikker.storage import vaults as vault_store
@@ -84,7 +86,10 @@ class TokenService:
         ):
             self._failed(actor, now)
             raise Unauthenticated("invalid, revoked or expired token")
-        return Principal(token.kind, token.id, token.vault_id)
+        if token.kind == "root" or token.vault_id is None:
+            return Principal("root", token.id, None)
+        binding = RoleBinding(token.role, token.vault_id, token.project_id)
+        return Principal("admin", token.id, token.vault_id, (binding,))
 
     def _failed(self, actor: Actor, now: int) -> None:
         with self._failures_lock:
@@ -144,35 +149,55 @@ class TokenService:
         )
 
     def create_admin(
-        self, principal: Principal, actor: Actor, vault_id: str, name: str, ttl_seconds: int | None
+        self,
+        principal: Principal,
+        actor: Actor,
+        vault_id: str,
+        name: str,
+        ttl_seconds: int | None,
+        role: str = "admin",
+        project_id: str | None = None,
     ) -> tuple[Token, str]:
-        if principal.kind != "root":
-            raise PermissionDenied("only the root token can create admin tokens")
+        """A token with ``role`` at ``vault_id`` (or at its project ``project_id``). Root only."""
+        require(principal, permissions.TOKEN_MANAGE, vault_id, missing=f"vault {vault_id} not found")
         if ttl_seconds is not None and not (60 <= ttl_seconds <= 10 * 365 * 86400):
             raise InvalidInput("ttl must be between 60 seconds and 10 years")
+        if role not in permissions.ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(permissions.ROLES)}")
         plaintext = _new_plaintext()
         with self.deps.db.write() as conn:
             if vault_store.get_vault(conn, vault_id) is None:
                 raise NotFound(f"vault {vault_id} not found")
+            if project_id is not None:
+                project = vault_store.get_project(conn, ids.check("project", project_id))
+                if project is None or project.vault_id != vault_id:
+                    raise NotFound(f"project {project_id} not found in vault {vault_id}")
             now = self.deps.clock()
             expires = now + ttl_seconds * 1000 if ttl_seconds else None
-            token = Token(ids.new_id("token"), "admin", vault_id, name, now, expires, None)
+            token = Token(ids.new_id("token"), "admin", vault_id, name, now, expires, None, role, project_id)
             token_store.insert_token(conn, token, _hash(plaintext))
-            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_TOKEN_CREATE, {"token": token.id})
+            target = {"token": token.id, "role": role} | ({"project": project_id} if project_id else {})
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_TOKEN_CREATE, target)
         return token, plaintext
 
     def list_tokens(self, principal: Principal) -> list[Token]:
+        """The tokens of the vaults where ``principal`` may list tokens (root: every token)."""
+        problem = permissions.decide_anywhere(principal, permissions.TOKEN_LIST)
+        if problem is not None:
+            raise problem
         with self.deps.db.read() as conn:
-            return token_store.list_tokens(conn, principal.vault_id)
+            found = token_store.list_tokens(conn)
+        return [t for t in found if permissions.allowed(principal, permissions.TOKEN_LIST, t.vault_id)]
 
     def revoke(self, principal: Principal, actor: Actor, token_id: str) -> None:
-        if principal.kind != "root":
-            raise PermissionDenied("only the root token can revoke tokens")
         ids.check("token", token_id)
         with self.deps.db.write() as conn:
             token = token_store.get_token(conn, token_id)
             if token is None:
                 raise NotFound(f"token {token_id} not found")
+            require(
+                principal, permissions.TOKEN_MANAGE, token.vault_id, missing=f"token {token_id} not found"
+            )
             now = self.deps.clock()
             token_store.revoke(conn, token_id, now)
             audit_store.append(

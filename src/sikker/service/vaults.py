@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sikker.core import ids, values
+from sikker.core import permissions as perm
 from sikker.core.audit import Action, Actor
 from sikker.core.model import Principal, Project, Vault
 from sikker.crypto import envelope
-from sikker.errors import Conflict, NotFound, PermissionDenied
-from sikker.service.base import Deps
+from sikker.errors import Conflict, NotFound
+from sikker.service.base import Deps, require
 from sikker.storage import audit as audit_store
 from sikker.storage import vaults as vault_store
 
@@ -17,8 +18,7 @@ class VaultService:
         self.deps = deps
 
     def create_vault(self, principal: Principal, actor: Actor, name: str) -> Vault:
-        if principal.kind != "root":
-            raise PermissionDenied("only the root token can create vaults")
+        require(principal, perm.VAULT_CREATE, None)
         values.check_name(name, "vault name")
         vault = Vault(ids.new_id("vault"), name, self.deps.clock())
         with self.deps.db.write() as conn:
@@ -29,20 +29,21 @@ class VaultService:
         return vault
 
     def list_vaults(self, principal: Principal) -> list[Vault]:
+        """The vaults where ``principal`` holds a binding (root: all)."""
         with self.deps.db.read() as conn:
-            return vault_store.list_vaults(conn, principal.vault_id)
+            found = vault_store.list_vaults(conn)
+        return [v for v in found if perm.allowed(principal, perm.VAULT_READ, v.id)]
 
-    def check_vault(self, principal: Principal, vault_id: str) -> None:
+    def check_vault(self, principal: Principal, vault_id: str, action: str = perm.VAULT_READ) -> None:
         ids.check("vault", vault_id)
-        if not principal.can_access(vault_id):
-            raise NotFound(f"vault {vault_id} not found")
+        require(principal, action, vault_id, missing=f"vault {vault_id} not found")
         with self.deps.db.read() as conn:
             if vault_store.get_vault(conn, vault_id) is None:
                 raise NotFound(f"vault {vault_id} not found")
 
     def create_project(self, principal: Principal, actor: Actor, vault_id: str, name: str) -> Project:
         values.check_name(name, "project name")
-        self.check_vault(principal, vault_id)
+        self.check_vault(principal, vault_id, perm.PROJECT_WRITE)
         project = Project(ids.new_id("project"), vault_id, name, 1, self.deps.clock())
         wrapped = self.deps.keyring.wrap_project_key(vault_id, project.id, 1, envelope.new_key())
         with self.deps.db.write() as conn:
@@ -58,20 +59,24 @@ class VaultService:
         return project
 
     def list_projects(self, principal: Principal, vault_id: str) -> list[Project]:
+        """The projects of a vault ``principal`` may see (a project binding: its project)."""
         self.check_vault(principal, vault_id)
         with self.deps.db.read() as conn:
-            return vault_store.list_projects(conn, vault_id)
+            found = vault_store.list_projects(conn, vault_id)
+        return [p for p in found if perm.allowed(principal, perm.PROJECT_READ, vault_id, p.id)]
 
-    def get_project(self, principal: Principal, project_id: str) -> Project:
+    def get_project(self, principal: Principal, project_id: str, action: str = perm.PROJECT_READ) -> Project:
         ids.check("project", project_id)
         with self.deps.db.read() as conn:
             project = vault_store.get_project(conn, project_id)
-        if project is None or not principal.can_access(project.vault_id):
-            raise NotFound(f"project {project_id} not found")
+        missing = f"project {project_id} not found"
+        if project is None:
+            raise NotFound(missing)
+        require(principal, action, project.vault_id, project.id, missing=missing)
         return project
 
     def delete_project(self, principal: Principal, actor: Actor, project_id: str) -> None:
-        project = self.get_project(principal, project_id)
+        project = self.get_project(principal, project_id, perm.PROJECT_WRITE)
         with self.deps.db.write() as conn:
             live = vault_store.count_live_secrets(conn, project_id)
             if live:

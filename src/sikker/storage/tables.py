@@ -127,6 +127,14 @@ tokens = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=True),
     Column("revoked_ms", BigInteger, nullable=True),
+    Column("role", String(16), nullable=False, server_default="admin"),  # core/permissions.py ROLES
+    # A token bound to one project dies with it (never widens to the vault).
+    Column(
+        "project_id",
+        String(32),
+        ForeignKey("projects.id", ondelete="CASCADE", name="fk_tokens_project_id_projects"),
+        nullable=True,
+    ),
 )
 
 audit_log = Table(

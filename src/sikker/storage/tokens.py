@@ -11,7 +11,15 @@ from sikker.storage.tables import tokens
 def _token(row: Row[tuple[object, ...]]) -> Token:
     m = row._mapping
     return Token(
-        m["id"], m["kind"], m["vault_id"], m["name"], m["created_ms"], m["expires_ms"], m["revoked_ms"]
+        m["id"],
+        m["kind"],
+        m["vault_id"],
+        m["name"],
+        m["created_ms"],
+        m["expires_ms"],
+        m["revoked_ms"],
+        m["role"],
+        m["project_id"],
     )
 
 
@@ -26,6 +34,8 @@ def insert_token(conn: Connection, token: Token, token_hash: bytes) -> None:
             created_ms=token.created_ms,
             expires_ms=token.expires_ms,
             revoked_ms=None,
+            role=token.role,
+            project_id=token.project_id,
         )
     )
 
