@@ -36,7 +36,18 @@ DEVELOPERS = frozenset({"owner", "admin", "developer"})
 IN_PROJECT = DEVELOPERS | {"developer@project"}  # project-level developer actions
 LISTERS = IN_PROJECT | {"viewer"}  # names and metadata, never values
 AUDITORS = MANAGERS | {"auditor"}
-UNAUTHENTICATED = {"/api/sys/status", "/api/sys/health", "/api/sys/init", "/api/sys/unseal"}
+UNAUTHENTICATED = {
+    "/api/sys/status",
+    "/api/sys/health",
+    "/api/sys/init",
+    "/api/sys/unseal",
+    "/api/auth/login",
+    "/api/auth/oidc",
+    "/api/auth/oidc/{provider}/start",
+    "/api/auth/oidc/{provider}/finish",
+}
+OWNERS = frozenset({"owner"})
+PERSONS_ONLY: frozenset[str] = frozenset()  # a person's own session: no token principal may
 HOOK = "http://127.0.0.1:9/hook"  # allowed by the server's stream_allowed_networks; never delivered
 
 
@@ -162,6 +173,67 @@ def _token(w: World) -> Req:
     made = w.root.ok("POST", "/api/tokens", {"vaultId": w.vault, "name": "victim"})
     return Req(f"/api/tokens/{made['id']}")
 
+
+def _user(w: World) -> str:
+    body = {"name": _name(), "email": "p@example.org", "password": "correct horse battery staple"}
+    return str(w.root.ok("POST", "/api/users", body)["id"])
+
+
+def _binding(w: World) -> Req:
+    made = w.root.ok("POST", "/api/role-bindings", {"role": "viewer", "vaultId": w.vault, "group": _name()})
+    return Req(f"/api/role-bindings/{made['id']}")
+
+
+PEOPLE: list[Case] = [
+    Case("GET", "/api/auth/whoami", EVERYONE, lambda w: Req("/api/auth/whoami")),
+    Case("POST", "/api/auth/logout", PERSONS_ONLY, lambda w: Req("/api/auth/logout")),
+    Case("POST", "/api/users/me/totp", PERSONS_ONLY, lambda w: Req("/api/users/me/totp")),
+    Case(
+        "POST",
+        "/api/users/me/totp/confirm",
+        PERSONS_ONLY,
+        lambda w: Req("/api/users/me/totp/confirm", {"code": "123456"}),
+    ),
+    Case(
+        "POST",
+        "/api/users/me/tokens",
+        PERSONS_ONLY,
+        lambda w: Req("/api/users/me/tokens", {"name": "ci", "ttlSeconds": 3600}),
+    ),
+    Case(
+        "POST",
+        "/api/users",
+        ROOT_ONLY,
+        lambda w: Req(
+            "/api/users", {"name": _name(), "email": "n@example.org", "password": "a b c d e f g h"}
+        ),
+    ),
+    Case("GET", "/api/users", ROOT_ONLY, lambda w: Req("/api/users")),
+    Case("GET", "/api/users/{user}", ROOT_ONLY, lambda w: Req(f"/api/users/{_user(w)}")),
+    Case("DELETE", "/api/users/{user}", ROOT_ONLY, lambda w: Req(f"/api/users/{_user(w)}")),
+    Case("POST", "/api/users/{user}/{change}", ROOT_ONLY, lambda w: Req(f"/api/users/{_user(w)}/disable")),
+    Case(
+        "PUT",
+        "/api/vaults/{vault}/mfa",
+        OWNERS,
+        lambda w: Req(f"/api/vaults/{w.vault}/mfa", {"required": False}),
+    ),
+    Case(
+        "POST",
+        "/api/role-bindings",
+        OWNERS,
+        lambda w: Req("/api/role-bindings", {"role": "viewer", "vaultId": w.vault, "group": _name()}),
+    ),
+    Case(
+        "POST",
+        "/api/role-bindings",
+        OWNERS,
+        lambda w: Req("/api/role-bindings", {"role": "viewer", "projectId": w.project, "group": _name()}),
+        "at a project",
+    ),
+    Case("GET", "/api/role-bindings", OWNERS, lambda w: Req("/api/role-bindings", params={"vault": w.vault})),
+    Case("DELETE", "/api/role-bindings/{binding}", OWNERS, _binding),
+]
 
 C = Case
 # Destructive server-wide calls come last (a wrongly allowed seal would stop the walk).
@@ -418,6 +490,7 @@ CASES: list[Case] = [
         ROOT_ONLY,
         lambda w: Req("/api/sys/rotate-keys", {"projectId": w.project}),
     ),
+    *PEOPLE,
     C("POST", "/api/sys/seal", ROOT_ONLY, lambda w: Req("/api/sys/seal")),
 ]
 

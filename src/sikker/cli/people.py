@@ -14,9 +14,10 @@ from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
 from sikker.cli.options import DEFAULT_ADDR, client_command, read_text_input
 from sikker.cli.output import emit_json, table, when
+from sikker.core import permissions
 from sikker.errors import InvalidInput
 
-ROLES = click.Choice(["owner", "admin", "developer", "viewer", "auditor"])
+ROLES = click.Choice(list(permissions.ROLES))
 PASSWORD_FILE = "Read the password from this file ('-' for stdin); never give it as an argument."
 
 

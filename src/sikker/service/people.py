@@ -27,7 +27,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from sikker.config import OidcProvider
-from sikker.core import ids, oidc, people
+from sikker.core import ids, oidc, people, permissions
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
 from sikker.core.model import BoundRole, Principal, RoleBinding, User, UserSession
@@ -43,7 +43,7 @@ from sikker.errors import (
     SsoRejected,
     Unauthenticated,
 )
-from sikker.service.base import Deps
+from sikker.service.base import Deps, require
 from sikker.service.oidc import OidcClient
 from sikker.service.tokens import SESSION_PREFIX
 from sikker.storage import audit as audit_store
@@ -51,7 +51,6 @@ from sikker.storage import people as people_store
 from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
-ROLES = ("owner", "admin", "developer", "viewer", "auditor")
 LOGINS_PER_MINUTE = 30  # per source address
 TOUCH_EVERY_MS = 60_000  # a session's last use is written at most once a minute
 TOKEN_TTL_MAX_S = 366 * 86400
@@ -172,25 +171,34 @@ class PeopleService:
         group: str | None = None,
     ) -> BoundRole:
         """Give a user (by name or id), or every member of an identity-provider group, a role at
-        a vault or at one project."""
-        self._root(principal)
-        if role not in ROLES:
-            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+        a vault or at one project (the vault's owners, or root)."""
+        if role not in permissions.ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(permissions.ROLES)}")
         if (user is None) == (group is None):
             raise InvalidInput("bind either a user or a group")
         if (vault_id is None) == (project_id is None):
             raise InvalidInput("bind at either a vault or a project")
-        user_row = self.find(principal, user) if user is not None else None
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             if project_id is not None:
                 project = vault_store.get_project(conn, ids.check("project", project_id))
-                if project is None:
-                    raise NotFound(f"project {project_id} not found")
-                vault_id = project.vault_id
-            elif vault_store.get_vault(conn, ids.check("vault", str(vault_id))) is None:
-                raise NotFound(f"vault {vault_id} not found")
-            assert vault_id is not None
+                vault_id = project.vault_id if project is not None else None
+                missing = f"project {project_id} not found"
+            else:
+                found = vault_store.get_vault(conn, ids.check("vault", str(vault_id)))
+                vault_id, missing = (found.id if found else None), f"vault {vault_id} not found"
+            if vault_id is None:
+                raise NotFound(missing)
+            require(principal, permissions.MEMBER_MANAGE, vault_id, project_id, missing=missing)
+            user_row = None
+            if user is not None:
+                user_row = (
+                    people_store.get_user(conn, user)
+                    if ids.is_valid("user", user)
+                    else people_store.find_user(conn, people.canonical_name(user))
+                )
+                if user_row is None:
+                    raise NotFound(f"user {user!r} not found")
             row = BoundRole(
                 ids.new_id("binding"),
                 RoleBinding(role, vault_id, project_id),
@@ -206,18 +214,26 @@ class PeopleService:
         return row
 
     def unbind(self, principal: Principal, actor: Actor, binding_id: str) -> None:
-        self._root(principal)
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             row = people_store.get_binding(conn, ids.check("binding", binding_id))
+            missing = f"role binding {binding_id} not found"
             if row is None:
-                raise NotFound(f"role binding {binding_id} not found")
+                raise NotFound(missing)
+            b = row.binding
+            require(principal, permissions.MEMBER_MANAGE, b.vault_id, b.project_id, missing=missing)
             people_store.delete_binding(conn, row.id)
-            target = {"binding": row.id, "role": row.binding.role}
-            audit_store.append(conn, row.binding.vault_id, now, actor, Action.ADMIN_ROLE_UNBIND, target)
+            target = {"binding": row.id, "role": b.role}
+            audit_store.append(conn, b.vault_id, now, actor, Action.ADMIN_ROLE_UNBIND, target)
 
     def list_bindings(self, principal: Principal, vault_id: str | None) -> list[BoundRole]:
-        self._root(principal)
+        """The bindings of one vault (its owners, or root), or of every vault (root)."""
+        if vault_id is None:
+            self._root(principal)
+        else:
+            require(
+                principal, permissions.MEMBER_MANAGE, ids.check("vault", vault_id), missing="vault not found"
+            )
         with self.deps.db.read() as conn:
             return people_store.list_bindings(conn, vault_id)
 
@@ -421,8 +437,8 @@ class PeopleService:
 
     def require_mfa(self, principal: Principal, actor: Actor, vault_id: str, required: bool) -> None:
         """Make every person's access to a vault depend on a session signed in with a second
-        factor (sessions without one, and their tokens, no longer see the vault)."""
-        self._root(principal)
+        factor (sessions without one, and their tokens, no longer see the vault). Owners, or root."""
+        require(principal, permissions.MEMBER_MANAGE, ids.check("vault", vault_id), missing="vault not found")
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             if not people_store.set_vault_mfa(conn, ids.check("vault", vault_id), required):
