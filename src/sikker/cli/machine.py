@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sikker.cli import identity as identities
-from sikker.cli.client import error_for_status
+from sikker.cli.client import error_for_status, tls_verify, unreachable
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import (
     USER_AGENT,
@@ -29,10 +29,10 @@ from sikker.cli.machine_client import (
     encode,
     error_message,
 )
-from sikker.cli.options import resolve_token
+from sikker.cli.options import ca_cert_option, resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
-from sikker.errors import InvalidInput, NotFound, SikkerError, Unavailable
+from sikker.errors import InvalidInput, NotFound, SikkerError
 
 _EXIT_NOT_FOUND = 127  # what sh and env(1) use when the command does not exist
 _EXIT_NOT_EXECUTABLE = 126
@@ -44,6 +44,8 @@ def warn(message: str) -> None:
 
 
 def vault_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --vault (which identity) and --ca-cert (the CA of a server with a private certificate)."""
+    fn = ca_cert_option(fn)
     return click.option(
         "--vault",
         default=None,
@@ -52,10 +54,10 @@ def vault_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def open_client(vault: str | None) -> MachineClient:
+def open_client(vault: str | None, ca_cert: str | None = None) -> MachineClient:
     """A signed client for the identity ``--vault`` names (see ``identity.resolve``)."""
     identity, key = identities.load(identities.resolve(vault))
-    return MachineClient(identity, key)
+    return MachineClient(identity, key, ca_cert=ca_cert)
 
 
 def resolve_project(client: MachineClient, project: str | None) -> str | None:
@@ -89,9 +91,9 @@ def pick_field(secret_id: str, value: str, field: str) -> str:
 @click.argument("secret_id", metavar="SECRET")
 @click.argument("field", required=False)
 @vault_option
-def get_cmd(secret_id: str, field: str | None, vault: str | None) -> None:
+def get_cmd(secret_id: str, field: str | None, vault: str | None, ca_cert: str | None) -> None:
     """Print the value of SECRET; with FIELD, only that field of a structured secret."""
-    value = open_client(vault).get_secret(secret_id)
+    value = open_client(vault, ca_cert).get_secret(secret_id)
     # Not click.echo: it strips escape sequences when stdout is not a terminal.
     sys.stdout.write((value if field is None else pick_field(secret_id, value, field)) + "\n")
 
@@ -99,9 +101,9 @@ def get_cmd(secret_id: str, field: str | None, vault: str | None) -> None:
 @click.command("list")
 @vault_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def list_cmd(vault: str | None, as_json: bool) -> None:
+def list_cmd(vault: str | None, ca_cert: str | None, as_json: bool) -> None:
     """List the secrets this machine may read: id, name, type and project (never values)."""
-    secrets = open_client(vault).cli_secrets()
+    secrets = open_client(vault, ca_cert).cli_secrets()
     if as_json:
         emit_json(secrets)
         return
@@ -125,13 +127,13 @@ def list_cmd(vault: str | None, as_json: bool) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="env", show_default=True, help="Output format."
 )
-def export_cmd(vault: str | None, project: str | None, fmt: str) -> None:
+def export_cmd(vault: str | None, ca_cert: str | None, project: str | None, fmt: str) -> None:
     """Print the granted secrets as environment variables; structured ones as NAME_FIELD.
 
     'env' prints sh lines for  eval "$(sikker export)";  'dotenv' prints a .env file;
     'json' prints one object.
     """
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     entries = client.export(resolve_project(client, project))
     sys.stdout.write(render(merge((flatten_secret(e) for e in entries), warn), fmt, warn))
 
@@ -189,6 +191,7 @@ class SecretSource:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
     vault: str | None,
+    ca_cert: str | None,
     secret_ids: tuple[str, ...],
     all_secrets: bool,
     project: str | None,
@@ -207,7 +210,7 @@ def run_cmd(
         raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
     source = SecretSource(client, wanted, resolve_project(client, project))
     source.load()
@@ -225,7 +228,9 @@ def run_cmd(
 
 
 # -- status and enrollment ----------------------------------------------------------
-def identity_status(vault: str | None, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+def identity_status(
+    vault: str | None, transport: httpx.BaseTransport | None = None, ca_cert: str | None = None
+) -> dict[str, Any]:
     """This machine's identity and whether the server accepts it (GET /v1/secrets).
 
     Raises only when no identity can be loaded; server or network trouble is reported in
@@ -242,7 +247,7 @@ def identity_status(vault: str | None, transport: httpx.BaseTransport | None = N
         "error": None,
     }
     try:
-        client = MachineClient(identity, key, transport=transport)
+        client = MachineClient(identity, key, transport=transport, ca_cert=ca_cert)
     except SikkerError as e:
         report["error"] = e.message
         return report
@@ -265,6 +270,7 @@ def enroll(
     name: str | None,
     public_key: Ed25519PublicKey,
     transport: httpx.BaseTransport | None = None,
+    ca_cert: str | None = None,
 ) -> dict[str, Any]:
     """Register ``public_key`` with an enrollment token (unsigned: the token is the credential)."""
     base = check_api_url(url)
@@ -280,10 +286,10 @@ def enroll(
         body["name"] = name
     headers = {"Content-Type": "application/json", "user-agent": USER_AGENT}
     try:
-        with httpx.Client(timeout=30.0, transport=transport) as http:
+        with httpx.Client(timeout=30.0, transport=transport, verify=tls_verify(ca_cert)) as http:
             response = http.post(f"{base}/v1/{vault}/enroll/register", content=encode(body), headers=headers)
     except httpx.HTTPError as e:
-        raise Unavailable(f"cannot reach {base} ({str(e) or type(e).__name__})") from e
+        raise unreachable(base, "(from --url or SIKKERKEY_API_URL)", e) from e
     if not response.is_success:
         raise error_for_status(response.status_code, error_message(response))
     try:
@@ -315,9 +321,16 @@ def machine_local() -> None:
 )
 @click.option("--token-file", default=None, help="Read the enrollment token from this file ('-' for stdin).")
 @click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
+@ca_cert_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def bootstrap_command(
-    url: str, vault_id: str, token: str | None, token_file: str | None, name: str | None, as_json: bool
+    url: str,
+    vault_id: str,
+    token: str | None,
+    token_file: str | None,
+    name: str | None,
+    ca_cert: str | None,
+    as_json: bool,
 ) -> None:
     """Enroll this machine with an enrollment token and store its identity.
 
@@ -328,7 +341,7 @@ def bootstrap_command(
     if not token:
         raise InvalidInput("give the enrollment token: SIKKERKEY_ENROLL_TOKEN, --token-file or --token")
     private_key = Ed25519PrivateKey.generate()
-    answer = enroll(url, vault_id, token, name, private_key.public_key())
+    answer = enroll(url, vault_id, token, name, private_key.public_key(), ca_cert=ca_cert)
     api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url
     machine_name = answer.get("machineName") if isinstance(answer.get("machineName"), str) else None
     machine_name = machine_name or name or socket.gethostname()

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors and warnings are never hard-wrapped mid-sentence: the terminal wraps them, and
+# they stay one line when captured or grepped.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def emit_json(data: Any) -> None:

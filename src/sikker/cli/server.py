@@ -41,7 +41,7 @@ def prepare(services: Services) -> str | None:
     if settings.dev:
         wanted = settings.dev_root_token.reveal() if settings.dev_root_token else None
         if not status.initialized:
-            return services.seal.init(1, 1, Actor("system", "dev"), wanted).root_token
+            return services.seal.init(None, None, Actor("system", "dev"), wanted).root_token
         services.seal.auto_unseal()
         if wanted:
             services.tokens.ensure_root(wanted)
@@ -146,7 +146,9 @@ def server(
     from sikker.cli.output import console
 
     if dev:
-        console.print(DEV_BANNER.format(data_dir=settings.data_dir, url=settings.url, token=token))
+        console.print(
+            DEV_BANNER.format(data_dir=settings.data_dir, url=settings.url, token=token), soft_wrap=True
+        )
     else:
         state = services.seal.status()
         note = (
@@ -158,7 +160,7 @@ def server(
                 else "not initialised: run 'sikker operator init'"
             )
         )
-        console.print(f"Sikker listening on {settings.url} ({note})")
+        console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
     if settings.workers == 1:
         try:
             uvicorn.run(
