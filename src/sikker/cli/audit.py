@@ -247,7 +247,9 @@ def audit_verify_cmd(
 
 def _export_key_fingerprint(lines: list[Any]) -> str | None:
     """The fingerprint of the key an export's header carries, if it has a readable one."""
-    header = lines[0] if lines and isinstance(lines[0], dict) and lines[0].get("type") == "header" else None
+    header = lines[0] if lines and isinstance(lines[0], dict) else {}
+    if header.get("type") != "header":
+        return None
     try:
         return audit_verify.fingerprint(base64.b64decode(str(header["publicKey"]), validate=True))
     except (TypeError, KeyError, ValueError):
