@@ -54,7 +54,11 @@ def audit() -> None:
 @audit.command("list")
 @click.option("--vault", "chain", required=True, help="Vault id (or 'system', root token only).")
 @click.option("--actor", default=None, help="Actor id (token id or machine id).")
-@click.option("--action", default=None, help="Action, e.g. machine:secret:read.")
+@click.option(
+    "--action",
+    default=None,
+    help="Action, e.g. machine:secret:read, or a prefix with a trailing * as for streams ('admin:*').",
+)
 @click.option("--secret", default=None, help="Secret id.")
 @click.option("--severity", default=None, type=click.Choice(["info", "low", "medium", "high", "critical"]))
 @click.option("--since", default=None, help="From this time (2026-11-29, 2h, epoch ms).")
