@@ -55,7 +55,7 @@ def agent() -> None:
 )
 @vault_option
 @click.option("--once", is_flag=True, help="One tick per secret, then exit (for tests and cron).")
-def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
+def start(secret_ids: tuple[str, ...], vault: str | None, ca_cert: str | None, once: bool) -> None:
     """Manage the given secrets until SIGTERM/SIGINT, or until none is left to manage.
 
     Each secret's sync-config is polled every pollIntervalSeconds. A 403 or 404 ends the
@@ -64,7 +64,7 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
     """
     _configure_logging()
     ids = [check_secret_id(s) for s in secret_ids]
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     stop = threading.Event()
     runner = Agent(ids, AgentApi(client), providers=get_provider)
     try:
@@ -86,12 +86,12 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
 @agent.command("test")
 @click.option("--secret", "secret_id", required=True, metavar="ID", help="Secret whose database to check.")
 @vault_option
-def test(secret_id: str, vault: str | None) -> None:
+def test(secret_id: str, vault: str | None, ca_cert: str | None) -> None:
     """Check the database of one --secret: fetch its sync-config, log in as the admin,
     check the admin's privileges and that the engine supports the strategy (no dual on
     MariaDB). Prints every problem; exits non-zero if there is any.
     """
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     try:
         config = AgentApi(client).sync_config(check_secret_id(secret_id))
     finally:
