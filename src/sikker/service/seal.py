@@ -70,7 +70,7 @@ class InitResult:
     key_location: str | None = None  # auto-unseal: where the unseal key is kept (never the key)
 
 
-NOT_INITIALISED = "server is not initialised: run 'sikker operator init'"
+NOT_INITIALISED = "server is not initialised (so sealed): run 'sikker operator init'"
 # What unseals a server depends on its seal: shares typed in, or the key file read at start-up.
 SEALED_BY_KIND = {
     "shamir": "server is sealed: unseal it with 'sikker operator unseal'",
