@@ -6,7 +6,8 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
 ``tls_cert``, ``tls_key``, ``workers``, ``audit_stream_dir``, ``stream_allowed_networks``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
-``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``).
+``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
+``allow_maintenance_database``).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 """
 
@@ -50,6 +51,7 @@ _ENV = {
     "max_connections": "SIKKER_MAX_CONNECTIONS",
     "max_connections_per_address": "SIKKER_MAX_CONNECTIONS_PER_ADDRESS",
     "read_plan_cache_bytes": "SIKKER_READ_PLAN_CACHE_BYTES",
+    "allow_maintenance_database": "SIKKER_ALLOW_MAINTENANCE_DATABASE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -113,6 +115,8 @@ class Settings:
     max_connections_per_address: int = 64
     # Memory the read lane's plan cache may hold on one node (values are sealed in the plans).
     read_plan_cache_bytes: int = 64 * 1024 * 1024
+    # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
+    allow_maintenance_database: bool = False
 
     @property
     def stream_dir(self) -> Path:
@@ -189,6 +193,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             if merged.get("audit_stream_dir")
             else None,
             stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
+            allow_maintenance_database=_flag(
+                "allow_maintenance_database", merged.get("allow_maintenance_database")
+            ),
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
@@ -237,6 +244,18 @@ def _public_url_problem(url: str) -> str | None:
     if not _URL_PATH.fullmatch(parts.path):
         return "the path may hold only letters, digits and . _ ~ / -"
     return None
+
+
+def _flag(name: str, value: object) -> bool:
+    """A yes/no setting: a flag or TOML boolean, or 1/0, true/false, yes/no in the environment."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidInput(f"{name} must be true or false, not {str(value)[:20]!r}")
 
 
 def _networks(value: object) -> tuple[str, ...]:
