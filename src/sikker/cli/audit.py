@@ -220,7 +220,7 @@ def audit_verify_cmd(
         if latest:
             save_checkpoint.write_bytes(orjson.dumps(max(latest, key=lambda c: c["treeSize"])))
     export_key = _export_key_fingerprint(lines)
-    if pinned is None and export_key is not None:
+    if pinned is None and export_key is not None and not as_json:  # --json: publicKeyPinned says it
         err_console.print(
             f"warning: the audit public key was not pinned (--public-key): trusted the key in the "
             f"export, fingerprint {export_key}. Compare it with the fingerprint of the key you got out "
