@@ -14,8 +14,12 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-## Install, then start a dev server (SQLite in a temp dir, unsealed, NOT for production).
-dev: install
+## Install (showing pip's progress: the first run takes a minute), then start a dev server
+## (SQLite in a temp dir that is removed when it stops, unsealed, NOT for production).
+dev: $(BIN)/python
+	@echo "Installing Sikker and its dependencies into $(VENV) (the first time takes about a minute)..."
+	$(BIN)/pip install --progress-bar on -e '.[test]'
+	@echo "Starting the dev server (Ctrl-C stops it and removes its temp data dir)..."
 	$(BIN)/sikker server --dev $(ARGS)
 
 ## Install, then run the whole test suite (needs the local PostgreSQL; see README).

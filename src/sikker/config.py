@@ -8,7 +8,7 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
 ``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
-``login_lockout_seconds``).
+``login_lockout_seconds``, ``allow_maintenance_database``).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 Single sign-on providers are ``[[oidc_providers]]`` tables, in the file only
 (``load_oidc_providers``; docs/operator/identity.md).
@@ -60,6 +60,7 @@ _ENV = {
     "session_max_seconds": "SIKKER_SESSION_MAX_SECONDS",
     "login_lockout_failures": "SIKKER_LOGIN_LOCKOUT_FAILURES",
     "login_lockout_seconds": "SIKKER_LOGIN_LOCKOUT_SECONDS",
+    "allow_maintenance_database": "SIKKER_ALLOW_MAINTENANCE_DATABASE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -149,6 +150,8 @@ class Settings:
     login_lockout_failures: int = 5
     login_lockout_seconds: int = 15 * 60
     oidc_providers: tuple[OidcProvider, ...] = ()
+    # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
+    allow_maintenance_database: bool = False
 
     @property
     def stream_dir(self) -> Path:
@@ -226,6 +229,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             else None,
             stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
             oidc_providers=load_oidc_providers(merged.get("oidc_providers", [])),
+            allow_maintenance_database=_flag(
+                "allow_maintenance_database", merged.get("allow_maintenance_database")
+            ),
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
@@ -349,6 +355,18 @@ def _public_url_problem(url: str) -> str | None:
     if not _URL_PATH.fullmatch(parts.path):
         return "the path may hold only letters, digits and . _ ~ / -"
     return None
+
+
+def _flag(name: str, value: object) -> bool:
+    """A yes/no setting: a flag or TOML boolean, or 1/0, true/false, yes/no in the environment."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidInput(f"{name} must be true or false, not {str(value)[:20]!r}")
 
 
 def _networks(value: object) -> tuple[str, ...]:

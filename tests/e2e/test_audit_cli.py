@@ -275,3 +275,56 @@ def test_streams_reach_a_webhook_and_a_syslog_collector(world: dict[str, Any]) -
         world["server"], world["token"], "audit", "stream", "deliveries", streams[0]["id"], "--json"
     )
     assert json.loads(log_out.stdout)[0]["result"] == "ok"
+
+
+def test_audit_list_action_takes_a_trailing_star_prefix_as_streams_do(server: Server) -> None:
+    _, token = init_and_unseal(server.url)
+    root = Api(server.url, token)
+    vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
+    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
+    root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "x"})
+
+    def listed(action: str) -> list[str]:
+        result = sikker(server, token, "audit", "list", "--vault", vault, "--action", action, "--json")
+        assert result.returncode == 0, result.stderr
+        return [r["action"] for r in json.loads(result.stdout)]
+
+    admin = listed("admin:*")
+    assert admin and all(a.startswith("admin:") for a in admin)
+    assert "admin:project:create" in admin and "admin:secret:create" in admin
+    assert listed("admin:secret:*") == ["admin:secret:create"]
+    assert sorted(listed("*")) == sorted(listed("admin:*"))
+    assert listed("admin:project:create") == ["admin:project:create"]
+    # LIKE wildcards are literal: '_' and '%' match only themselves.
+    assert listed("admin_*") == [] and listed("%*") == []
+    assert listed("ADMIN:*") == []  # case matters, on SQLite too
+
+    refused = sikker(server, token, "audit", "list", "--vault", vault, "--action", "admin:*:create")
+    assert refused.returncode == 2 and "only at the end" in refused.stderr
+
+
+def test_verify_without_a_pinned_key_warns_and_shows_the_key_fingerprint(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    import base64
+    import hashlib
+
+    server, token = world["server"], world["token"]
+    export = tmp_path / "audit.jsonl"
+    assert (
+        sikker(server, token, "audit", "export", "--vault", world["vault"], "-o", str(export)).returncode == 0
+    )
+    key = Api(server.url).ok("GET", "/api/audit/public-key")
+    fingerprint = "sha256:" + hashlib.sha256(base64.b64decode(key["publicKey"])).hexdigest()
+    assert key["fingerprint"] == fingerprint
+
+    unpinned = sikker(server, token, "audit", "verify", str(export))
+    assert unpinned.returncode == 0 and unpinned.stdout.startswith("OK")
+    warning = " ".join(unpinned.stderr.split())
+    assert "warning" in warning and "not pinned" in warning and fingerprint in warning
+
+    as_json = json.loads(sikker(server, token, "audit", "verify", str(export), "--json").stdout)
+    assert as_json["publicKeyPinned"] is False and as_json["publicKeyFingerprint"] == fingerprint
+
+    pinned = sikker(server, token, "audit", "verify", str(export), "--public-key", key["publicKey"])
+    assert pinned.returncode == 0 and "not pinned" not in pinned.stderr

@@ -259,3 +259,26 @@ def test_a_confirmed_dual_rotation_retires_the_old_password_after_the_grace_peri
     assert after["previousUsername"] == "app"
     assert isinstance(after["disablePreviousAt"], int)
     assert after["disablePreviousAt"] >= int(before) + 600 - 1  # not before the grace period ends
+
+
+def test_scheduled_and_manual_rotations_of_a_plain_secret_are_in_its_history(
+    nodes: tuple[Services, Services, FakeClock],
+) -> None:
+    a, _, clock = nodes
+    sid = _secret(a, values.standard("initial"))
+    a.rotation.set_policy(
+        ROOT, ACTOR, sid, rotation.Schedule(interval_s=3600), rotation.Generator(16, "hex"), None
+    )
+    clock.now += HOUR_MS
+    assert a.rotation.run_due() == 1
+    clock.now += 1000
+    a.rotation.rotate_now(ROOT, ACTOR, sid)
+
+    _, _, history = a.rotation.get_policy(ROOT, sid)
+    assert [(r.trigger, r.status, r.version) for r in history] == [
+        ("manual", "current", 3),
+        ("schedule", "current", 2),
+    ]
+    assert history[1].updated_ms == clock.now - 1000
+    _, _, last = a.rotation.get_policy(ROOT, sid, history=1)
+    assert [r.version for r in last] == [3]

@@ -38,10 +38,19 @@ class SealGate:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.keyring = services.deps.keyring
+        self.seal = services.seal
+
+    def _sealed_error(self) -> Sealed:
+        """Say what unseals this server (its seal kind is read once); plain Sealed if the store
+        cannot tell."""
+        try:
+            return self.seal.sealed_error()
+        except SikkerError:
+            return Sealed()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.keyring.sealed and scope["path"] not in sys.UNSEALED_NOT_REQUIRED:
-            await error_response(Sealed())(scope, receive, send)
+            await error_response(await run_in_threadpool(self._sealed_error))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from sikker.api import schema
 from sikker.api.context import authenticate, call, ok, services
+from sikker.core import audit_verify
 from sikker.core.model import AuditStream, Filters
 from sikker.errors import InvalidInput
 from sikker.service.audit import checkpoint_dict, record_dict
@@ -36,9 +37,17 @@ def _text(request: Request, name: str) -> str | None:
 
 
 async def public_key(request: Request) -> Response:
-    """The Ed25519 key that signs checkpoints (base64 of the raw 32 bytes)."""
+    """The Ed25519 key that signs checkpoints (base64 of the raw 32 bytes) and its fingerprint
+    (``sha256:`` + hex SHA-256 of the raw key), which ``sikker audit verify`` shows."""
     key_id, key = await call(services(request).audit.public_key)
-    return ok({"keyId": key_id, "publicKey": base64.b64encode(key).decode(), "algorithm": "ed25519"})
+    return ok(
+        {
+            "keyId": key_id,
+            "publicKey": base64.b64encode(key).decode(),
+            "fingerprint": audit_verify.fingerprint(key),
+            "algorithm": "ed25519",
+        }
+    )
 
 
 async def list_records(request: Request) -> Response:

@@ -107,9 +107,12 @@ async def set_policy(request: Request) -> Response:
 
 
 async def show_policy(request: Request) -> Response:
+    """The schedule, the database binding and the most recent rotations (``?limit=``, 1-100,
+    default 10), newest first."""
     principal, _ = await authenticate(request)
+    limit = schema.query_int(request.query_params, "limit", 10) or 10
     policy, managed, recent = await call(
-        services(request).rotation.get_policy, principal, request.path_params["secret"]
+        services(request).rotation.get_policy, principal, request.path_params["secret"], limit
     )
     return ok(
         {"policy": _policy(policy), "managed": _managed(managed), "rotations": [_rotation(r) for r in recent]}

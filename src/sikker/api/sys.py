@@ -42,11 +42,13 @@ INIT_FIELDS = {
 
 
 async def init(request: Request) -> Response:
-    """Initialise once: returns the unseal shares and the root token, never again."""
+    """Initialise once: returns the unseal shares (default 5, threshold 3) and the root token,
+    never again. A server with a seal key file has no shares: it answers where its key is
+    (``sealKeyFile``, the path, never the key) and refuses ``shares``/``threshold``."""
     body = schema.parse(await request.body(), INIT_FIELDS)
     svc = services(request)
-    result = await call(svc.seal.init, body.get("shares", 5), body.get("threshold", 3), actor(request))
-    return ok({"shares": result.shares, "rootToken": result.root_token})
+    result = await call(svc.seal.init, body.get("shares"), body.get("threshold"), actor(request))
+    return ok({"shares": result.shares, "rootToken": result.root_token, "sealKeyFile": result.key_location})
 
 
 UNSEAL_FIELDS = {"share": schema.Field(str, max_len=1024), "reset": schema.Field(bool)}

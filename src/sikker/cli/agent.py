@@ -58,7 +58,7 @@ def agent() -> None:
 @vault_option
 @click.option("--once", is_flag=True, help="One tick per secret, then exit (for tests and cron).")
 @json_option(help=JSON_ERRORS_HELP + " The log stays text.", expose_value=False)
-def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
+def start(secret_ids: tuple[str, ...], vault: str | None, ca_cert: str | None, once: bool) -> None:
     """Manage the given secrets until SIGTERM/SIGINT, or until none is left to manage.
 
     Each secret's sync-config is polled every pollIntervalSeconds. A 403 or 404 ends the
@@ -67,7 +67,7 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
     """
     _configure_logging()
     ids = [check_secret_id(s) for s in secret_ids]
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     stop = threading.Event()
     runner = Agent(ids, AgentApi(client), providers=get_provider)
     try:
@@ -90,13 +90,13 @@ def start(secret_ids: tuple[str, ...], vault: str | None, once: bool) -> None:
 @click.option("--secret", "secret_id", required=True, metavar="ID", help="Secret whose database to check.")
 @vault_option
 @json_option()
-def test(secret_id: str, vault: str | None, as_json: bool) -> None:
+def test(secret_id: str, vault: str | None, ca_cert: str | None, as_json: bool) -> None:
     """Check the database of one --secret: fetch its sync-config, log in as the admin,
     check the admin's privileges and that the engine supports the strategy (no dual on
     MariaDB). Prints every problem; exits non-zero if there is any (--json: the report on
     stdout, then the error on stderr).
     """
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     try:
         config = AgentApi(client).sync_config(check_secret_id(secret_id))
     finally:

@@ -15,7 +15,15 @@ import orjson
 
 from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
-from sikker.cli.options import client_command, json_option, resolve_token, token_options
+from sikker.cli.options import (
+    DEFAULT_ADDR,
+    addr_source,
+    ca_cert_option,
+    client_command,
+    json_option,
+    resolve_token,
+    token_options,
+)
 from sikker.cli.output import console, emit_json, err_console, table, when
 from sikker.core import audit_verify
 from sikker.errors import InvalidInput, VerificationFailed
@@ -47,7 +55,11 @@ def audit() -> None:
 @audit.command("list")
 @click.option("--vault", "chain", required=True, help="Vault id (or 'system', root token only).")
 @click.option("--actor", default=None, help="Actor id (token id or machine id).")
-@click.option("--action", default=None, help="Action, e.g. machine:secret:read.")
+@click.option(
+    "--action",
+    default=None,
+    help="Action, e.g. machine:secret:read, or a prefix with a trailing * as for streams ('admin:*').",
+)
 @click.option("--secret", default=None, help="Secret id.")
 @click.option("--severity", default=None, type=click.Choice(["info", "low", "medium", "high", "critical"]))
 @click.option("--since", default=None, help="From this time (2026-11-29, 2h, epoch ms).")
@@ -142,7 +154,12 @@ def audit_export(client: Client, as_json: bool, chain: str, since: str | None, o
 @audit.command("verify")
 @click.argument("file", type=click.Path(path_type=Path, exists=True), required=False)
 @click.option("--vault", "chain", default=None, help="Verify a live server's chain instead of a FILE.")
-@click.option("--public-key", default=None, help="Pin the audit public key (base64); default: the export's.")
+@click.option(
+    "--public-key",
+    default=None,
+    help="Pin the audit public key (base64, from GET /api/audit/public-key, fetched out of band). "
+    "Without it the key inside the export is trusted, with a warning showing its fingerprint.",
+)
 @click.option(
     "--checkpoint",
     "trusted",
@@ -159,8 +176,9 @@ def audit_export(client: Client, as_json: bool, chain: str, since: str | None, o
 @click.option(
     "--partial", is_flag=True, help="The file was exported with --since: it need not start at record 1."
 )
-@click.option("--addr", envvar="SIKKER_ADDR", default="http://127.0.0.1:8300", help="Server (with --vault).")
+@click.option("--addr", envvar="SIKKER_ADDR", default=DEFAULT_ADDR, help="Server (with --vault).")
 @token_options
+@ca_cert_option
 @json_option(help='Print the report as JSON; a failure also as {"error", "code"} on stderr.')
 def audit_verify_cmd(
     file: Path | None,
@@ -172,17 +190,22 @@ def audit_verify_cmd(
     addr: str,
     token: str | None,
     token_file: str | None,
+    ca_cert: str | None,
     as_json: bool,
 ) -> None:
-    """Check the hash chain, checkpoint signatures and consistency; names the first bad record."""
+    """Check the hash chain, checkpoint signatures and consistency; names the first bad record.
+
+    Pin the server's audit key with --public-key: without it, verify trusts the key inside the
+    export (which whoever wrote the export chose) and warns, showing that key's fingerprint
+    (sha256: and the hex SHA-256 of the raw key) to compare with one known out of band.
+    """
     if (file is None) == (chain is None):
         raise click.UsageError("give a FILE or --vault, not both")
     if file is not None:
         raw = file.read_bytes().splitlines()
     else:
-        raw = b"".join(
-            Client(addr, resolve_token(token, token_file)).stream_lines("GET", f"/api/audit/{chain}/export")
-        ).splitlines()
+        client = Client(addr, resolve_token(token, token_file), addr_source=addr_source(), ca_cert=ca_cert)
+        raw = b"".join(client.stream_lines("GET", f"/api/audit/{chain}/export")).splitlines()
     try:
         lines = [orjson.loads(line) for line in raw if line.strip()]
     except orjson.JSONDecodeError as e:
@@ -196,6 +219,15 @@ def audit_verify_cmd(
         latest = [line for line in lines if line.get("type") == "checkpoint"]
         if latest:
             save_checkpoint.write_bytes(orjson.dumps(max(latest, key=lambda c: c["treeSize"])))
+    export_key = _export_key_fingerprint(lines)
+    if pinned is None and export_key is not None and not as_json:  # --json: publicKeyPinned says it
+        err_console.print(
+            f"warning: the audit public key was not pinned (--public-key): trusted the key in the "
+            f"export, fingerprint {export_key}. Compare it with the fingerprint of the key you got out "
+            "of band (GET /api/audit/public-key): whoever rewrote an export can sign it with their own.",
+            markup=False,
+            highlight=False,
+        )
     if as_json:
         emit_json(
             {
@@ -205,6 +237,8 @@ def audit_verify_cmd(
                 "firstBadSeq": report.first_bad_seq,
                 "problem": report.problem,
                 "notes": list(report.notes),
+                "publicKeyPinned": pinned is not None,
+                "publicKeyFingerprint": export_key,
             }
         )
     elif report.ok:
@@ -213,6 +247,17 @@ def audit_verify_cmd(
             err_console.print(f"note: {note}")
     if not report.ok:
         raise VerificationFailed(f"verification failed: {report.problem}")
+
+
+def _export_key_fingerprint(lines: list[Any]) -> str | None:
+    """The fingerprint of the key an export's header carries, if it has a readable one."""
+    header = lines[0] if lines and isinstance(lines[0], dict) else {}
+    if header.get("type") != "header":
+        return None
+    try:
+        return audit_verify.fingerprint(base64.b64decode(str(header["publicKey"]), validate=True))
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 @audit.group("stream")

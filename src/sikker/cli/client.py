@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -38,13 +39,61 @@ def error_for_status(status: int, message: str) -> SikkerError:
     return _BY_STATUS.get(status, SikkerError)(message)
 
 
+CA_CERT_HELP = (
+    "PEM file of the CA (or the self-signed certificate) that signed the server's TLS "
+    "certificate (env SIKKER_CACERT; default: the system's CAs)."
+)
+
+
+def tls_verify(ca_cert: str | None) -> ssl.SSLContext | bool:
+    """What httpx checks the server's certificate against: the system's CAs, or ``ca_cert``."""
+    if not ca_cert:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_cert)
+    except (OSError, ssl.SSLError) as e:
+        raise InvalidInput(f"cannot load the CA certificate {ca_cert} (--ca-cert, SIKKER_CACERT): {e}") from e
+
+
+def unreachable(url: str, how_set: str, error: httpx.HTTPError) -> Unavailable:
+    """The error for a server that did not answer: where the URL came from, what to do next."""
+    cause = str(error) or type(error).__name__
+    hint = (
+        " If the server uses a private CA or a self-signed certificate, pass it with --ca-cert "
+        "(or SIKKER_CACERT)."
+        if "CERTIFICATE_VERIFY_FAILED" in cause
+        else ""
+    )
+    return Unavailable(f"cannot reach the Sikker server at {url} {how_set}: {cause}.{hint}")
+
+
+# How the admin CLI found the server's address, for connection errors (see ``Client``).
+ADDR_FROM_DEFAULT = (
+    "(the default address: neither SIKKER_ADDR nor --addr is set; start the server there, or "
+    "set SIKKER_ADDR or pass --addr with its address)"
+)
+ADDR_FROM_ENV = "(from SIKKER_ADDR; is the server running there? change SIKKER_ADDR or pass --addr)"
+ADDR_FROM_FLAG = "(from --addr; is the server running there?)"
+
+
 class Client:
-    def __init__(self, addr: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        addr: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        *,
+        addr_source: str = ADDR_FROM_FLAG,
+        ca_cert: str | None = None,
+    ) -> None:
         self.addr = addr.rstrip("/")
+        self.addr_source = addr_source
         headers = {"user-agent": "sikker-cli"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.addr, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.addr, headers=headers, timeout=timeout, verify=tls_verify(ca_cert)
+        )
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
@@ -52,7 +101,7 @@ class Client:
         try:
             response = self._http.request(method, path, json=body, params=params)
         except httpx.HTTPError as e:
-            raise Unavailable(f"cannot reach the Sikker server at {self.addr} ({e})") from e
+            raise unreachable(self.addr, self.addr_source, e) from e
         if response.is_success:
             return response.json()
         self._raise(response)
@@ -74,7 +123,7 @@ class Client:
                     self._raise(response)
                 yield from response.iter_bytes()
         except httpx.HTTPError as e:
-            raise Unavailable(f"cannot reach the Sikker server at {self.addr} ({e})") from e
+            raise unreachable(self.addr, self.addr_source, e) from e
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         return self.request("GET", path, params=params)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sikker.cli import identity as identities
-from sikker.cli.client import error_for_status
+from sikker.cli.client import error_for_status, tls_verify, unreachable
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import (
     USER_AGENT,
@@ -29,10 +29,10 @@ from sikker.cli.machine_client import (
     encode,
     error_message,
 )
-from sikker.cli.options import JSON_ERRORS_HELP, json_option, resolve_token
+from sikker.cli.options import JSON_ERRORS_HELP, ca_cert_option, json_option, resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
-from sikker.errors import InvalidInput, NotFound, SikkerError, Unavailable
+from sikker.errors import InvalidInput, NotFound, SikkerError
 
 _EXIT_NOT_FOUND = 127  # what sh and env(1) use when the command does not exist
 _EXIT_NOT_EXECUTABLE = 126
@@ -44,6 +44,8 @@ def warn(message: str) -> None:
 
 
 def vault_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --vault (which identity) and --ca-cert (the CA of a server with a private certificate)."""
+    fn = ca_cert_option(fn)
     return click.option(
         "--vault",
         default=None,
@@ -52,10 +54,10 @@ def vault_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def open_client(vault: str | None) -> MachineClient:
+def open_client(vault: str | None, ca_cert: str | None = None) -> MachineClient:
     """A signed client for the identity ``--vault`` names (see ``identity.resolve``)."""
     identity, key = identities.load(identities.resolve(vault))
-    return MachineClient(identity, key)
+    return MachineClient(identity, key, ca_cert=ca_cert)
 
 
 def resolve_project(client: MachineClient, project: str | None) -> str | None:
@@ -90,12 +92,12 @@ def pick_field(secret_id: str, value: str, field: str) -> str:
 @click.argument("field", required=False)
 @vault_option
 @json_option()
-def get_cmd(secret_id: str, field: str | None, vault: str | None, as_json: bool) -> None:
+def get_cmd(secret_id: str, field: str | None, vault: str | None, ca_cert: str | None, as_json: bool) -> None:
     """Print the value of SECRET; with FIELD, only that field of a structured secret.
 
     --json prints {"id": SECRET, "value": VALUE}, or {FIELD: VALUE}.
     """
-    value = open_client(vault).get_secret(secret_id)
+    value = open_client(vault, ca_cert).get_secret(secret_id)
     picked = value if field is None else pick_field(secret_id, value, field)
     if as_json:
         emit_json({"id": secret_id, "value": picked} if field is None else {field: picked})
@@ -107,9 +109,9 @@ def get_cmd(secret_id: str, field: str | None, vault: str | None, as_json: bool)
 @click.command("list")
 @vault_option
 @json_option()
-def list_cmd(vault: str | None, as_json: bool) -> None:
+def list_cmd(vault: str | None, ca_cert: str | None, as_json: bool) -> None:
     """List the secrets this machine may read: id, name, type and project (never values)."""
-    secrets = open_client(vault).cli_secrets()
+    secrets = open_client(vault, ca_cert).cli_secrets()
     if as_json:
         emit_json(secrets)
         return
@@ -134,7 +136,9 @@ def list_cmd(vault: str | None, as_json: bool) -> None:
     "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format [default: env]."
 )
 @json_option(help="Same as --format json; an error too, as JSON on stderr.")
-def export_cmd(vault: str | None, project: str | None, fmt: str | None, as_json: bool) -> None:
+def export_cmd(
+    vault: str | None, ca_cert: str | None, project: str | None, fmt: str | None, as_json: bool
+) -> None:
     """Print the granted secrets as environment variables; structured ones as NAME_FIELD.
 
     'env' prints sh lines for  eval "$(sikker export)";  'dotenv' prints a .env file;
@@ -143,7 +147,7 @@ def export_cmd(vault: str | None, project: str | None, fmt: str | None, as_json:
     if as_json and fmt not in (None, "json"):
         raise InvalidInput(f"--json prints JSON: drop --format {fmt}")
     fmt = "json" if as_json else fmt or "env"
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     entries = client.export(resolve_project(client, project))
     sys.stdout.write(render(merge((flatten_secret(e) for e in entries), warn), fmt, warn))
 
@@ -202,6 +206,7 @@ class SecretSource:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
     vault: str | None,
+    ca_cert: str | None,
     secret_ids: tuple[str, ...],
     all_secrets: bool,
     project: str | None,
@@ -220,7 +225,7 @@ def run_cmd(
         raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
-    client = open_client(vault)
+    client = open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
     source = SecretSource(client, wanted, resolve_project(client, project))
     source.load()
@@ -238,7 +243,9 @@ def run_cmd(
 
 
 # -- status and enrollment ----------------------------------------------------------
-def identity_status(vault: str | None, transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
+def identity_status(
+    vault: str | None, transport: httpx.BaseTransport | None = None, ca_cert: str | None = None
+) -> dict[str, Any]:
     """This machine's identity and whether the server accepts it (GET /v1/secrets).
 
     Raises only when no identity can be loaded; server or network trouble is reported in
@@ -255,7 +262,7 @@ def identity_status(vault: str | None, transport: httpx.BaseTransport | None = N
         "error": None,
     }
     try:
-        client = MachineClient(identity, key, transport=transport)
+        client = MachineClient(identity, key, transport=transport, ca_cert=ca_cert)
     except SikkerError as e:
         report["error"] = e.message
         return report
@@ -278,6 +285,7 @@ def enroll(
     name: str | None,
     public_key: Ed25519PublicKey,
     transport: httpx.BaseTransport | None = None,
+    ca_cert: str | None = None,
 ) -> dict[str, Any]:
     """Register ``public_key`` with an enrollment token (unsigned: the token is the credential)."""
     base = check_api_url(url)
@@ -293,10 +301,10 @@ def enroll(
         body["name"] = name
     headers = {"Content-Type": "application/json", "user-agent": USER_AGENT}
     try:
-        with httpx.Client(timeout=30.0, transport=transport) as http:
+        with httpx.Client(timeout=30.0, transport=transport, verify=tls_verify(ca_cert)) as http:
             response = http.post(f"{base}/v1/{vault}/enroll/register", content=encode(body), headers=headers)
     except httpx.HTTPError as e:
-        raise Unavailable(f"cannot reach {base} ({str(e) or type(e).__name__})") from e
+        raise unreachable(base, "(from --url or SIKKERKEY_API_URL)", e) from e
     if not response.is_success:
         raise error_for_status(response.status_code, error_message(response))
     try:
@@ -328,9 +336,16 @@ def machine_local() -> None:
 )
 @click.option("--token-file", default=None, help="Read the enrollment token from this file ('-' for stdin).")
 @click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
+@ca_cert_option
 @json_option()
 def bootstrap_command(
-    url: str, vault_id: str, token: str | None, token_file: str | None, name: str | None, as_json: bool
+    url: str,
+    vault_id: str,
+    token: str | None,
+    token_file: str | None,
+    name: str | None,
+    ca_cert: str | None,
+    as_json: bool,
 ) -> None:
     """Enroll this machine with an enrollment token and store its identity.
 
@@ -341,7 +356,7 @@ def bootstrap_command(
     if not token:
         raise InvalidInput("give the enrollment token: SIKKERKEY_ENROLL_TOKEN, --token-file or --token")
     private_key = Ed25519PrivateKey.generate()
-    answer = enroll(url, vault_id, token, name, private_key.public_key())
+    answer = enroll(url, vault_id, token, name, private_key.public_key(), ca_cert=ca_cert)
     api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url
     machine_name = answer.get("machineName") if isinstance(answer.get("machineName"), str) else None
     machine_name = machine_name or name or socket.gethostname()

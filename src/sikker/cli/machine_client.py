@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sikker.cli.client import error_for_status
+from sikker.cli.client import error_for_status, tls_verify, unreachable
 from sikker.cli.identity import Identity
 from sikker.core import signing
-from sikker.errors import InvalidInput, SikkerError, Unavailable
+from sikker.errors import InvalidInput, SikkerError
 
 USER_AGENT = "sikker-cli"
 _ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -72,12 +72,20 @@ class MachineClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        ca_cert: str | None = None,
     ) -> None:
+        """``ca_cert``: a PEM CA file for a server with a private or self-signed certificate
+        (``--ca-cert`` / ``SIKKER_CACERT``); default: the system's CAs."""
         self.identity = identity
         self.base_url = check_api_url(os.environ.get("SIKKERKEY_API_URL") or identity.api_url)
         self._key = private_key
         self._clock = clock
-        self._http = httpx.Client(timeout=timeout, transport=transport, headers={"user-agent": USER_AGENT})
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"user-agent": USER_AGENT},
+            verify=tls_verify(ca_cert),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -104,7 +112,7 @@ class MachineClient:
                 method, self.base_url + path, content=payload or None, headers=headers
             )
         except httpx.HTTPError as e:
-            raise Unavailable(f"cannot reach {self.base_url} ({str(e) or type(e).__name__})") from e
+            raise unreachable(self.base_url, "(this machine's identity, or SIKKERKEY_API_URL)", e) from e
         if response.status_code != 200:
             raise error_for_status(response.status_code, error_message(response))
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -10,7 +11,12 @@ from sikker.cli.client import Client
 from sikker.cli.machine import identity_status
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, err_console
-from sikker.errors import InvalidInput
+from sikker.errors import Conflict, InvalidInput
+
+# What 'sikker status' exits with when the server cannot serve yet (as 'vault status' does).
+NOT_SERVING_EXIT = 2
+FROM_IDENTITY = "(this machine's identity; pass --addr or set SIKKER_ADDR for another server)"
+RESTART_TO_UNSEAL = "It unseals itself from its seal key file when it starts: restart the server."
 
 
 @click.group()
@@ -19,12 +25,17 @@ def operator() -> None:
 
 
 @operator.command()
-@click.option("--shares", default=5, show_default=True, help="Number of unseal shares to create.")
-@click.option("--threshold", default=3, show_default=True, help="Shares needed to unseal.")
+@click.option("--shares", type=int, default=None, help="Number of unseal shares to create [default: 5].")
+@click.option("--threshold", type=int, default=None, help="Shares needed to unseal [default: 3].")
 @client_command
-def init(client: Client, as_json: bool, shares: int, threshold: int) -> None:
-    """Initialise the server: prints the unseal shares and the root token, once."""
-    result = client.post("/api/sys/init", {"shares": shares, "threshold": threshold})
+def init(client: Client, as_json: bool, shares: int | None, threshold: int | None) -> None:
+    """Initialise the server: prints the unseal shares and the root token, once.
+
+    A server started with --seal-key-file has no shares: it prints the key file's path
+    instead (never its content), and refuses --shares and --threshold.
+    """
+    body = {k: v for k, v in {"shares": shares, "threshold": threshold}.items() if v is not None}
+    result = client.post("/api/sys/init", body)
     if as_json:
         emit_json(result)
         return
@@ -33,8 +44,18 @@ def init(client: Client, as_json: bool, shares: int, threshold: int) -> None:
     console.print(f"Initial root token: {result['rootToken']}", soft_wrap=True)
     if result["shares"]:
         console.print(
-            f"\nStore the shares apart. Any {threshold} of them unseal the server; they are "
-            "never shown again. The server is sealed: run 'sikker operator unseal'."
+            f"\nStore the shares apart. Any {threshold or 3} of them unseal the server; they are "
+            "never shown again. The server is sealed: run 'sikker operator unseal'.",
+            soft_wrap=True,
+        )
+    elif result.get("sealKeyFile"):
+        console.print(
+            f"\nThe server unseals itself from its seal key file {result['sealKeyFile']} (on the "
+            "server's host). Back it up apart from the database: with both, anyone can read every "
+            "secret; without it, nothing can be decrypted.",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
         )
 
 
@@ -46,6 +67,9 @@ def _print_status(state: dict[str, Any]) -> None:
     if state["sealed"] and state["kind"] == "shamir":
         line += f" ({state['progress']}/{state['threshold']} shares entered)"
     console.print(f"{line}; seal type {state['kind']}.")
+    if state["sealed"]:
+        hint = "Run 'sikker operator unseal'." if state["kind"] == "shamir" else RESTART_TO_UNSEAL
+        console.print(hint, soft_wrap=True)
 
 
 @operator.command()
@@ -62,6 +86,10 @@ def unseal(client: Client, as_json: bool, shares: tuple[str, ...], reset: bool) 
         state = client.post("/api/sys/unseal", {"reset": True})
     else:
         state = client.get("/api/sys/status")
+        if not state["initialized"]:
+            raise Conflict("server is not initialised: run 'sikker operator init'")
+        if state["sealed"] and state["kind"] != "shamir":
+            raise Conflict(f"this server has no unseal shares ({state['kind']} seal). {RESTART_TO_UNSEAL}")
         pending = list(shares)
         while state["sealed"]:
             if not pending:
@@ -106,17 +134,26 @@ def rotate_keys(client: Client, as_json: bool, project: str | None) -> None:
 @click.option("--vault", default=None, help="Machine identity to check (vault id or identity.json path).")
 @client_command
 def status(client: Client, as_json: bool, vault: str | None) -> None:
-    """Show the server's seal state and, on a machine, its identity and connection."""
+    """Show the server's seal state and, on a machine, its identity and connection.
+
+    Exits 0 when the server is unsealed, 2 when it is sealed or not initialised (as
+    'vault status' does), and with the usual error codes when it cannot be reached.
+    """
+    ctx = click.get_current_context()
+    ca_cert = ctx.params.get("ca_cert")
     try:
-        identity = identity_status(vault)
+        identity = identity_status(vault, ca_cert=ca_cert)
     except InvalidInput:
         identity = None  # not a machine host (or no identity for that vault)
-    source = click.get_current_context().get_parameter_source("addr")
-    if identity is not None and source == click.core.ParameterSource.DEFAULT:
-        client = Client(identity["apiUrl"])  # a machine host talks to the server in its identity
+    if identity is not None and ctx.get_parameter_source("addr") == click.core.ParameterSource.DEFAULT:
+        # A machine host talks to the server in its identity.
+        client = Client(identity["apiUrl"], addr_source=FROM_IDENTITY, ca_cert=ca_cert)
     state = client.get("/api/sys/status")
+    serving = state["initialized"] and not state["sealed"]
     if as_json:
         emit_json(state | ({"machine": identity} if identity else {}))
+        if not serving:
+            sys.exit(NOT_SERVING_EXIT)
         return
     console.print(f"Server {client.addr} (version {state['version']})")
     _print_status(state)
@@ -128,3 +165,5 @@ def status(client: Client, as_json: bool, vault: str | None) -> None:
             console.print(f"  identity check failed: {identity['error']}")
         else:
             console.print(f"  signed requests work; {identity['secrets']} secret(s) readable")
+    if not serving:
+        sys.exit(NOT_SERVING_EXIT)

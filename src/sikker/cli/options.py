@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from sikker.cli import refs
-from sikker.cli.client import Client
+from sikker.cli.client import ADDR_FROM_DEFAULT, ADDR_FROM_ENV, ADDR_FROM_FLAG, CA_CERT_HELP, Client
 from sikker.cli.output import Invocation
 from sikker.errors import InvalidInput
 
@@ -72,8 +72,29 @@ def json_option(help: str = JSON_HELP, expose_value: bool = True) -> Callable[[A
     )
 
 
+def addr_source(name: str = "addr") -> str:
+    """How the current command got its server address (default, SIKKER_ADDR or --addr)."""
+    source = click.get_current_context().get_parameter_source(name)
+    if source == click.core.ParameterSource.ENVIRONMENT:
+        return ADDR_FROM_ENV
+    if source == click.core.ParameterSource.COMMANDLINE:
+        return ADDR_FROM_FLAG
+    return ADDR_FROM_DEFAULT
+
+
+def ca_cert_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --ca-cert (env SIKKER_CACERT): the CA that signed a private server's certificate."""
+    return click.option(
+        "--ca-cert",
+        envvar="SIKKER_CACERT",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help=CA_CERT_HELP,
+    )(fn)
+
+
 def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --addr/--token/--token-file/--json and pass ``client`` and ``as_json`` to the command.
+    """Add --addr/--token/--token-file/--ca-cert/--json and pass ``client`` and ``as_json``.
 
     Options of type ``refs.VAULT``, ``PROJECT`` or ``SECRET`` reach the command as ids: names
     are looked up first (``refs.resolve``).
@@ -87,10 +108,20 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Server address (env SIKKER_ADDR).",
     )
     @token_options
+    @ca_cert_option
     @json_option()
     @functools.wraps(fn)
-    def wrapper(addr: str, token: str | None, token_file: str | None, as_json: bool, **kwargs: Any) -> Any:
-        client = Client(addr, resolve_token(token, token_file, addr))
+    def wrapper(
+        addr: str,
+        token: str | None,
+        token_file: str | None,
+        ca_cert: str | None,
+        as_json: bool,
+        **kwargs: Any,
+    ) -> Any:
+        client = Client(
+            addr, resolve_token(token, token_file, addr), addr_source=addr_source(), ca_cert=ca_cert
+        )
         return fn(client=client, as_json=as_json, **refs.resolve(client, kwargs))
 
     return wrapper

@@ -20,7 +20,9 @@ from rich.table import Table
 from rich.text import Text
 
 console = Console(markup=False, emoji=False, highlight=False)
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+# Errors and warnings are never hard-wrapped mid-sentence: the terminal wraps them, and
+# they stay one line when captured or grepped.
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 # The narrowest a column other than an id column is squeezed to before a table gives way to
 # one block per row: narrower, names and times become a column of single characters.

@@ -12,7 +12,7 @@ import click
 from sikker.cli import session
 from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
-from sikker.cli.options import DEFAULT_ADDR, client_command, read_text_input
+from sikker.cli.options import DEFAULT_ADDR, ca_cert_option, client_command, json_option, read_text_input
 from sikker.cli.output import emit_json, table, when
 from sikker.core import permissions
 from sikker.errors import InvalidInput
@@ -217,7 +217,8 @@ def role_unbind(client: Client, as_json: bool, binding_id: str) -> None:
 @click.option(
     "--callback-port", default=8250, show_default=True, help="With --oidc: the loopback callback's port."
 )
-@click.option("--json", "as_json", is_flag=True)
+@ca_cert_option
+@json_option()
 def login(
     addr: str,
     user_name: str | None,
@@ -226,12 +227,13 @@ def login(
     provider: str | None,
     no_browser: bool,
     callback_port: int,
+    ca_cert: str | None,
     as_json: bool,
 ) -> None:
     """Sign in with a password (and TOTP), or with --oidc through your identity provider. The
     session is kept in SIKKER_CONFIG_DIR (mode 0600) and used by every command where
     SIKKER_TOKEN is not set."""
-    client = Client(addr)
+    client = Client(addr, ca_cert=ca_cert)
     if provider is not None:
         result = _sso_login(client, provider, no_browser, callback_port)
     elif user_name is not None:

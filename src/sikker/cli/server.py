@@ -6,9 +6,11 @@ import contextlib
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 DEV_BANNER = """\
 [bold yellow]WARNING: dev mode. Not for production.[/]
-Data lives in {data_dir}; it unseals itself from a key file stored beside it.
+Data lives in {data_dir}{kept}; it unseals itself from a key file stored beside it.
 
   Server:     {url}
   Root token: {token}
@@ -42,7 +44,7 @@ def prepare(services: Services) -> str | None:
     if settings.dev:
         wanted = settings.dev_root_token.reveal() if settings.dev_root_token else None
         if not status.initialized:
-            return services.seal.init(1, 1, Actor("system", "dev"), wanted).root_token
+            return services.seal.init(None, None, Actor("system", "dev"), wanted).root_token
         services.seal.auto_unseal()
         if wanted:
             services.tokens.ensure_root(wanted)
@@ -77,6 +79,13 @@ def prepare(services: Services) -> str | None:
 )
 @click.option("--dev-root-token", default=None, help="Dev mode: use this root token.")
 @click.option(
+    "--allow-maintenance-database",
+    is_flag=True,
+    default=None,
+    help="Let --database name PostgreSQL's 'postgres' (or a template) database, which is refused "
+    "by default (config allow_maintenance_database, env SIKKER_ALLOW_MAINTENANCE_DATABASE).",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(path_type=Path, exists=True),
     default=None,
@@ -108,8 +117,13 @@ def server(
     tls_cert: Path | None,
     tls_key: Path | None,
     workers: int | None,
+    allow_maintenance_database: bool | None,
 ) -> None:
-    """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file)."""
+    """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file).
+
+    --dev without --data-dir keeps its data (database, unseal key) in a temp dir that is removed
+    when the server stops (Ctrl-C, SIGTERM); give --data-dir to keep it.
+    """
     flags: dict[str, object] = {
         "dev": dev,
         "listen": listen,
@@ -121,11 +135,46 @@ def server(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "workers": workers,
+        "allow_maintenance_database": allow_maintenance_database or None,
     }
     settings = config.load(flags, config_file)
+    if settings.database and not settings.allow_maintenance_database:
+        from sikker.storage.database import refuse_maintenance_database
+
+        refuse_maintenance_database(settings.database)
+    if dev and data_dir is None and not settings.database:
+        with _temp_data_dir() as temp:
+            _serve(config.load(flags | {"data_dir": temp}, config_file), flags, config_file, temporary=True)
+        return
+    _serve(settings, flags, config_file)
+
+
+@contextlib.contextmanager
+def _temp_data_dir() -> Iterator[Path]:
+    """A dev server's throwaway data dir, removed when the server stops: on return, on Ctrl-C
+    (KeyboardInterrupt) and on SIGTERM, which is turned into SystemExit for the cleanup to run
+    (uvicorn hands the signal back to this handler once it has shut down)."""
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    path = Path(tempfile.mkdtemp(prefix="sikker-dev-"))
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    pid = os.getpid()
+    try:
+        yield path
+    finally:
+        if os.getpid() == pid:  # not in a forked worker that unwinds (they leave with os._exit)
+            signal.signal(signal.SIGTERM, previous)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _serve(
+    settings: Settings, flags: dict[str, object], config_file: Path | None, temporary: bool = False
+) -> None:
+    """Prepare the store, print the banner, serve until stopped."""
+    dev = settings.dev
     if dev:
-        if data_dir is None and not settings.database:
-            settings = config.load(flags | {"data_dir": tempfile.mkdtemp(prefix="sikker-dev-")}, config_file)
         settings = config.load(
             flags
             | {
@@ -152,7 +201,9 @@ def server(
 
         # The banner's markup is ours; the values are data (a path may hold brackets).
         values = {"data_dir": settings.data_dir, "url": settings.url, "token": token}
-        console.print(DEV_BANNER.format(**{k: escape(str(v)) for k, v in values.items()}), markup=True)
+        kept = " (removed when the server stops; keep it with --data-dir)" if temporary else ""
+        banner = DEV_BANNER.format(kept=kept, **{k: escape(str(v)) for k, v in values.items()})
+        console.print(banner, markup=True, soft_wrap=True)
     else:
         state = services.seal.status()
         note = (
@@ -164,7 +215,7 @@ def server(
                 else "not initialised: run 'sikker operator init'"
             )
         )
-        console.print(f"Sikker listening on {settings.url} ({note})")
+        console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
     if settings.workers == 1:
         try:
             uvicorn.run(

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from sikker.errors import InvalidInput
+
 GENESIS = bytes(32)
 SYSTEM_CHAIN = "system"
 
@@ -230,3 +232,17 @@ def chain_hash(prev: bytes, entry: Entry) -> bytes:
 def hash_after(prev: bytes, canonical_entry: bytes) -> bytes:
     """The chain hash of a record whose canonical form is already at hand."""
     return hashlib.sha256(prev + canonical_entry).digest()
+
+
+def action_pattern(pattern: str) -> tuple[str, bool]:
+    """``(text, is_prefix)`` for an action filter, in the syntax audit streams use: an exact
+    name (``admin:secret:read``), or a prefix written with a trailing ``*`` (``admin:*``; ``*``
+    alone matches every action). A ``*`` anywhere else is refused, not matched literally."""
+    prefix = pattern.endswith("*")
+    text = pattern[:-1] if prefix else pattern
+    if "*" in text:
+        raise InvalidInput(
+            f"action filter {pattern[:64]!r}: '*' is allowed only at the end, as a prefix "
+            "match (e.g. 'admin:*' or 'machine:secret:*')"
+        )
+    return text, prefix

@@ -377,6 +377,11 @@ class Verifier:
         return tuple(notes)
 
 
+def fingerprint(raw_public_key: bytes) -> str:
+    """How people compare audit keys: ``sha256:`` and the hex SHA-256 of the raw 32-byte key."""
+    return "sha256:" + hashlib.sha256(raw_public_key).hexdigest()
+
+
 def verify(
     lines: Iterable[Mapping[str, Any]],
     trusted_public_key: bytes | None = None,

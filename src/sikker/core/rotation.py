@@ -6,6 +6,7 @@ tables of cases.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import string
 import uuid
@@ -78,6 +79,12 @@ class Schedule:
             # A valid expression may name a day that never comes (31 February): refuse it now,
             # not at every scheduler run. Whether it fires does not depend on the start.
             self.next_after(CRON_CHECK_FROM_MS)
+            gap = cron_min_gap_minutes(self.cron)
+            if gap * 60 < MIN_INTERVAL_S:
+                raise InvalidInput(
+                    f"the cron expression {self.cron[:60]!r} fires {gap} minute(s) apart: runs must be "
+                    f"at least {MIN_INTERVAL_S // 60} minutes apart, as with an interval"
+                )
 
     def next_after(self, now_ms: int) -> int:
         """The first due time strictly after ``now_ms``. Missed runs are not replayed:
@@ -91,6 +98,21 @@ class Schedule:
         except CroniterBadDateError as e:
             raise InvalidInput(f"the cron expression {self.cron[:60]!r} never fires") from e
         return int(nxt.timestamp() * 1000)
+
+
+def cron_min_gap_minutes(cron: str) -> int:
+    """The shortest time between two runs of a valid five-field cron expression, in minutes.
+
+    A day's runs are every (hour, minute) pair of the first two fields, so the gaps within a
+    day come from those alone. The gap from a day's last run to the next day's first is counted
+    as if every day fired (conservative: '0,57 0,23 * * 1' is refused although its Monday
+    23:57 run is followed by the next Monday's 00:00)."""
+    minute_field, hour_field = croniter(cron).expanded[:2]
+    minutes = range(60) if minute_field == ["*"] else sorted(int(m) for m in minute_field)
+    hours = range(24) if hour_field == ["*"] else sorted(int(h) for h in hour_field)
+    times = [h * 60 + m for h in hours for m in minutes]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    return min([*gaps, 24 * 60 - times[-1] + times[0]])
 
 
 def strategy_problem(provider: str, strategy: str) -> str | None:

@@ -27,6 +27,10 @@ from sikker.errors import InvalidInput, Unavailable
 class AutoUnseal(Protocol):
     kind: str
 
+    @property
+    def location(self) -> str:
+        """Where the unseal key lives (a path, a key name): shown to operators, never the key."""
+
     def create_key(self) -> bytes:
         """Make (and persist where the provider keeps it) a new unseal key."""
 
@@ -39,6 +43,10 @@ class KeyFileSeal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    @property
+    def location(self) -> str:
+        return str(self.path.absolute())
 
     def create_key(self) -> bytes:
         if self.path.exists():

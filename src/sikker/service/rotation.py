@@ -44,6 +44,10 @@ PROVIDERS = ("postgresql", "mysql", "mariadb", "redis", "mongodb", "mssql")
 POLL_INTERVAL_S = 10
 
 
+# Rotations one 'rotation show' may list.
+MAX_HISTORY = 100
+
+
 class RotationService:
     def __init__(self, deps: Deps, secrets: SecretService, plane: MachinePlane) -> None:
         self.deps = deps
@@ -115,8 +119,10 @@ class RotationService:
         return policy
 
     def get_policy(
-        self, principal: Principal, secret_id: str
+        self, principal: Principal, secret_id: str, history: int = 10
     ) -> tuple[Policy | None, Managed | None, list[Rotation]]:
+        """The schedule, the database binding and the ``history`` most recent rotations (newest
+        first: manual and scheduled, plain and managed)."""
         with self.deps.db.read() as conn:
             secret = secret_store.get_secret(conn, ids.check("secret", secret_id))
             missing = f"secret {secret_id} not found"
@@ -127,7 +133,7 @@ class RotationService:
             return (
                 rotation_store.get_policy(conn, secret_id),
                 rotation_store.get_managed(conn, secret_id),
-                rotation_store.recent_rotations(conn, secret_id),
+                rotation_store.recent_rotations(conn, secret_id, min(max(history, 1), MAX_HISTORY)),
             )
 
     def disable(self, principal: Principal, actor: Actor, secret_id: str) -> None:
@@ -337,6 +343,11 @@ class RotationService:
         self.secrets.write_version(conn, project, secret.id, version, value, actor, now)
         secret_store.set_current_version(conn, secret.id, version, now)
         rotation_store.record_outcome(conn, secret.id, now, None)
+        # The history 'rotation show' lists (a managed rotation's row is written when it starts).
+        rotation_store.insert_rotation(
+            conn,
+            Rotation(ids.new_id("rotation"), secret.id, "current", trigger, None, version, None, now, now),
+        )
         audit_store.append(
             conn, secret.vault_id, now, actor, action, target | {"version": str(version), "trigger": trigger}
         )

@@ -37,6 +37,7 @@ from sikker.errors import (
     InvalidCiphertext,
     InvalidInput,
     RateLimited,
+    Sealed,
     ShareRejected,
     Unauthenticated,
 )
@@ -66,6 +67,16 @@ class SealStatus:
 class InitResult:
     shares: list[str]
     root_token: str
+    key_location: str | None = None  # auto-unseal: where the unseal key is kept (never the key)
+
+
+NOT_INITIALISED = "server is not initialised (so sealed): run 'sikker operator init'"
+# What unseals a server depends on its seal: shares typed in, or the key file read at start-up.
+SEALED_BY_KIND = {
+    "shamir": "server is sealed: unseal it with 'sikker operator unseal'",
+    "keyfile": "server is sealed; it unseals itself from its seal key file when it starts: "
+    "restart the server (it has no unseal shares)",
+}
 
 
 class SealService:
@@ -80,6 +91,7 @@ class SealService:
         self.on_unseal: list[Callable[[], None]] = []
         self.on_seal: list[Callable[[], None]] = []
         self._epoch = 0
+        self._kind: str | None = None  # the seal kind, once initialised (it never changes)
 
     def _loaded(self, root_key: bytes) -> None:
         with self.deps.db.read() as conn:
@@ -109,7 +121,20 @@ class SealService:
 
     def _config(self) -> SealConfig | None:
         with self.deps.db.read() as conn:
-            return system.get_seal_config(conn)
+            config = system.get_seal_config(conn)
+        if config is not None:
+            self._kind = config.kind
+        return config
+
+    def sealed_error(self) -> Sealed:
+        """The 503 a sealed server answers, saying what unseals it (shares, or a restart)."""
+        kind = self._kind
+        if kind is None:
+            config = self._config()
+            if config is None:
+                return Sealed(NOT_INITIALISED)
+            kind = config.kind
+        return Sealed(SEALED_BY_KIND.get(kind, SEALED_BY_KIND["shamir"]))
 
     def status(self) -> SealStatus:
         config = self._config()
@@ -124,12 +149,24 @@ class SealService:
             len(self._pending),
         )
 
-    def init(self, shares: int, threshold: int, actor: Actor, root_token: str | None = None) -> InitResult:
-        """Create the root key; return the unseal shares (none with auto-unseal) and a root token."""
+    def init(
+        self, shares: int | None, threshold: int | None, actor: Actor, root_token: str | None = None
+    ) -> InitResult:
+        """Create the root key; return the unseal shares (none with auto-unseal) and a root token.
+
+        ``shares``/``threshold`` default to 5 and 3; with auto-unseal there are no shares, so
+        giving either is refused rather than silently ignored."""
         root_key = envelope.new_key()
         if self.auto is not None:
+            if shares is not None or threshold is not None:
+                raise InvalidInput(
+                    "this server unseals itself from its seal key file, so it has no unseal shares: "
+                    "initialise it without --shares and --threshold"
+                )
             unseal_key, encoded, shares, threshold = self.auto.create_key(), [], 0, 0
         else:
+            shares = 5 if shares is None else shares
+            threshold = 3 if threshold is None else threshold
             try:
                 unseal_key = envelope.new_key()
                 raw = shamir.split(unseal_key, shares, threshold)
@@ -152,8 +189,10 @@ class SealService:
                 Action.OPERATOR_INIT,
                 {"seal": kind, "shares": str(shares), "threshold": str(threshold)},
             )
+        self._kind = kind
         if self.auto is not None:
             self._loaded(root_key)
+            return InitResult(encoded, token, self.auto.location)
         return InitResult(encoded, token)
 
     def admit(self, actor: Actor) -> None:
@@ -173,7 +212,7 @@ class SealService:
         if config is None:
             raise Conflict("server is not initialised: run 'sikker operator init'")
         if config.kind != "shamir":
-            raise Conflict(f"this server unseals automatically ({config.kind}); shares are not used")
+            raise Conflict(f"this server has no unseal shares ({config.kind} seal). {_NOT_BY_SHARES}")
         if not self.deps.keyring.sealed:
             return self.status()
         try:
@@ -261,6 +300,8 @@ class SealService:
         with self.deps.db.write() as conn:
             audit_store.append(conn, SYSTEM_CHAIN, self.deps.clock(), actor, action, target, result, reason)
 
+
+_NOT_BY_SHARES = "It unseals itself from its seal key file when it starts: restart the server"
 
 _CONFLICT = (
     "a different share with index {index} was entered before: one of the two is not genuine. "

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from sikker.core import audit, merkle
@@ -171,7 +171,16 @@ def query(
     if filters.actor:
         q = q.where(audit_log.c.actor_id == filters.actor)
     if filters.action:
-        q = q.where(audit_log.c.action == filters.action)
+        action, prefix = audit.action_pattern(filters.action)
+        if not prefix:
+            q = q.where(audit_log.c.action == action)
+        elif action:  # 'admin:*': a prefix; LIKE's own wildcards in it match only themselves
+            escaped = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(
+                audit_log.c.action.like(escaped + "%", escape="\\"),
+                # SQLite's LIKE ignores case; streams' prefixes (and PostgreSQL's LIKE) do not.
+                func.substr(audit_log.c.action, 1, len(action)) == action,
+            )
     if filters.secret:
         q = q.where(audit_log.c.secret_id == filters.secret)
     if filters.severity:

@@ -6,7 +6,9 @@
 - PostgreSQL: psycopg 3, pre-ping so a restarted server is noticed.
 
 Driver errors that mean "the store is not reachable" become
-``StoreUnavailable`` (HTTP 503) here, and nowhere else. Services never see SQLAlchemy: they use
+``StoreUnavailable`` (HTTP 503) here, and nowhere else. At start-up (``migrate``) a PostgreSQL
+connection failure says which one it is: the database or role missing, the login refused, the
+host unreachable (``connect_failure``; never with the password). Services never see SQLAlchemy: they use
 the ``Connection`` handed to them, ``savepoint`` and the domain errors storage raises.
 
 The SQLite file is created 0600 (SQLite gives its WAL and SHM files the same mode), in a
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +52,70 @@ def normalise_url(url: str) -> str:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise InvalidInput("database URL must be sqlite:///PATH or postgresql://...")
     return parsed.render_as_string(hide_password=False)
+
+
+# PostgreSQL's own databases: the one every client connects to first, and the templates.
+MAINTENANCE_DATABASES = frozenset({"postgres", "template0", "template1"})
+
+
+def refuse_maintenance_database(url: str) -> None:
+    """Refuse a PostgreSQL URL naming ``postgres`` (or a template): Sikker would create its tables
+    among the ones every tool and admin uses. ``--allow-maintenance-database`` skips this check."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "postgresql" or (parsed.database or "") not in MAINTENANCE_DATABASES:
+        return
+    host, port, user = parsed.host or "localhost", parsed.port or 5432, parsed.username or "sikker"
+    raise InvalidInput(
+        f'the database URL names PostgreSQL\'s maintenance database "{parsed.database}": Sikker would '
+        f"create its tables there. Create a database of its own (createdb -h {host} -p {port} -O {user} "
+        "sikker) and point --database at it, or pass --allow-maintenance-database "
+        "(allow_maintenance_database = true) to use this one anyway"
+    )
+
+
+def connect_failure(url: str, error: BaseException) -> str:
+    """What a failed PostgreSQL connection means for the operator, from the driver's message:
+    database missing, role missing, login refused, server unreachable. Never the password."""
+    parsed = make_url(url)
+    host, port = parsed.host or "localhost", parsed.port or 5432
+    user, database = parsed.username or "(default user)", parsed.database or "(default database)"
+    where = f"{host}:{port}"
+    text = str(getattr(error, "orig", None) or error)
+    if parsed.password:
+        text = text.replace(str(parsed.password), "***")
+    if re.search(r'database ".*" does not exist', text):
+        return (
+            f'the PostgreSQL database "{database}" does not exist on {where}: create it '
+            f"(createdb -h {host} -p {port} -O {user} {database}, or CREATE DATABASE {database} "
+            f"OWNER {user}) and start again"
+        )
+    if re.search(r'role ".*" does not exist', text):
+        return (
+            f'PostgreSQL at {where} has no role "{user}": create it (CREATE ROLE {user} LOGIN '
+            "PASSWORD '...') or fix the user in --database, and start again"
+        )
+    if "authentication failed" in text or "no password supplied" in text:
+        return (
+            f'PostgreSQL at {where} refused the login of user "{user}": authentication failed; '
+            "check the user and password in --database (or SIKKER_DATABASE)"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((r for r in _UNREACHABLE if r.lower() in text.lower()), None)
+    detail = reason or (lines[0] if lines else type(error).__name__)
+    return (
+        f"cannot connect to PostgreSQL at {where} ({detail}): check the host and port in --database "
+        "and that PostgreSQL is running and accepts TCP connections"
+    )
+
+
+_UNREACHABLE = (
+    "Connection refused",
+    "Name or service not known",
+    "failed to resolve host",
+    "timeout expired",
+    "No route to host",
+    "Network is unreachable",
+)
 
 
 # SQLite allows 32,766 parameters per statement, PostgreSQL 65,535.
@@ -152,10 +219,17 @@ class Database:
         return engine
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent). Run at start-up, so a store
+        that cannot be reached is explained (``connect_failure``) rather than "retry shortly"."""
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with self._translate(), self.engine.connect() as conn:
+        try:
+            conn = self.engine.connect()
+        except (OperationalError, InterfaceError) as e:
+            if self.is_sqlite:
+                raise StoreUnavailable(f"cannot open the SQLite database: {e.orig}") from e
+            raise StoreUnavailable(connect_failure(self.url, e)) from e
+        with self._translate(), conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()

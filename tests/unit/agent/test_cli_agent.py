@@ -28,7 +28,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeServer, 
     db.add("app", "old-pw")
     server = FakeServer(creds("app", "old-pw"), FakeServer.base_config())
 
-    def open_client(vault: str | None) -> MachineClient:
+    def open_client(vault: str | None, ca_cert: str | None = None) -> MachineClient:
         identity, key = identities.load(identities.resolve(vault))
         return MachineClient(identity, key, transport=httpx.MockTransport(server))
 

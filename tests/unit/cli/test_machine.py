@@ -74,7 +74,7 @@ def plane(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlane]:
     fake = FakePlane()
     identities.write("vault_abc", "m-1", "worker", "http://localhost:8300", Ed25519PrivateKey.generate())
 
-    def open_client(vault: str | None) -> MachineClient:
+    def open_client(vault: str | None, ca_cert: str | None = None) -> MachineClient:
         identity, key = identities.load(identities.resolve(vault))
         return MachineClient(identity, key, transport=httpx.MockTransport(fake))
 

@@ -162,7 +162,7 @@ def test_transport_failure_is_unavailable() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(Unavailable, match="cannot reach http://localhost:8300"):
+    with pytest.raises(Unavailable, match="cannot reach the Sikker server at http://localhost:8300"):
         client_for(refuse).get_secret("sk_abc")
 
 

@@ -126,3 +126,30 @@ def test_dual_is_refused_on_engines_without_two_passwords(
     assert (problem is not None) == refused
     if refused:
         assert problem is not None and "alternating" in problem
+
+
+@pytest.mark.parametrize(
+    ("cron", "allowed"),
+    [
+        ("* * * * *", False),  # every minute
+        ("*/2 * * * *", False),
+        ("*/4 * * * *", False),
+        ("0,3 * * * *", False),  # 3 minutes apart within the hour
+        ("58 * * * *", True),  # hourly
+        ("0,58 * * * *", False),  # :58 then the next hour's :00
+        ("0,58 3 * * *", True),  # 03:00 and 03:58: 58 minutes, then a day
+        ("0,58 3,4 * * *", False),  # 03:58 then 04:00
+        ("0,58 3,5 * * *", True),
+        ("0,57 0,23 * * *", False),  # 23:57 then 00:00 the next day
+        ("*/5 * * * *", True),
+        ("0,5,10 * * * *", True),
+        ("0 3 * * 1", True),
+        ("0-4 3 * * *", False),
+    ],
+)
+def test_a_cron_firing_less_than_five_minutes_apart_is_refused(cron: str, allowed: bool) -> None:
+    if allowed:
+        rotation.Schedule(cron=cron)
+    else:
+        with pytest.raises(InvalidInput, match="at least 5 minutes apart"):
+            rotation.Schedule(cron=cron)
