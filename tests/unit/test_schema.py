@@ -86,10 +86,12 @@ def test_every_text_field_refuses_control_characters(
         schema.parse(orjson.dumps(body), {name: spec})
 
 
-def test_only_secret_content_is_opaque() -> None:
+def test_only_secret_content_and_passwords_are_opaque() -> None:
     assert sorted((w, n) for w, n, s in API_FIELDS if s.opaque) == [
         ("admin.VALUE_FIELDS", "fields"),
         ("admin.VALUE_FIELDS", "value"),
+        ("people.LOGIN_FIELDS", "password"),
+        ("people.USER_FIELDS", "password"),
     ]
 
 
