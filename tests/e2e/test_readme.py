@@ -27,6 +27,7 @@ def test_readme_gives_the_two_commands() -> None:
 def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     blocks = shell_blocks()
     tour = next(b for b in blocks if "sikker vault create" in b)
+    teammate = next(b for b in blocks if "sikker user create" in b)
     machines = next(b for b in blocks if "sikker machine bootstrap" in b)
     port = free_port()
     server = Server("", tmp_path / "dev", extra=["--dev", "--dev-root-token", "devroot"])
@@ -34,7 +35,7 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     server.public_url = f"http://localhost:{port}"
     server.start()
     try:
-        script = "set -euo pipefail\n" + (tour + machines).replace("localhost:8300", f"localhost:{port}")
+        script = "set -euo pipefail\n" + (tour + teammate + machines).replace("localhost:8300", f"localhost:{port}")
         env = os.environ | {
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "HOME": str(tmp_path / "home"),
@@ -48,6 +49,7 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
         assert "POSTGRES_PASSWORD=hunter2" in result.stdout  # rolled back to version 1
         assert "POSTGRES_USERNAME=payments" in result.stdout
         assert "sikker_" in result.stdout  # the admin token was printed once
+        assert "Signed in as alice" in result.stdout and "developer at proj_" in result.stdout
     finally:
         server.stop()
     assert "dev mode" in server.output() and "Not for production" in server.output()
