@@ -35,7 +35,9 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     server.public_url = f"http://localhost:{port}"
     server.start()
     try:
-        script = "set -euo pipefail\n" + (tour + teammate + machines).replace("localhost:8300", f"localhost:{port}")
+        script = "set -euo pipefail\n" + (tour + teammate + machines).replace(
+            "localhost:8300", f"localhost:{port}"
+        )
         env = os.environ | {
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             "HOME": str(tmp_path / "home"),
