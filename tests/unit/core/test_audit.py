@@ -45,7 +45,8 @@ def test_any_edit_changes_every_later_hash() -> None:
 def test_severity_follows_the_action_and_denials_are_raised() -> None:
     e = audit.make_entry("system", 1, 0, ACTOR, audit.Action.OPERATOR_SEAL, {})
     assert e.severity == "high"
-    d = audit.make_entry("system", 1, 0, ACTOR, audit.Action.ADMIN_VAULT_CREATE, {}, "denied")
+    person = audit.Actor("user", "usr_x", "127.0.0.1", "test")
+    d = audit.make_entry("system", 1, 0, person, audit.Action.ADMIN_PROJECT_CREATE, {}, "denied")
     assert d.severity == "low"
 
 
@@ -66,3 +67,11 @@ def test_canonical_bytes_are_those_of_every_field_sorted() -> None:
             )
             expected = orjson.dumps(dataclasses.asdict(entry), option=orjson.OPT_SORT_KEYS)
             assert audit.canonical(entry) == expected
+
+
+def test_every_use_of_the_root_token_is_high_severity() -> None:
+    root = audit.Actor("root", "tok_root", "127.0.0.1")
+    assert audit.make_entry("v", 1, 0, root, audit.Action.ADMIN_PROJECT_CREATE, {}).severity == "high"
+    assert audit.make_entry("v", 1, 0, root, audit.Action.CANARY_TRIP, {}).severity == "critical"
+    person = audit.Actor("user", "usr_x", "127.0.0.1")
+    assert audit.make_entry("v", 1, 0, person, audit.Action.ADMIN_PROJECT_CREATE, {}).severity == "info"
