@@ -128,3 +128,14 @@ def test_ambiguous_project_names_list_the_candidates(world: World) -> None:
     result = run(world, "secret", "list", "--project", "payments", "--json")
     error = json.loads(result.stderr)["error"]
     assert "acme/payments" in error and "beta/payments" in error
+
+
+def test_rotation_and_stream_commands_take_names_too(world: World) -> None:
+    """The last commands that took ids only: secret paths and vault names work there too."""
+    shown = run(world, "secret", "rotation", "show", "acme/payments/DB", "--json")
+    assert shown.returncode == 0 and '"rotations"' in shown.stdout, shown.stderr
+    assert run(world, "secret", "rotation", "show", "acme/payments/NOPE").returncode == 4
+    streams = run(world, "audit", "stream", "list", "--vault", "acme", "--json")
+    assert streams.returncode == 0, streams.stderr
+    listed = run(world, "audit", "list", "--vault", world.acme, "--secret", "acme/payments/DB", "--json")
+    assert listed.returncode == 0 and world.db in listed.stdout, listed.stderr

@@ -25,6 +25,7 @@ from sikker.cli.options import (
     token_options,
 )
 from sikker.cli.output import console, emit_json, err_console, table, when
+from sikker.cli.refs import SECRET, VAULT
 from sikker.core import audit_verify
 from sikker.errors import InvalidInput, VerificationFailed
 
@@ -60,7 +61,7 @@ def audit() -> None:
     default=None,
     help="Action, e.g. machine:secret:read, or a prefix with a trailing * as for streams ('admin:*').",
 )
-@click.option("--secret", default=None, help="Secret id.")
+@click.option("--secret", type=SECRET, default=None, help="Secret id, or [VAULT/]PROJECT/NAME.")
 @click.option("--severity", default=None, type=click.Choice(["info", "low", "medium", "high", "critical"]))
 @click.option("--since", default=None, help="From this time (2026-11-29, 2h, epoch ms).")
 @click.option("--until", default=None, help="Before this time.")
@@ -267,7 +268,13 @@ def stream() -> None:
 
 @stream.command("add")
 @click.argument("kind", type=click.Choice(["webhook", "syslog", "jsonl", "email"]))
-@click.option("--vault", "vault_id", default=None, help="Only this vault (default: every vault; root).")
+@click.option(
+    "--vault",
+    "vault_id",
+    type=VAULT,
+    default=None,
+    help="Only this vault, id or name (default: every vault; root).",
+)
 @click.option(
     "--url",
     default=None,
@@ -341,7 +348,7 @@ def stream_add(
 
 
 @stream.command("list")
-@click.option("--vault", "vault_id", default=None, help="Only this vault's streams.")
+@click.option("--vault", "vault_id", type=VAULT, default=None, help="Only this vault's streams (id or name).")
 @client_command
 def stream_list(client: Client, as_json: bool, vault_id: str | None) -> None:
     """List audit streams and their delivery state."""

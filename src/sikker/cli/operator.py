@@ -11,6 +11,7 @@ from sikker.cli.client import Client
 from sikker.cli.machine import identity_status
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, err_console
+from sikker.cli.refs import PROJECT
 from sikker.errors import Conflict, InvalidInput
 
 # What 'sikker status' exits with when the server cannot serve yet (as 'vault status' does).
@@ -116,7 +117,12 @@ def seal(client: Client, as_json: bool) -> None:
 
 
 @operator.command("rotate-keys")
-@click.option("--project", default=None, help="Rotate one project's key (default: every project).")
+@click.option(
+    "--project",
+    type=PROJECT,
+    default=None,
+    help="Rotate one project's key, id or name (default: every project).",
+)
 @client_command
 def rotate_keys(client: Client, as_json: bool, project: str | None) -> None:
     """Add a new project key version and rewrap every data key to it (root token)."""

@@ -11,6 +11,7 @@ from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
 from sikker.cli.options import client_command
 from sikker.cli.output import console, emit_json, table, when
+from sikker.cli.refs import SECRET
 from sikker.core import rotation as rotation_rules
 from sikker.errors import InvalidInput
 
@@ -18,7 +19,7 @@ CHARSETS = ["symbols", "alphanumeric", "numbers", "uuid", "hex", "base64"]
 
 
 @click.command("rotate")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @client_command
 def secret_rotate(client: Client, as_json: bool, secret_id: str) -> None:
     """Rotate a secret now. A managed database credential gets a pending rotation that its
@@ -38,7 +39,7 @@ def rotation() -> None:
 
 
 @rotation.command("set")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @click.option("--interval", default=None, help="Every 5m .. 366d (e.g. 1h, 30d).")
 @click.option(
     "--cron",
@@ -86,7 +87,7 @@ def rotation_set(
 
 
 @rotation.command("show")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @click.option(
     "--history",
     type=click.IntRange(1, 100),
@@ -135,7 +136,7 @@ def rotation_show(client: Client, as_json: bool, secret_id: str, history: int) -
 
 
 @rotation.command("disable")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @client_command
 def rotation_disable(client: Client, as_json: bool, secret_id: str) -> None:
     """Stop rotating SECRET on a schedule (rotate it by hand with 'sikker secret rotate')."""
@@ -144,7 +145,7 @@ def rotation_disable(client: Client, as_json: bool, secret_id: str) -> None:
 
 
 @click.command("manage")
-@click.argument("secret_id", metavar="SECRET")
+@click.argument("secret_id", metavar="SECRET", type=SECRET)
 @click.option(
     "--provider",
     required=True,
