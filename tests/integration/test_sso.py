@@ -25,6 +25,8 @@ class World:
     idp: TestProvider
     prod: str  # the vault the config maps "platform" to (viewer)
     staging: str  # the vault a role binding gives "contractors" (developer)
+    prod_secret: str = ""
+    staging_secret: str = ""
 
     def start(self) -> dict[str, str]:
         return dict(
@@ -78,7 +80,12 @@ vault = "{prod}"
         server.restart()
         for share in shares[:2]:
             Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
-        yield World(server, root, idp, prod, staging)
+        world = World(server, root, idp, prod, staging)
+        for vault, attr in ((prod, "prod_secret"), (staging, "staging_secret")):
+            project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "app"})["id"]
+            made = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "DB", "value": f"{attr}-v"})
+            setattr(world, attr, made["id"])
+        yield world
     finally:
         server.stop()
         idp.stop()
@@ -106,6 +113,17 @@ def test_first_sign_in_creates_the_user_with_the_roles_of_their_groups(world: Wo
     assert again["user"] == alice["user"]
 
 
+def test_a_person_reads_only_what_the_roles_of_their_groups_allow(world: World) -> None:
+    world.idp.set_groups("alice", ["platform"])
+    alice = Api(world.server.url, str(world.sign_in("alice")["token"]))
+    bob = Api(world.server.url, str(world.sign_in("bob")["token"]))
+    assert alice.call("GET", f"/api/secrets/{world.prod_secret}/versions")[0] == 200  # viewer: metadata
+    assert alice.call("GET", f"/api/secrets/{world.prod_secret}")[0] == 403  # ... never values
+    assert alice.call("GET", f"/api/secrets/{world.staging_secret}")[0] == 404  # another vault
+    assert bob.ok("GET", f"/api/secrets/{world.staging_secret}")["value"] == "staging_secret-v"
+    assert bob.call("GET", f"/api/secrets/{world.prod_secret}")[0] == 404
+
+
 def test_leaving_a_group_at_the_provider_removes_the_role_at_the_next_sign_in(world: World) -> None:
     world.idp.set_groups("alice", ["platform"])
     before = world.sign_in("alice")
@@ -113,6 +131,10 @@ def test_leaving_a_group_at_the_provider_removes_the_role_at_the_next_sign_in(wo
     world.idp.set_groups("alice", ["everyone"])
     after = world.sign_in("alice")
     assert roles(world, after) == set()
+    status, _ = Api(world.server.url, str(after["token"])).call(
+        "GET", f"/api/secrets/{world.prod_secret}/versions"
+    )
+    assert status == 404
 
 
 def test_a_tampered_handle_or_state_gives_no_session_and_is_audited(world: World) -> None:
