@@ -216,3 +216,15 @@ def test_the_cli_signs_in_through_the_provider_with_a_loopback_callback(world: W
         check=False,
     )
     assert who.returncode == 0 and '"alice"' in who.stdout
+
+
+def test_the_device_flow_signs_a_person_in_without_a_browser_on_this_machine(world: World) -> None:
+    api = Api(world.server.url)
+    started = api.ok("POST", "/api/auth/oidc/test/device")
+    assert started["userCode"] and "handle" in started
+    assert api.call("POST", "/api/auth/oidc/test/device/poll", {"handle": started["handle"]})[0] == 202
+    sign_in(started["verificationUriComplete"], "bob", stop_at="never")  # approved on "another device"
+    status, body = api.call("POST", "/api/auth/oidc/test/device/poll", {"handle": started["handle"]})
+    assert status == 201 and body["user"]["name"] == "bob"
+    tampered = started["handle"][:-4] + ("AAAA" if not started["handle"].endswith("AAAA") else "BBBB")
+    assert api.call("POST", "/api/auth/oidc/test/device/poll", {"handle": tampered})[0] == 401

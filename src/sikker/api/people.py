@@ -118,6 +118,31 @@ async def sso_finish(request: Request) -> Response:
     return ok(_signed_in(signed), 201)
 
 
+async def sso_device_start(request: Request) -> Response:
+    """POST /api/auth/oidc/{provider}/device -> what to show the person, and a handle to poll."""
+    people = services(request).people
+    device, handle = await call(people.sso_device_start, request.path_params["provider"])
+    return ok(
+        {
+            "userCode": device.user_code,
+            "verificationUri": device.verification_uri,
+            "verificationUriComplete": device.verification_uri_complete,
+            "interval": device.interval,
+            "handle": handle,
+        },
+        201,
+    )
+
+
+async def sso_device_poll(request: Request) -> Response:
+    """POST /api/auth/oidc/{provider}/device/poll {handle} -> 201 a session, or 202 pending."""
+    body = schema.parse(await request.body(), {"handle": schema.Field(str, required=True, max_len=4096)})
+    people = services(request).people
+    provider = request.path_params["provider"]
+    signed = await call(people.sso_device_poll, provider, body["handle"], actor(request))
+    return ok({"pending": True}, 202) if signed is None else ok(_signed_in(signed), 201)
+
+
 async def logout(request: Request) -> Response:
     principal, who = await authenticate(request)
     await call(services(request).people.logout, principal, who)
@@ -234,6 +259,8 @@ ROUTES = [
     Route("/api/auth/oidc", sso_providers, methods=["GET"]),
     Route("/api/auth/oidc/{provider}/start", sso_start, methods=["POST"]),
     Route("/api/auth/oidc/{provider}/finish", sso_finish, methods=["POST"]),
+    Route("/api/auth/oidc/{provider}/device", sso_device_start, methods=["POST"]),
+    Route("/api/auth/oidc/{provider}/device/poll", sso_device_poll, methods=["POST"]),
     Route("/api/auth/whoami", whoami, methods=["GET"]),
     Route("/api/users", create_user, methods=["POST"]),
     Route("/api/users", list_users, methods=["GET"]),

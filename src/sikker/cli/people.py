@@ -215,6 +215,9 @@ def role_unbind(client: Client, as_json: bool, binding_id: str) -> None:
 @click.option("--oidc", "provider", default=None, help="Sign in through this single sign-on provider.")
 @click.option("--no-browser", is_flag=True, help="With --oidc: print the URL instead of opening a browser.")
 @click.option(
+    "--device", is_flag=True, help="With --oidc: the device flow (a code to enter on another device)."
+)
+@click.option(
     "--callback-port", default=8250, show_default=True, help="With --oidc: the loopback callback's port."
 )
 @ca_cert_option
@@ -226,6 +229,7 @@ def login(
     code: str | None,
     provider: str | None,
     no_browser: bool,
+    device: bool,
     callback_port: int,
     ca_cert: str | None,
     as_json: bool,
@@ -234,7 +238,9 @@ def login(
     session is kept in SIKKER_CONFIG_DIR (mode 0600) and used by every command where
     SIKKER_TOKEN is not set."""
     client = Client(addr, ca_cert=ca_cert)
-    if provider is not None:
+    if provider is not None and device:
+        result = _device_login(client, provider)
+    elif provider is not None:
         result = _sso_login(client, provider, no_browser, callback_port)
     elif user_name is not None:
         body: dict[str, Any] = {"user": user_name, "password": _password(password_file, confirm=False)}
@@ -248,6 +254,20 @@ def login(
         emit_json({"user": result["user"], "expiresAt": result["expiresAt"], "session": str(path)})
     else:
         click.echo(f"Signed in as {result['user']['name']} until {when(result['expiresAt'])}.")
+
+
+def _device_login(client: Client, provider: str) -> Any:
+    """Show the code and URL, then poll until the person approved at the provider."""
+    import time
+
+    started = client.post(f"/api/auth/oidc/{provider}/device")
+    where = started.get("verificationUriComplete") or started["verificationUri"]
+    click.echo(f"Enter the code {started['userCode']} at:\n{where}", err=True)
+    while True:
+        time.sleep(max(1, int(started["interval"])))
+        result = client.post(f"/api/auth/oidc/{provider}/device/poll", {"handle": started["handle"]})
+        if not result.get("pending"):
+            return result
 
 
 def _sso_login(client: Client, provider: str, no_browser: bool, port: int) -> Any:

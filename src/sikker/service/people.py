@@ -44,7 +44,7 @@ from sikker.errors import (
     Unauthenticated,
 )
 from sikker.service.base import Deps, require
-from sikker.service.oidc import OidcClient
+from sikker.service.oidc import DeviceAuthorization, OidcClient
 from sikker.service.tokens import SESSION_PREFIX
 from sikker.storage import audit as audit_store
 from sikker.storage import people as people_store
@@ -77,6 +77,7 @@ def _totp_aad(user_id: str) -> bytes:
 
 
 _PENDING_AAD = b"sikker/v1/oidc-pending"
+_DEVICE_AAD = b"sikker/v1/oidc-device"
 
 
 class PeopleService:
@@ -490,6 +491,36 @@ class PeopleService:
             identity = self.sso.finish_callback(provider, pending, query)
         except SsoRejected as e:
             raise self._sso_fail(actor, provider, f"refused: {e.reason}", e) from None
+        return self._sso_sign_in(provider, identity, actor)
+
+    def sso_device_start(self, provider_name: str) -> tuple[DeviceAuthorization, str]:
+        """Begin a device sign-in (RFC 8628) for a terminal without a browser: what to show the
+        person, and a handle (the device code sealed with the root key) to poll with."""
+        provider = self._provider(provider_name)
+        device = self.sso.start_device(provider)
+        fields = {f: getattr(device, f) for f in DeviceAuthorization.__dataclass_fields__}
+        sealed = self.deps.keyring.wrap(_DEVICE_AAD, orjson.dumps(fields))
+        return device, base64.urlsafe_b64encode(sealed).decode()
+
+    def sso_device_poll(self, provider_name: str, handle: str, actor: Actor) -> SignedIn | None:
+        """One poll: the session once the person approved at the provider, else None."""
+        provider = self._provider(provider_name)
+        try:
+            raw = self.deps.keyring.unwrap(_DEVICE_AAD, base64.urlsafe_b64decode(handle.encode()))
+            device = DeviceAuthorization(**orjson.loads(raw))
+        except (InvalidCiphertext, ValueError, TypeError) as e:
+            raise self._sso_fail(
+                actor, provider, "tampered or unknown sign-in handle", SsoRejected(None, "handle")
+            ) from e
+        try:
+            identity = self.sso.poll_device(provider, device)
+        except SsoRejected as e:
+            raise self._sso_fail(actor, provider, f"refused: {e.reason}", e) from None
+        return None if identity is None else self._sso_sign_in(provider, identity, actor)
+
+    def _sso_sign_in(self, provider: OidcProvider, identity: oidc.VerifiedIdentity, actor: Actor) -> SignedIn:
+        """Sign in the person linked to (issuer, subject), creating them on first sign-in and
+        refreshing their groups every time."""
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             user = people_store.find_oidc_user(conn, identity.issuer, identity.subject)
