@@ -234,3 +234,26 @@ def test_only_the_root_token_manages_people(root: Api) -> None:
     vault = root.ok("POST", "/api/vaults", {"name": "x"})["id"]
     grant = {"role": "owner", "vaultId": vault, "user": "alice"}
     assert me.call("POST", "/api/role-bindings", grant)[0] in (403, 404)
+
+
+def test_a_personal_token_can_be_narrower_than_its_person(root: Api) -> None:
+    create(root)
+    vault = root.ok("POST", "/api/vaults", {"name": "team"})["id"]
+    web = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "web"})["id"]
+    batch = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "batch"})["id"]
+    web_secret = root.ok("POST", f"/api/projects/{web}/secrets", {"name": "S", "value": "w"})["id"]
+    batch_secret = root.ok("POST", f"/api/projects/{batch}/secrets", {"name": "S", "value": "b"})["id"]
+    root.ok("POST", "/api/role-bindings", {"role": "developer", "vaultId": vault, "user": "alice"})
+    me = Api(root.url, login(root, "alice")[1]["token"])
+    assert me.ok("GET", f"/api/secrets/{batch_secret}")["value"] == "b"  # the person: developer
+    body = {"name": "ci", "ttlSeconds": 3600, "role": "viewer", "projectId": web}
+    narrow = Api(root.url, me.ok("POST", "/api/users/me/tokens", body)["token"])
+    assert narrow.call("GET", f"/api/secrets/{web_secret}/versions")[0] == 200  # viewer in web
+    status, error = narrow.call("GET", f"/api/secrets/{web_secret}")  # ... never values
+    assert status == 403 and "limited to role viewer" in error["error"]
+    assert narrow.call("GET", f"/api/secrets/{batch_secret}/versions")[0] == 404  # not its project
+    # Never wider than the person: an owner ceiling on a developer person adds nothing.
+    wide = {"name": "wide", "ttlSeconds": 3600, "role": "owner"}
+    owner_token = Api(root.url, me.ok("POST", "/api/users/me/tokens", wide)["token"])
+    binding = {"role": "owner", "vaultId": vault, "group": "g"}
+    assert owner_token.call("POST", "/api/role-bindings", binding)[0] == 403

@@ -31,7 +31,13 @@ BINDING_FIELDS = {
     "group": schema.Field(str, max_len=values.NAME_MAX),
 }
 CODE_FIELDS = {"code": schema.Field(str, required=True, max_len=64)}
-TOKEN_FIELDS = {"name": NAME, "ttlSeconds": schema.Field(int, required=True, min_value=60)}
+TOKEN_FIELDS = {
+    "name": NAME,
+    "ttlSeconds": schema.Field(int, required=True, min_value=60),
+    "role": schema.Field(str, max_len=16),
+    "vaultId": schema.Field(str, max_len=40),
+    "projectId": schema.Field(str, max_len=40),
+}
 
 
 def _user(u: User) -> dict[str, Any]:
@@ -209,7 +215,16 @@ async def create_personal_token(request: Request) -> Response:
     principal, who = await authenticate(request)
     body = schema.parse(await request.body(), TOKEN_FIELDS)
     people = services(request).people
-    signed = await call(people.create_token, principal, who, body["name"], body["ttlSeconds"])
+    signed = await call(
+        people.create_token,
+        principal,
+        who,
+        body["name"],
+        body["ttlSeconds"],
+        body.get("role"),
+        body.get("vaultId"),
+        body.get("projectId"),
+    )
     return ok(_signed_in(signed), 201)
 
 

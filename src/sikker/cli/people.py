@@ -14,6 +14,7 @@ from sikker.cli.admin import parse_duration
 from sikker.cli.client import Client
 from sikker.cli.options import DEFAULT_ADDR, ca_cert_option, client_command, json_option, read_text_input
 from sikker.cli.output import emit_json, table, when
+from sikker.cli.refs import PROJECT, VAULT
 from sikker.core import permissions
 from sikker.errors import InvalidInput
 
@@ -141,10 +142,25 @@ def totp_confirm(client: Client, as_json: bool, code: str) -> None:
 @user.command("token")
 @click.option("--name", required=True, help="A label for the token.")
 @click.option("--ttl", default="30d", show_default=True, help="Lifetime, e.g. 12h or 30d.")
+@click.option("--role", "role_name", type=ROLES, default=None, help="At most what this role may do.")
+@click.option("--vault", "vault_id", type=VAULT, default=None, help="Only in this vault (id or name).")
+@click.option("--project", "project_id", type=PROJECT, default=None, help="Only in this project.")
 @client_command
-def user_token(client: Client, as_json: bool, name: str, ttl: str) -> None:
-    """Create a personal API token for scripts (your roles; ends with your account)."""
-    result = client.post("/api/users/me/tokens", {"name": name, "ttlSeconds": parse_duration(ttl)})
+def user_token(
+    client: Client,
+    as_json: bool,
+    name: str,
+    ttl: str,
+    role_name: str | None,
+    vault_id: str | None,
+    project_id: str | None,
+) -> None:
+    """Create a personal API token for scripts: your roles, optionally narrowed to a role and a
+    vault or project; it ends with your account."""
+    body: dict[str, Any] = {"name": name, "ttlSeconds": parse_duration(ttl)}
+    given = {"role": role_name, "vaultId": vault_id, "projectId": project_id}
+    body |= {key: value for key, value in given.items() if value is not None}
+    result = client.post("/api/users/me/tokens", body)
     emit_json(result) if as_json else click.echo(result["token"])
 
 

@@ -85,6 +85,7 @@ class Principal:
     bindings: tuple[RoleBinding, ...] = ()  # what it may do where (root: everything)
     user_id: str | None = None  # a person's
     name: str | None = None  # a person's user name
+    ceiling: str | None = None  # a personal token limited to what this role may do, too
 
     def __post_init__(self) -> None:
         # An admin token made without bindings is what it was before roles: admin of its vault.
@@ -277,6 +278,10 @@ class UserSession:
     last_seen_ms: int
     expires_ms: int
     revoked_ms: int | None
+    # A personal token can be narrower than its person: this role at most, in this scope.
+    scope_role: str | None = None
+    scope_vault: str | None = None
+    scope_project: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

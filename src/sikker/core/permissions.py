@@ -123,9 +123,11 @@ def decide(
             f"{_role_names(roles)} bound to a project may not {action} at the vault level"
         )
     roles = sorted({b.role for b in covering})
-    if any(action in ROLES.get(role, frozenset()) for role in roles):
-        return None
-    return PermissionDenied(f"{_role_names(roles)} may not {action}")
+    if not any(action in ROLES.get(role, frozenset()) for role in roles):
+        return PermissionDenied(f"{_role_names(roles)} may not {action}")
+    if principal.ceiling is not None and action not in ROLES.get(principal.ceiling, frozenset()):
+        return PermissionDenied(f"this token is limited to role {principal.ceiling}, which may not {action}")
+    return None
 
 
 def allowed(principal: Principal, action: str, vault_id: str | None, project_id: str | None = None) -> bool:

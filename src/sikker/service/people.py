@@ -333,10 +333,20 @@ class PeopleService:
         return error or Unauthenticated(BAD_LOGIN)
 
     def _new_session(
-        self, conn: Connection, user: User, kind: str, name: str, mfa: bool, now: int, expires: int
+        self,
+        conn: Connection,
+        user: User,
+        kind: str,
+        name: str,
+        mfa: bool,
+        now: int,
+        expires: int,
+        scope: tuple[str | None, str | None, str | None] = (None, None, None),
     ) -> SignedIn:
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
-        session = UserSession(ids.new_id("session"), user.id, kind, name, mfa, now, now, expires, None)
+        session = UserSession(
+            ids.new_id("session"), user.id, kind, name, mfa, now, now, expires, None, *scope
+        )
         people_store.insert_session(conn, session, _hash(token))
         return SignedIn(token, session, user)
 
@@ -365,13 +375,14 @@ class PeopleService:
             if provider is not None:  # the group -> role mappings of the provider's settings
                 mapped = oidc.bindings_for_groups(user.groups, provider.group_roles)
                 bindings = tuple(dict.fromkeys(bindings + mapped))
+            bindings = _narrowed(bindings, session)
             if not session.mfa:  # vaults that require a second factor see nothing of this session
                 strict = people_store.vaults_requiring_mfa(conn, {b.vault_id for b in bindings})
                 bindings = tuple(b for b in bindings if b.vault_id not in strict)
         if now - session.last_seen_ms >= TOUCH_EVERY_MS:
             with self.deps.db.write() as conn:
                 people_store.touch_session(conn, session.id, now)
-        return Principal("user", session.id, None, bindings, user.id, user.name)
+        return Principal("user", session.id, None, bindings, user.id, user.name, session.scope_role)
 
     def logout(self, principal: Principal, actor: Actor) -> None:
         user_id = self._person(principal)
@@ -420,29 +431,54 @@ class PeopleService:
             audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_MFA_CONFIRM, target)
         return codes
 
-    def create_token(self, principal: Principal, actor: Actor, name: str, ttl_s: int) -> SignedIn:
-        """A personal API token for scripts: the person's roles, until ``ttl_s`` or until the
-        person is disabled or deleted."""
+    def create_token(
+        self,
+        principal: Principal,
+        actor: Actor,
+        name: str,
+        ttl_s: int,
+        role: str | None = None,
+        vault_id: str | None = None,
+        project_id: str | None = None,
+    ) -> SignedIn:
+        """A personal API token for scripts: the person's roles, optionally narrowed to at most
+        ``role`` and to one vault or project; until ``ttl_s`` or until the person is disabled
+        or deleted."""
         user = self.find(principal, self._person(principal))
         name = people.check_user_name(name)
         if not 60 <= ttl_s <= TOKEN_TTL_MAX_S:
             raise InvalidInput("ttl must be between 60 seconds and 366 days")
+        if role is not None and role not in permissions.ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(permissions.ROLES)}")
+        if project_id is not None:
+            vault_id = self._vault_of_project(project_id)
+        elif vault_id is not None:
+            ids.check("vault", vault_id)
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             current = people_store.get_session(conn, principal.token_id)
             mfa = current is not None and current.mfa
-            signed = self._new_session(conn, user, "token", name, mfa, now, now + ttl_s * 1000)
-            target = {"user": user.id, "name": user.name, "token": signed.session.id}
+            scope = (role, vault_id, project_id)
+            signed = self._new_session(conn, user, "token", name, mfa, now, now + ttl_s * 1000, scope)
+            target = {"user": user.id, "name": user.name, "token": signed.session.id, "role": role or ""}
             audit_store.append(conn, SYSTEM_CHAIN, now, actor, Action.USER_TOKEN_CREATE, target)
         return signed
+
+    def _vault_of_project(self, project_id: str) -> str:
+        with self.deps.db.read() as conn:
+            project = vault_store.get_project(conn, ids.check("project", project_id))
+        if project is None:
+            raise NotFound(f"project {project_id} not found")
+        return project.vault_id
 
     def require_mfa(self, principal: Principal, actor: Actor, vault_id: str, required: bool) -> None:
         """Make every person's access to a vault depend on a session signed in with a second
         factor (sessions without one, and their tokens, no longer see the vault). Owners, or root."""
-        require(principal, permissions.MEMBER_MANAGE, ids.check("vault", vault_id), missing="vault not found")
+        vault_id = ids.check("vault", vault_id)
+        require(principal, permissions.MEMBER_MANAGE, vault_id, missing="vault not found")
         now = self.deps.clock()
         with self.deps.db.write() as conn:
-            if not people_store.set_vault_mfa(conn, ids.check("vault", vault_id), required):
+            if not people_store.set_vault_mfa(conn, vault_id, required):
                 raise NotFound(f"vault {vault_id} not found")
             target = {"vault": vault_id, "required": str(required).lower()}
             audit_store.append(conn, vault_id, now, actor, Action.ADMIN_VAULT_MFA, target)
@@ -581,6 +617,20 @@ class PeopleService:
                 conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGIN_FAIL, target, "denied", reason
             )
         return error
+
+
+def _narrowed(bindings: tuple[RoleBinding, ...], session: UserSession) -> tuple[RoleBinding, ...]:
+    """A personal token limited to a vault or project keeps only the person's bindings there
+    (a vault binding seen through a project token covers that project only)."""
+    if session.scope_project is not None:
+        return tuple(
+            RoleBinding(b.role, b.vault_id, session.scope_project)
+            for b in bindings
+            if b.vault_id == session.scope_vault and b.project_id in (None, session.scope_project)
+        )
+    if session.scope_vault is not None:
+        return tuple(b for b in bindings if b.vault_id == session.scope_vault)
+    return bindings
 
 
 def _loopback_callback(uri: str) -> bool:

@@ -120,6 +120,9 @@ def _session(r: Row[tuple[object, ...]]) -> UserSession:
         m["last_seen_ms"],
         m["expires_ms"],
         m["revoked_ms"],
+        m["scope_role"],
+        m["scope_vault"],
+        m["scope_project"],
     )
 
 
@@ -136,6 +139,9 @@ def insert_session(conn: Connection, session: UserSession, token_hash: bytes) ->
             last_seen_ms=session.last_seen_ms,
             expires_ms=session.expires_ms,
             revoked_ms=None,
+            scope_role=session.scope_role,
+            scope_vault=session.scope_vault,
+            scope_project=session.scope_project,
         )
     )
 

@@ -447,6 +447,9 @@ user_sessions = Table(
     Column("last_seen_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger, nullable=True),
+    Column("scope_role", String(16), nullable=True),
+    Column("scope_vault", String(32), nullable=True),
+    Column("scope_project", String(32), nullable=True),
     Index("ix_user_sessions_user", "user_id"),
 )
 

@@ -144,3 +144,13 @@ def test_a_listing_needs_the_action_at_one_vault_at_least() -> None:
     nobody = Principal("user", "s-1", None, (), "u-1", "ann")
     assert isinstance(p.decide_anywhere(nobody, "token:list"), PermissionDenied)
     assert p.decide_anywhere(Principal("root", "t", None), "token:list") is None
+
+
+def test_a_ceiling_limits_a_principal_to_what_both_allow() -> None:
+    person = Principal("user", "ses_1", None, (RoleBinding("developer", "vault_a"),), "usr_1", "alice")
+    narrowed = Principal("user", "ses_2", None, person.bindings, "usr_1", "alice", "viewer")
+    assert p.decide(person, p.SECRET_READ, "vault_a") is None
+    assert p.decide(narrowed, p.SECRET_LIST, "vault_a") is None
+    assert "limited to role viewer" in str(p.decide(narrowed, p.SECRET_READ, "vault_a"))
+    widened = Principal("user", "ses_3", None, person.bindings, "usr_1", "alice", "owner")
+    assert p.decide(widened, p.MEMBER_MANAGE, "vault_a") is not None  # never wider than the person

@@ -55,6 +55,9 @@ def upgrade() -> None:
     sa.Column('last_seen_ms', sa.BigInteger(), nullable=False),
     sa.Column('expires_ms', sa.BigInteger(), nullable=False),
     sa.Column('revoked_ms', sa.BigInteger(), nullable=True),
+    sa.Column('scope_role', sa.String(length=16), nullable=True),
+    sa.Column('scope_vault', sa.String(length=32), nullable=True),
+    sa.Column('scope_project', sa.String(length=32), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
