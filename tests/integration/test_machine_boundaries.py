@@ -202,5 +202,9 @@ def test_a_data_directory_open_to_others_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o755)
-    with pytest.raises(RuntimeError, match=r"open to\s+other\s+users"):
-        Server("", data).start()
+    server = Server("", data)
+    try:
+        with pytest.raises(RuntimeError, match=r"open to\s+other\s+users"):
+            server.start()
+    finally:
+        server.stop()  # had it started, it must not outlive the test
