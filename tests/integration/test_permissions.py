@@ -45,6 +45,8 @@ UNAUTHENTICATED = {
     "/api/auth/oidc",
     "/api/auth/oidc/{provider}/start",
     "/api/auth/oidc/{provider}/finish",
+    "/api/auth/oidc/{provider}/device",
+    "/api/auth/oidc/{provider}/device/poll",
 }
 OWNERS = frozenset({"owner"})
 PERSONS_ONLY: frozenset[str] = frozenset()  # a person's own session: no token principal may
