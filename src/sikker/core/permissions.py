@@ -49,6 +49,7 @@ KEY_ROTATE = "key:rotate"  # new project key versions, rewrap
 AUDIT_SYSTEM = "audit:system"  # the system audit chain (seal events, failed authentications)
 STREAM_FILE = "stream:file"  # file (JSON lines) audit streams: they write on the server's disk
 STREAM_ALL = "stream:all"  # streams of every vault (cluster-wide)
+USER_MANAGE = "user:manage"  # create, list, disable, enable, delete people's accounts
 
 ROOT_ONLY: dict[str, str] = {
     VAULT_CREATE: "create vaults",
@@ -61,6 +62,7 @@ ROOT_ONLY: dict[str, str] = {
         "Use a webhook or syslog stream, or ask the operator"
     ),
     STREAM_ALL: "stream every vault",
+    USER_MANAGE: "manage user accounts",
 }
 
 # -- roles ---------------------------------------------------------------------------

@@ -97,8 +97,8 @@ class PeopleService:
     # -- administration (root) ---------------------------------------------------------------
     @staticmethod
     def _root(principal: Principal) -> None:
-        if principal.kind != "root":
-            raise PermissionDenied("only the root token manages user accounts")
+        """Accounts are server-wide: ``permissions.decide`` grants them to root alone."""
+        require(principal, permissions.USER_MANAGE, None)
 
     def create_user(
         self, principal: Principal, actor: Actor, name: str, email: str, password: str | None

@@ -37,7 +37,7 @@ EXPECTED: dict[str, set[str]] = {
 }  # fmt: skip
 ROOT_ONLY = {
     "vault:create", "token:manage", "seal:manage", "key:rotate", "audit:system", "stream:file",
-    "stream:all",
+    "stream:all", "user:manage",
 }  # fmt: skip
 
 
