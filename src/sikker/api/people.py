@@ -109,7 +109,8 @@ async def sso_start(request: Request) -> Response:
     """POST /api/auth/oidc/{provider}/start {redirectUri?} -> {url, handle}."""
     body = schema.parse(await request.body(), SSO_START_FIELDS)
     people = services(request).people
-    url, handle = await call(people.sso_start, request.path_params["provider"], body.get("redirectUri"))
+    provider = request.path_params["provider"]
+    url, handle = await call(people.sso_start, provider, body.get("redirectUri"), actor(request))
     return ok({"url": url, "handle": handle})
 
 
@@ -127,7 +128,7 @@ async def sso_finish(request: Request) -> Response:
 async def sso_device_start(request: Request) -> Response:
     """POST /api/auth/oidc/{provider}/device -> what to show the person, and a handle to poll."""
     people = services(request).people
-    device, handle = await call(people.sso_device_start, request.path_params["provider"])
+    device, handle = await call(people.sso_device_start, request.path_params["provider"], actor(request))
     return ok(
         {
             "userCode": device.user_code,

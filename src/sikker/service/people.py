@@ -239,12 +239,17 @@ class PeopleService:
             return people_store.list_bindings(conn, vault_id)
 
     # -- signing in ------------------------------------------------------------------------------
+    def _admit(self, actor: Actor) -> None:
+        """Every sign-in call (password, SSO start, device start and poll) spends the address's
+        budget: an anonymous caller can make neither Argon2 work nor provider calls at will."""
+        with self._lock:
+            if not self._per_address.admit(actor.source_ip, self.deps.clock()):
+                raise RateLimited("too many sign-in attempts from this address; retry in a minute")
+
     def login(self, name: str, password: str, second_factor: str | None, actor: Actor) -> SignedIn:
         """Password (and TOTP or recovery code when enrolled) -> a session token."""
+        self._admit(actor)
         now = self.deps.clock()
-        with self._lock:
-            if not self._per_address.admit(actor.source_ip, now):
-                raise RateLimited("too many sign-in attempts from this address; retry in a minute")
         if not isinstance(name, str) or not isinstance(password, str) or len(password) > people.PASSWORD_MAX:
             raise InvalidInput("give a user name and a password")
         canonical = people.canonical_name(name)[:255]
@@ -498,12 +503,13 @@ class PeopleService:
     def providers(self) -> list[str]:
         return [p.name for p in self.deps.settings.oidc_providers]
 
-    def sso_start(self, provider_name: str, redirect_uri: str | None) -> tuple[str, str]:
+    def sso_start(self, provider_name: str, redirect_uri: str | None, actor: Actor) -> tuple[str, str]:
         """Begin a browser sign-in: (the provider URL to open, an opaque handle to give back
         with the callback's query). The handle is the pending login (state, nonce, PKCE
         verifier) sealed with the root key, so any node can finish it and nobody can alter it.
         A client may choose only a loopback redirect URI (the CLI's callback); otherwise the
         provider's configured one is used."""
+        self._admit(actor)
         provider = self._provider(provider_name)
         if redirect_uri is not None and not _loopback_callback(redirect_uri):
             raise InvalidInput("redirectUri must be http://127.0.0.1:PORT/... (the CLI's loopback callback)")
@@ -529,9 +535,10 @@ class PeopleService:
             raise self._sso_fail(actor, provider, f"refused: {e.reason}", e) from None
         return self._sso_sign_in(provider, identity, actor)
 
-    def sso_device_start(self, provider_name: str) -> tuple[DeviceAuthorization, str]:
+    def sso_device_start(self, provider_name: str, actor: Actor) -> tuple[DeviceAuthorization, str]:
         """Begin a device sign-in (RFC 8628) for a terminal without a browser: what to show the
         person, and a handle (the device code sealed with the root key) to poll with."""
+        self._admit(actor)
         provider = self._provider(provider_name)
         device = self.sso.start_device(provider)
         fields = {f: getattr(device, f) for f in DeviceAuthorization.__dataclass_fields__}
@@ -540,6 +547,7 @@ class PeopleService:
 
     def sso_device_poll(self, provider_name: str, handle: str, actor: Actor) -> SignedIn | None:
         """One poll: the session once the person approved at the provider, else None."""
+        self._admit(actor)
         provider = self._provider(provider_name)
         try:
             raw = self.deps.keyring.unwrap(_DEVICE_AAD, base64.urlsafe_b64decode(handle.encode()))
