@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sikker"
-ORDER = ["core", "crypto", "storage", "service", "api", "cli", "agent"]
+ORDER = ["core", "crypto", "storage", "service", "api", "ui", "cli", "agent"]
 # api and cli are siblings at the top: neither imports the other, nothing imports them.
 FORBIDDEN = {layer: set(ORDER[i + 1 :]) for i, layer in enumerate(ORDER)}
 # api talks to the services only: never to storage or crypto directly.
 FORBIDDEN["api"] = {"cli", "agent", "storage", "crypto"}
-FORBIDDEN["cli"] = set()
+# The web console is a sibling of api: the same services and domain, nothing below them.
+FORBIDDEN["ui"] = {"api", "cli", "agent", "storage", "crypto"}
+FORBIDDEN["cli"] = {"ui"}
 # The agent runs beside a database: it talks to the server over HTTP and imports only errors.
-FORBIDDEN["agent"] = {"core", "crypto", "storage", "service", "api", "cli"}
+FORBIDDEN["agent"] = {"core", "crypto", "storage", "service", "api", "ui", "cli"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -59,5 +61,19 @@ def test_service_does_not_import_sqlalchemy() -> None:
 def test_api_imports_only_service_core_config_and_errors() -> None:
     allowed = {"api", "service", "core", "config", "errors"}
     for path in (SRC / "api").rglob("*.py"):
+        # The app mounts the web console's routes; nothing else in api touches it.
+        bad = imports_of(path) - allowed - ({"ui"} if path.name == "app.py" else set())
+        assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_ui_imports_only_service_core_config_and_errors() -> None:
+    allowed = {"ui", "service", "core", "config", "errors"}
+    for path in (SRC / "ui").rglob("*.py"):
         bad = imports_of(path) - allowed
         assert not bad, f"{path.relative_to(SRC)} imports {bad}"
+
+
+def test_only_the_app_imports_the_console() -> None:
+    for path in SRC.rglob("*.py"):
+        if "ui" in imports_of(path) and path.parent.name != "ui":
+            assert path == SRC / "api" / "app.py", f"{path.relative_to(SRC)} imports ui"

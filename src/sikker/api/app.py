@@ -1,7 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
 BodyLimit -> SealGate -> PlainUrl (no control characters) -> read lane (GET /v1/secret/{id})
--> Starlette router (admin plane /api, operator /api/sys, machine plane /v1)
+-> Starlette router (admin plane /api, operator /api/sys, machine plane /v1, web console /ui)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
+from sikker.ui import ROUTES as CONSOLE_ROUTES
 
 log = logging.getLogger("sikker.server")
 
@@ -113,6 +114,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *canaries.ROUTES,
             *people.ROUTES,
             *machine.ROUTES,
+            *CONSOLE_ROUTES,  # the web console (/ui): the same services, the person's own principal
         ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

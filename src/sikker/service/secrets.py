@@ -182,6 +182,17 @@ class SecretService:
             self._project(conn, principal, project_id, perm.SECRET_LIST)
             return secret_store.list_secrets(conn, project_id, deleted)
 
+    def page(
+        self, principal: Principal, project_id: str, search: str = "", after: str | None = None, limit: int = 50
+    ) -> list[Secret]:
+        """One page of live secret metadata (the console's list): names containing ``search``,
+        after the name ``after``, at most ``limit`` (1-200). Never values."""
+        with self.deps.db.read() as conn:
+            self._project(conn, principal, project_id, perm.SECRET_LIST)
+            return secret_store.page_secrets(
+                conn, project_id, search=search, after=after, limit=min(max(limit, 1), 200)
+            )
+
     def versions(self, principal: Principal, secret_id: str) -> list[VersionInfo]:
         with self.deps.db.read() as conn:
             self._secret(conn, principal, secret_id, perm.SECRET_LIST)

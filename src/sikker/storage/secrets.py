@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from sikker.core.model import Sealed, Secret, VersionInfo
 from sikker.storage.tables import projects, secret_versions, secrets
@@ -60,6 +60,21 @@ def get_secret(conn: Connection, secret_id: str, for_update: bool = False) -> Se
 def list_secrets(conn: Connection, project_id: str, deleted: bool = False) -> list[Secret]:
     cond = secrets.c.deleted_ms.is_not(None) if deleted else secrets.c.deleted_ms.is_(None)
     query = select(secrets).where(secrets.c.project_id == project_id, cond).order_by(secrets.c.name)
+    return [_secret(r) for r in conn.execute(query)]
+
+
+def page_secrets(
+    conn: Connection, project_id: str, *, search: str = "", after: str | None = None, limit: int = 50
+) -> list[Secret]:
+    """One page of a project's live secrets in name order: ``after`` the last name of the
+    previous page (keyset paging over the ``(project_id, name)`` live-name index, so page N
+    costs the same as page 1), names containing ``search`` (any case). At most ``limit``."""
+    query = select(secrets).where(secrets.c.project_id == project_id, secrets.c.deleted_ms.is_(None))
+    if after is not None:
+        query = query.where(secrets.c.name > after)
+    if search:
+        query = query.where(func.lower(secrets.c.name).contains(search.lower(), autoescape=True))
+    query = query.order_by(secrets.c.name).limit(limit)
     return [_secret(r) for r in conn.execute(query)]
 
 

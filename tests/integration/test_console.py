@@ -1,0 +1,247 @@
+"""The web console in process (Starlette's TestClient): sessions and cookie flags, CSRF, headers,
+the secrets page's search and paging, body bounds, and that the console's decisions are the
+admin API's (a viewer may list but not reveal; a developer may create, a viewer may not)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import warnings
+
+import orjson
+import pytest
+
+with warnings.catch_warnings():  # Starlette 1.x would rather use httpx2; httpx works the same here
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from sikker.api.app import create_app
+from sikker.config import Settings
+from sikker.core import audit, values
+from sikker.core.model import Filters, Principal
+from sikker.service.bootstrap import Services, bootstrap
+from sikker.ui.web import COOKIE, CSP, csrf_for
+
+ROOT = Principal("root", "tok_test", None)
+ACTOR = audit.Actor("root", "tok_test", "127.0.0.1", "pytest")
+PASSWORD = "correct horse battery staple"
+VALUE = "s3cr3t-value-never-in-html"
+
+
+@dataclass
+class World:
+    svc: Services
+    app: object
+    vault: str
+    project: str
+    secret: str
+    paging: str
+
+
+@pytest.fixture(scope="module")
+def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    svc = bootstrap(Settings(database=module_database_url, data_dir=tmp_path_factory.mktemp("d")))
+    try:
+        svc.deps.db.migrate()
+        share = svc.seal.init(1, 1, ACTOR).shares[0]
+        svc.seal.submit_share(share, ACTOR)
+        vault = svc.vaults.create_vault(ROOT, ACTOR, "main")
+        project = svc.vaults.create_project(ROOT, ACTOR, vault.id, "web")
+        secret = svc.secrets.create(ROOT, ACTOR, project.id, "DB_PASSWORD", values.standard(VALUE))
+        paging = svc.vaults.create_project(ROOT, ACTOR, vault.id, "paging")
+        for i in range(120):
+            svc.secrets.create(ROOT, ACTOR, paging.id, f"key_{i:03d}", values.standard("x"))
+        for name, role in (("dev", "developer"), ("view", "viewer")):
+            svc.people.create_user(ROOT, ACTOR, name, f"{name}@example.org", PASSWORD)
+            svc.people.bind(ROOT, ACTOR, role, vault_id=vault.id, user=name)
+        yield World(svc, create_app(svc), vault.id, project.id, secret.id, paging.id)
+    finally:
+        svc.close()
+
+
+def client(world: World) -> TestClient:
+    return TestClient(world.app, base_url="http://testserver")  # type: ignore[arg-type]
+
+
+def signed_in(world: World, name: str) -> tuple[TestClient, str]:
+    c = client(world)
+    page = c.get("/ui/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce
+    response = c.post(
+        "/ui/login",
+        data={"nonce": nonce.group(1), "user": name, "password": PASSWORD, "next": "/ui/vaults"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    token = c.cookies.get(COOKIE)
+    assert token and token.startswith("sks_")
+    return c, csrf_for(token)
+
+
+def test_sign_in_sets_a_strict_http_only_session_cookie(world: World) -> None:
+    c = client(world)
+    page = c.get("/ui/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+    assert nonce
+    response = c.post(
+        "/ui/login",
+        data={"nonce": nonce.group(1), "user": "dev", "password": PASSWORD},
+        follow_redirects=False,
+    )
+    cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie" and COOKIE + "=" in v)
+    lowered = cookie.lower()
+    assert "httponly" in lowered and "samesite=strict" in lowered and "path=/ui" in lowered
+    assert "secure" not in lowered  # this server serves plain HTTP; with TLS the flag is set
+
+
+def test_a_wrong_password_shows_the_form_again_and_is_audited(world: World) -> None:
+    c = client(world)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/ui/login").text)
+    assert nonce
+    response = c.post("/ui/login", data={"nonce": nonce.group(1), "user": "dev", "password": "nope"})
+    assert response.status_code == 401 and "invalid user name or password" in response.text
+    assert COOKIE not in c.cookies
+    records = world.svc.audit.query(ROOT, "system", Filters(action="user:auth:fail"), None, 5)
+    assert records and records[0].entry.reason == "wrong password"
+
+
+def test_sign_in_without_the_form_nonce_is_refused(world: World) -> None:
+    response = client(world).post("/ui/login", data={"user": "dev", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_every_console_page_carries_the_security_headers(world: World) -> None:
+    c, _ = signed_in(world, "dev")
+    for path in ("/ui/login", "/ui/vaults", f"/ui/projects/{world.project}", f"/ui/secrets/{world.secret}"):
+        response = c.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == CSP
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["cache-control"] == "no-store"
+        assert "<script>" not in response.text and " style=" not in response.text
+
+
+def test_pages_without_a_session_lead_to_sign_in(world: World) -> None:
+    response = client(world).get(f"/ui/secrets/{world.secret}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/ui/login")
+
+
+def test_a_post_without_or_with_a_wrong_csrf_token_is_refused(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    path = f"/ui/projects/{world.project}/secrets"
+    assert c.post(path, data={"name": "X1", "type": "standard", "value": "v"}).status_code == 403
+    bad = {"csrf": csrf[:-1] + "A", "name": "X1", "type": "standard", "value": "v"}
+    assert c.post(path, data=bad).status_code == 403
+    other, other_csrf = signed_in(world, "dev")  # another session's token is not this one's
+    assert other_csrf != csrf
+    assert c.post(path, data=bad | {"csrf": other_csrf}).status_code == 403
+    ok = c.post(path, data=bad | {"csrf": csrf}, follow_redirects=False)
+    assert ok.status_code == 303
+
+
+def test_no_value_in_the_page_until_revealed_and_the_reveal_is_audited(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    page = c.get(f"/ui/secrets/{world.secret}")
+    assert VALUE not in page.text and "Reveal" in page.text
+    response = c.post(
+        f"/ui/secrets/{world.secret}/reveal",
+        headers={"x-csrf-token": csrf, "accept": "application/json"},
+    )
+    assert response.status_code == 200 and response.json()["value"] == VALUE
+    assert response.headers["cache-control"] == "no-store"
+    found = world.svc.audit.query(ROOT, world.vault, Filters(action="admin:secret:read"), None, 1)
+    assert found[0].entry.target["secret"] == world.secret
+
+
+def test_a_viewer_lists_names_but_may_not_reveal_or_create(world: World) -> None:
+    c, csrf = signed_in(world, "view")
+    listing = c.get(f"/ui/projects/{world.project}")
+    assert "DB_PASSWORD" in listing.text and "New secret" not in listing.text
+    detail = c.get(f"/ui/secrets/{world.secret}")
+    assert 'id="reveal"' not in detail.text
+    forged = c.post(
+        f"/ui/secrets/{world.secret}/reveal", headers={"x-csrf-token": csrf, "accept": "application/json"}
+    )
+    assert forged.status_code == 403 and VALUE not in forged.text
+    create = c.post(
+        f"/ui/projects/{world.project}/secrets",
+        data={"csrf": csrf, "name": "VIEWER_MADE", "type": "standard", "value": "v"},
+    )
+    assert create.status_code == 403
+
+
+def test_the_secrets_page_is_searched_and_paged_in_the_store(world: World) -> None:
+    c, _ = signed_in(world, "dev")
+    first = c.get(f"/ui/projects/{world.paging}")
+    names = re.findall(r">(key_\d{3})<", first.text)
+    assert names == [f"key_{i:03d}" for i in range(50)]  # 50 per page, name order
+    link = re.search(r'rel="next" href="([^"]+)"', first.text)
+    assert link
+    second = c.get(link.group(1).replace("&amp;", "&"))
+    assert re.findall(r">(key_\d{3})<", second.text)[0] == "key_050"
+    found = c.get(f"/ui/projects/{world.paging}", params={"q": "KEY_11"})
+    assert re.findall(r">(key_\d{3})<", found.text) == [f"key_{i}" for i in range(110, 120)]
+    assert "No secrets match" in c.get(f"/ui/projects/{world.paging}", params={"q": "100%"}).text
+
+
+def test_page_secrets_escapes_like_wildcards(world: World) -> None:
+    page = world.svc.secrets.page(ROOT, world.paging, "_0", None, 200)
+    assert [s.name for s in page][:2] == ["key_000", "key_001"] and len(page) == 100  # not key_1x0
+    assert world.svc.secrets.page(ROOT, world.paging, "%", None, 10) == []
+    after = world.svc.secrets.page(ROOT, world.paging, "", "key_118", 10)
+    assert [s.name for s in after] == ["key_119"]
+
+
+def test_bad_input_is_a_clear_4xx_page_never_a_500(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    path = f"/ui/projects/{world.project}/secrets"
+    too_many = "&".join(f"f{i}=x" for i in range(2100)) + f"&csrf={csrf}"
+    response = c.post(path, content=too_many, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code in (400, 403)
+    json_body = c.post(path, content=b"{}", headers={"content-type": "application/json", "x-csrf-token": csrf})
+    assert json_body.status_code == 400
+    huge = c.post(path, data={"csrf": csrf, "name": "BIG", "type": "standard", "value": "x" * 70_000})
+    assert huge.status_code == 400 and "65536" in huge.text and "xxxx" not in huge.text
+    oversized = c.post(path, content=b"a" * (2 * 1024 * 1024), headers={"x-csrf-token": csrf})
+    assert oversized.status_code == 413
+    bad_version = c.post(f"/ui/secrets/{world.secret}/rollback", data={"csrf": csrf, "version": "abc"})
+    assert bad_version.status_code == 400
+    assert c.get(f"/ui/secrets/{'sk_' + '0' * 16}").status_code == 404
+    control = c.post(path, data={"csrf": csrf, "name": "A\x07B", "type": "standard", "value": "v"})
+    assert control.status_code == 400
+
+
+def test_sign_out_ends_the_session_in_the_store(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    token = c.cookies.get(COOKIE)
+    c.post("/ui/logout", data={"csrf": csrf})
+    c.cookies.set(COOKIE, str(token), path="/ui")
+    assert c.get("/ui/vaults", follow_redirects=False).status_code == 303
+
+
+def test_a_structured_secret_is_created_from_fields(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    data = {
+        "csrf": csrf,
+        "name": "DB",
+        "type": "structured",
+        "fieldName": ["user", "password", ""],
+        "fieldValue": ["app", "pw", ""],
+    }
+    response = c.post(f"/ui/projects/{world.project}/secrets", data=data, follow_redirects=False)
+    assert response.status_code == 303
+    secret_id = response.headers["location"].rsplit("/", 1)[1]
+    revealed = world.svc.secrets.reveal(ROOT, ACTOR, secret_id)
+    assert revealed.value.kind == "structured" and set(orjson.loads(str(revealed.value.field_names))) == {"user", "password"}
+
+
+def test_static_assets_are_served_with_the_same_headers(world: World) -> None:
+    c = client(world)
+    js = c.get("/ui/static/console.js")
+    assert js.status_code == 200 and js.headers["content-security-policy"] == CSP
+    assert c.get("/ui/static/../web.py").status_code == 404
