@@ -1,0 +1,214 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright against a real
+``sikker server`` on loopback. One server and one browser for the module.
+
+Screenshots of the main pages: ``SIKKER_CONSOLE_SCREENSHOTS=docs/console python -m pytest
+tests/e2e/test_console.py`` writes them to that folder (docs/console.md shows them)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import IN_CI, Api, Machine, Server, init_and_unseal
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery staple"
+FIRST, SECOND = "first-value-7f3a9c", "second-value-b81d44"
+SHOTS = os.environ.get("SIKKER_CONSOLE_SCREENSHOTS")
+
+
+def _browser_or_fail() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if IN_CI:
+        pytest.fail(f"{CHROMIUM} is missing and CI=true: apt-get install chromium")
+    pytest.skip("Chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    _browser_or_fail()
+    directory = tmp_path_factory.mktemp("console")
+    server = Server(f"sqlite:///{directory / 'sikker.db'}", directory / "data").start()
+    try:
+        _, root_token = init_and_unseal(server.url)
+        root = Api(server.url, root_token)
+        vault = root.ok("POST", "/api/vaults", {"name": "payments"})
+        for name, role in (("alice", "owner"), ("victor", "viewer")):
+            root.ok("POST", "/api/users", {"name": name, "email": f"{name}@example.org", "password": PASSWORD})
+            root.ok("POST", "/api/role-bindings", {"role": role, "vaultId": vault["id"], "user": name})
+        yield {"server": server, "root": root, "vault": vault["id"]}
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(world: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def sign_in(browser: Any, url: str, name: str, screenshot: bool = False) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    page = context.new_page()
+    problems: list[str] = []  # CSP violations and script errors show up on the console
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{url}/ui/")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    if screenshot:
+        shot(page, "sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/ui/vaults$"))
+    return context, page, problems
+
+
+def test_a_person_manages_secrets_machines_and_audit_in_the_browser(world: dict[str, Any], browser: Any) -> None:
+    server: Server = world["server"]
+    url, vault = server.url, world["vault"]
+    context, page, problems = sign_in(browser, url, "alice", screenshot=True)
+
+    # Vault -> new project -> new secret.
+    page.get_by_role("link", name="payments").click()
+    page.get_by_label("New project name").fill("web")
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_url(re.compile(r".*/ui/projects/proj_\w+$"))
+    project = page.url.rsplit("/", 1)[1]
+    page.get_by_label("Name", exact=True).fill("API_KEY")
+    page.locator("#secret-value").fill(FIRST)
+    page.get_by_role("button", name="Create secret").click()
+    page.wait_for_url(re.compile(r".*/ui/secrets/sk_\w+$"))
+    secret = page.url.rsplit("/", 1)[1]
+
+    # No value in the page until revealed; the CSP header is on the page.
+    response = page.goto(f"{url}/ui/secrets/{secret}")
+    assert response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    assert FIRST not in page.content()
+    shot(page, "secret-detail")
+    page.get_by_role("button", name="Reveal").click()
+    page.wait_for_selector("#revealed-value:has-text('" + FIRST + "')")
+    assert page.locator("#revealed").is_visible()
+    page.get_by_role("button", name="Hide").click()
+    assert FIRST not in page.content()
+
+    # A second version, then roll back to the first (a third version with the first's value).
+    page.locator("#secret-value").fill(SECOND)
+    page.get_by_role("button", name="Save new version").click()
+    page.wait_for_url(re.compile(rf".*/ui/secrets/{secret}$"))
+    assert page.locator("#current-version").inner_text() == "2"
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Roll back to v1").click()
+    page.wait_for_selector("#current-version:has-text('3')")
+    assert world["root"].ok("GET", f"/api/secrets/{secret}")["value"] == FIRST
+
+    # More secrets, for the screenshots of the list and the matrix.
+    for name in ("DATABASE_URL", "STRIPE_KEY", "WEBHOOK_SECRET"):
+        world["root"].ok("POST", f"/api/projects/{project}/secrets", {"name": name, "value": "x"})
+    page.goto(f"{url}/ui/projects/{project}")
+    assert page.get_by_role("link", name="API_KEY").is_visible()
+    shot(page, "secrets-list")
+
+    # An enrollment token with manual approval: shown once; a machine enrolls and waits.
+    page.goto(f"{url}/ui/vaults/{vault}/enrollment-tokens")
+    page.get_by_label("web").check()
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").inner_text().strip()
+    machine = Machine.enroll(server, vault, token, name="build-01")
+    assert machine.request("GET", f"/v1/secret/{secret}").status_code == 403  # pending
+
+    # Approve it, grant it the secret in the matrix, and it reads.
+    page.goto(f"{url}/ui/vaults/{vault}/machines")
+    page.locator(f"tr[data-machine='{machine.id}']").get_by_role("button", name="Approve").click()
+    page.wait_for_selector(f"tr[data-machine='{machine.id}'] .badge.enabled")
+    page.goto(f"{url}/ui/projects/{project}/grants")
+    page.locator(f"#g-{machine.id}-{secret}").check()
+    shot(page, "grants-matrix")
+    page.get_by_role("button", name="Save grants").click()
+    page.wait_for_selector(f"#g-{machine.id}-{secret}:checked")
+    read = machine.request("GET", f"/v1/secret/{secret}")
+    assert read.status_code == 200 and FIRST in read.text
+
+    # The machine's read and the person's reveal are in the audit view; the chain verifies.
+    page.goto(f"{url}/ui/vaults/{vault}/audit")
+    page.get_by_label("Action").fill("machine:secret:read")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("table.audit tbody tr").first.inner_text().count(machine.id) >= 1
+    page.get_by_label("Action").fill("admin:secret:read")
+    page.get_by_role("button", name="Verify chain").click()
+    page.wait_for_selector("#verdict")
+    assert "Chain verified" in page.locator("#verdict").inner_text()
+    rows = page.locator("table.audit tbody").inner_text()
+    assert "admin:secret:read" in rows and secret in rows
+    shot(page, "audit-verify")
+
+    page.goto(f"{url}/ui/vaults/{vault}/dashboard")
+    assert page.locator("svg.chart rect").count() == 24
+    shot(page, "dashboard")
+    page.goto(f"{url}/ui/vaults/{vault}/machines")
+    shot(page, "machines")
+
+    # Sign out ends the session.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/ui/login$"))
+    page.goto(f"{url}/ui/vaults")
+    assert "/ui/login" in page.url
+    assert problems == []
+    context.close()
+    world["secret"] = secret
+
+
+def test_a_viewer_sees_names_but_cannot_reveal_even_by_forging(world: dict[str, Any], browser: Any) -> None:
+    url, secret = world["server"].url, world["secret"]
+    context, page, _ = sign_in(browser, url, "victor")
+    page.goto(f"{url}/ui/secrets/{secret}")
+    assert "API_KEY" in page.content()
+    assert page.get_by_role("button", name="Reveal").count() == 0
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    forged = context.request.post(
+        f"{url}/ui/secrets/{secret}/reveal", headers={"X-CSRF-Token": csrf, "Accept": "application/json"}
+    )
+    assert forged.status == 403 and FIRST not in forged.text()
+    context.close()
+
+
+def test_a_post_without_the_csrf_token_is_refused(world: dict[str, Any], browser: Any) -> None:
+    url, secret = world["server"].url, world["secret"]
+    context, _page, _ = sign_in(browser, url, "alice")
+    cookie = next(c for c in context.cookies() if c["name"] == "sikker_ui")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+    jar = {"sikker_ui": cookie["value"]}
+    for path, data in ((f"/ui/secrets/{secret}/reveal", {}), (f"/ui/secrets/{secret}/delete", {})):
+        response = httpx.post(url + path, data=data, cookies=jar, headers={"Accept": "application/json"})
+        assert response.status_code == 403 and FIRST not in response.text
+    # The same cookie still works for a page: the refusals changed nothing.
+    assert httpx.get(f"{url}/ui/secrets/{secret}", cookies=jar).status_code == 200
+    context.close()
