@@ -51,7 +51,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         root = Api(server.url, root_token)
         vault = root.ok("POST", "/api/vaults", {"name": "payments"})
         for name, role in (("alice", "owner"), ("victor", "viewer")):
-            root.ok("POST", "/api/users", {"name": name, "email": f"{name}@example.org", "password": PASSWORD})
+            root.ok(
+                "POST", "/api/users", {"name": name, "email": f"{name}@example.org", "password": PASSWORD}
+            )
             root.ok("POST", "/api/role-bindings", {"role": role, "vaultId": vault["id"], "user": name})
         yield {"server": server, "root": root, "vault": vault["id"]}
     finally:
@@ -92,7 +94,9 @@ def sign_in(browser: Any, url: str, name: str, screenshot: bool = False) -> tupl
     return context, page, problems
 
 
-def test_a_person_manages_secrets_machines_and_audit_in_the_browser(world: dict[str, Any], browser: Any) -> None:
+def test_a_person_manages_secrets_machines_and_audit_in_the_browser(
+    world: dict[str, Any], browser: Any
+) -> None:
     server: Server = world["server"]
     url, vault = server.url, world["vault"]
     context, page, problems = sign_in(browser, url, "alice", screenshot=True)

@@ -5,11 +5,9 @@ admin API's (a viewer may list but not reveal; a developer may create, a viewer 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-import warnings
 
 import orjson
 import pytest
@@ -137,7 +135,7 @@ def test_a_post_without_or_with_a_wrong_csrf_token_is_refused(world: World) -> N
     assert c.post(path, data={"name": "X1", "type": "standard", "value": "v"}).status_code == 403
     bad = {"csrf": csrf[:-1] + "A", "name": "X1", "type": "standard", "value": "v"}
     assert c.post(path, data=bad).status_code == 403
-    other, other_csrf = signed_in(world, "dev")  # another session's token is not this one's
+    _other, other_csrf = signed_in(world, "dev")  # another session's token is not this one's
     assert other_csrf != csrf
     assert c.post(path, data=bad | {"csrf": other_csrf}).status_code == 403
     ok = c.post(path, data=bad | {"csrf": csrf}, follow_redirects=False)
@@ -203,7 +201,9 @@ def test_bad_input_is_a_clear_4xx_page_never_a_500(world: World) -> None:
     too_many = "&".join(f"f{i}=x" for i in range(2100)) + f"&csrf={csrf}"
     response = c.post(path, content=too_many, headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code in (400, 403)
-    json_body = c.post(path, content=b"{}", headers={"content-type": "application/json", "x-csrf-token": csrf})
+    json_body = c.post(
+        path, content=b"{}", headers={"content-type": "application/json", "x-csrf-token": csrf}
+    )
     assert json_body.status_code == 400
     huge = c.post(path, data={"csrf": csrf, "name": "BIG", "type": "standard", "value": "x" * 70_000})
     assert huge.status_code == 400 and "65536" in huge.text and "xxxx" not in huge.text
@@ -237,7 +237,10 @@ def test_a_structured_secret_is_created_from_fields(world: World) -> None:
     assert response.status_code == 303
     secret_id = response.headers["location"].rsplit("/", 1)[1]
     revealed = world.svc.secrets.reveal(ROOT, ACTOR, secret_id)
-    assert revealed.value.kind == "structured" and set(orjson.loads(str(revealed.value.field_names))) == {"user", "password"}
+    assert revealed.value.kind == "structured" and set(orjson.loads(str(revealed.value.field_names))) == {
+        "user",
+        "password",
+    }
 
 
 def test_static_assets_are_served_with_the_same_headers(world: World) -> None:
@@ -245,3 +248,30 @@ def test_static_assets_are_served_with_the_same_headers(world: World) -> None:
     js = c.get("/ui/static/console.js")
     assert js.status_code == 200 and js.headers["content-security-policy"] == CSP
     assert c.get("/ui/static/../web.py").status_code == 404
+
+
+PUBLIC = {"/ui", "/ui/", "/ui/login", "/ui/static/{name}"}
+
+
+def test_every_console_route_but_sign_in_needs_a_session(world: World) -> None:
+    """The console's route table: outside sign-in and the static files, every route answers
+    nothing without a session (GET: to the sign-in page; POST: 401), before any service call."""
+    from starlette.routing import Route
+
+    from sikker.ui import ROUTES
+
+    c = client(world)
+    checked = 0
+    for route in ROUTES:
+        assert isinstance(route, Route)
+        if route.path in PUBLIC:
+            continue
+        path = re.sub(r"\{(\w+)\}", "x", route.path)
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            response = c.request(method, path, follow_redirects=False)
+            expected = 303 if method == "GET" else 401
+            assert response.status_code == expected, (method, route.path, response.status_code)
+            checked += 1
+    assert checked >= 25

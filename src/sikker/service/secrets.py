@@ -183,7 +183,12 @@ class SecretService:
             return secret_store.list_secrets(conn, project_id, deleted)
 
     def page(
-        self, principal: Principal, project_id: str, search: str = "", after: str | None = None, limit: int = 50
+        self,
+        principal: Principal,
+        project_id: str,
+        search: str = "",
+        after: str | None = None,
+        limit: int = 50,
     ) -> list[Secret]:
         """One page of live secret metadata (the console's list): names containing ``search``,
         after the name ``after``, at most ``limit`` (1-200). Never values."""

@@ -55,7 +55,9 @@ async def change_machine(ctx: Ctx) -> Response:
     change = ctx.param("change")
     if change not in CHANGES:
         raise NotFound("no such route")
-    machine = await ctx.call(ctx.svc.machines.change_state, ctx.principal, ctx.actor, ctx.param("machine"), change)
+    machine = await ctx.call(
+        ctx.svc.machines.change_state, ctx.principal, ctx.actor, ctx.param("machine"), change
+    )
     return redirect(f"/ui/vaults/{machine.vault_id}/machines")
 
 
@@ -101,7 +103,9 @@ async def save_grants(ctx: Ctx) -> Response:
         if current - wanted:
             await ctx.call(svc.set_grants, me, who, machine_id, sorted(current - wanted), False)
     back = ctx.form.get("back", max_len=600)
-    return redirect(back if back.startswith(f"/ui/projects/{project_id}/grants") else f"/ui/projects/{project_id}/grants")
+    return redirect(
+        back if back.startswith(f"/ui/projects/{project_id}/grants") else f"/ui/projects/{project_id}/grants"
+    )
 
 
 # -- enrollment tokens ------------------------------------------------------------------------
@@ -297,7 +301,9 @@ def chart(counts: list[int], width: int = 480, height: int = 120) -> dict[str, A
     bars = []
     for i, n in enumerate(counts):
         h = round((height - 14) * n / top, 1)
-        bars.append({"x": round(i * step + 1, 1), "y": round(height - h, 1), "w": round(step - 2, 1), "h": h, "n": n})
+        bars.append(
+            {"x": round(i * step + 1, 1), "y": round(height - h, 1), "w": round(step - 2, 1), "h": h, "n": n}
+        )
     return {"width": width, "height": height, "bars": bars, "top": top}
 
 
@@ -314,7 +320,7 @@ async def dashboard(ctx: Ctx) -> Response:
         )
         for stored in found:
             counts[min(23, (stored.entry.time_ms - start) // HOUR_MS)] += 1
-    alerts = []
+    alerts: list[Any] = []
     for severity in ("critical", "high"):
         found = await ctx.call(
             ctx.svc.audit.query, ctx.principal, vault_id, Filters(severity=severity), None, 10

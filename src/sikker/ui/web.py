@@ -114,7 +114,10 @@ class Form:
             raise InvalidInput("send the form as application/x-www-form-urlencoded")
         try:
             pairs = parse_qsl(
-                raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, strict_parsing=True
+                raw.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FORM_FIELDS,
+                strict_parsing=True,
             )
         except (UnicodeDecodeError, ValueError) as e:
             raise InvalidInput(f"the form is malformed or has more than {MAX_FORM_FIELDS} fields") from e
