@@ -216,3 +216,45 @@ def test_a_post_without_the_csrf_token_is_refused(world: dict[str, Any], browser
     # The same cookie still works for a page: the refusals changed nothing.
     assert httpx.get(f"{url}/ui/secrets/{secret}", cookies=jar).status_code == 200
     context.close()
+
+
+def test_single_sign_on_lands_in_a_console_session(browser: Any, tmp_path: Path) -> None:
+    """The provider's button, its pages in the browser, and back: the SameSite=Strict session
+    cookie set on the callback is sent on the next page (the callback moves on by itself)."""
+    from tests.helpers.oidc_provider import TestProvider
+
+    base = tmp_path / "sso"
+    base.mkdir(mode=0o700)
+    server = Server(f"sqlite:///{base / 'sikker.db'}", base / "data")
+    callback = f"{server.url}/ui/sso/corp/callback"
+    idp = TestProvider(base, redirect_uri=callback).start()
+    (base / "sikker.toml").write_text(
+        f'[[oidc_providers]]\nname = "corp"\nissuer = "{idp.issuer}"\nclient_id = "sikker"\n'
+        f'client_secret_env = "SIKKER_TEST_OIDC_SECRET"\nscopes = ["openid", "email", "profile"]\n'
+        f'redirect_uri = "{callback}"\n'
+    )
+    server.extra = ["--config", str(base / "sikker.toml")]
+    server.env = {"SIKKER_TEST_OIDC_SECRET": idp.client_secret}
+    context = browser.new_context()
+    try:
+        server.start()
+        init_and_unseal(server.url)
+        page = context.new_page()
+        page.goto(f"{server.url}/ui/login")
+        page.get_by_role("button", name="corp").click()
+        page.wait_for_selector("input[name=login]")  # the provider's own sign-in page
+        page.fill("input[name=login]", "alice")
+        page.fill("input[name=password]", "any")
+        page.click("button[type=submit]")
+        for _ in range(3):  # the provider's consent page, when it asks
+            page.wait_for_load_state()
+            if "/ui/" in page.url:
+                break
+            page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/ui/vaults$"))
+        assert page.locator("h1").inner_text() == "Vaults"
+        assert page.locator(".who").inner_text() == "alice"
+    finally:
+        context.close()
+        server.stop()
+        idp.stop()

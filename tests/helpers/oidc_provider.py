@@ -55,7 +55,8 @@ class TestProvider:
 
     __test__ = False  # not a test class
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, redirect_uri: str = REDIRECT_URI) -> None:
+        self.redirect_uri = redirect_uri
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.client_secret = secrets.token_urlsafe(24)
@@ -68,7 +69,7 @@ class TestProvider:
         if node is None:
             unavailable("node is not installed")
             return self
-        env = {"PORT": str(self.port), "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": self.client_secret}
+        env = {"PORT": str(self.port), "REDIRECT_URI": self.redirect_uri, "CLIENT_SECRET": self.client_secret}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [node, "server.mjs"],

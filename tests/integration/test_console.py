@@ -250,7 +250,14 @@ def test_static_assets_are_served_with_the_same_headers(world: World) -> None:
     assert c.get("/ui/static/../web.py").status_code == 404
 
 
-PUBLIC = {"/ui", "/ui/", "/ui/login", "/ui/static/{name}"}
+PUBLIC = {
+    "/ui",
+    "/ui/",
+    "/ui/login",
+    "/ui/static/{name}",
+    "/ui/sso/{provider}/start",
+    "/ui/sso/{provider}/callback",
+}
 
 
 def test_every_console_route_but_sign_in_needs_a_session(world: World) -> None:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sikker.ui import secrets, vaults
+from sikker.ui import secrets, signin, vaults
 from sikker.ui.web import page, secure
 
 _TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
@@ -29,12 +29,14 @@ async def static(request: Request) -> Response:
 
 GET, POST = ["GET"], ["POST"]
 ROUTES = [
-    Route("/ui", secrets.home, methods=GET),
-    Route("/ui/", secrets.home, methods=GET),
+    Route("/ui", signin.home, methods=GET),
+    Route("/ui/", signin.home, methods=GET),
     Route("/ui/static/{name}", static, methods=GET),
-    Route("/ui/login", secrets.login_form, methods=GET),
-    Route("/ui/login", secrets.login, methods=POST),
-    Route("/ui/logout", page(secrets.logout), methods=POST),
+    Route("/ui/login", signin.login_form, methods=GET),
+    Route("/ui/login", signin.login, methods=POST),
+    Route("/ui/sso/{provider}/start", signin.sso_start, methods=POST),
+    Route("/ui/sso/{provider}/callback", signin.sso_callback, methods=GET),
+    Route("/ui/logout", page(signin.logout), methods=POST),
     Route("/ui/vaults", page(secrets.vaults), methods=GET),
     Route("/ui/vaults/{vault}", page(secrets.vault), methods=GET),
     Route("/ui/vaults/{vault}/projects", page(secrets.create_project), methods=POST),

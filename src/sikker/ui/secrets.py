@@ -1,99 +1,28 @@
-"""Console pages: sign-in and sign-out, vaults, projects, secrets (list, create, detail,
-update, reveal, roll back, trash, restore).
+"""Console pages: vaults, projects, secrets (list, create, detail, update, reveal, roll back,
+trash, restore).
 
 Every handler calls the same service method as the admin API route of the same action, with
 the signed-in person's Principal, so ``permissions.decide`` answers every request."""
 
 from __future__ import annotations
 
-import hmac
-import secrets as pysecrets
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
 
 from sikker.core import permissions as perm
 from sikker.core import values
 from sikker.core.model import Principal
-from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
+from sikker.errors import InvalidInput, NotFound
 from sikker.ui.web import (
-    COOKIE,
     Ctx,
-    Form,
-    actor,
-    clear_cookie,
-    error_page,
     redirect,
-    render,
     secure,
-    services,
-    session_cookie,
     wants_json,
 )
 
 PAGE_SIZE = 50
-LOGIN_COOKIE = "sikker_ui_login"  # login CSRF: a random value in a cookie and in the form
-
-
-def _tls(request: Request) -> bool:
-    return services(request).deps.settings.tls_cert is not None
-
-
-def _next(raw: str) -> str:
-    """Only a console path may follow sign-in (no open redirect)."""
-    return raw if raw.startswith("/ui/") and not raw.startswith("//") and "\\" not in raw else "/ui/vaults"
-
-
-async def login_form(request: Request) -> Response:
-    """GET /ui/login: user name, password, TOTP code."""
-    nonce = pysecrets.token_urlsafe(24)
-    response = render(
-        "login.html", nonce=nonce, next=_next(request.query_params.get("next", "")[:200]), error=None
-    )
-    response.set_cookie(
-        LOGIN_COOKIE, nonce, path="/ui", secure=_tls(request), httponly=True, samesite="strict", max_age=3600
-    )
-    return response
-
-
-async def login(request: Request) -> Response:
-    """POST /ui/login: the same sign-in as /api/auth/login (lockout, per-address budget, audit)."""
-    svc = services(request)
-    nonce = pysecrets.token_urlsafe(24)
-    try:
-        form = Form.parse(await request.body(), request.headers.get("content-type", ""))
-        sent, expected = form.get("nonce", max_len=64), request.cookies.get(LOGIN_COOKIE, "")
-        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            raise PermissionDenied("the sign-in form expired: reload the page and retry")
-        name, password = form.get("user"), form.get("password", max_len=1024)
-        totp = form.get("totp", max_len=64) or None
-        if not name or not password:
-            raise InvalidInput("give a user name and a password")
-        signed = await run_in_threadpool(svc.people.login, name, password, totp, actor(request))
-    except SikkerError as e:
-        if isinstance(e, PermissionDenied):
-            return error_page(request, e)
-        response = render("login.html", e.http_status, nonce=nonce, next="/ui/vaults", error=e.message)
-        response.set_cookie(
-            LOGIN_COOKIE, nonce, path="/ui", secure=_tls(request), httponly=True, samesite="strict"
-        )
-        return response
-    response = redirect(_next(form.get("next", max_len=200)))
-    response.delete_cookie(LOGIN_COOKIE, path="/ui")
-    return session_cookie(response, signed.token, _tls(request), svc.deps.settings.session_max_seconds)
-
-
-async def logout(ctx: Ctx) -> Response:
-    """POST /ui/logout: ends the session in the store (not just the cookie)."""
-    await ctx.call(ctx.svc.people.logout, ctx.principal, ctx.actor)
-    return clear_cookie(redirect("/ui/login"), _tls(ctx.request))
-
-
-async def home(request: Request) -> Response:
-    return redirect("/ui/vaults" if request.cookies.get(COOKIE) else "/ui/login")
 
 
 # -- vaults and projects ----------------------------------------------------------------------
