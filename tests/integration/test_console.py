@@ -282,3 +282,134 @@ def test_every_console_route_but_sign_in_needs_a_session(world: World) -> None:
             assert response.status_code == expected, (method, route.path, response.status_code)
             checked += 1
     assert checked >= 25
+
+
+def test_the_audit_page_filters_pages_and_verifies(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    c.post(f"/ui/secrets/{world.secret}/reveal", headers={"x-csrf-token": csrf, "accept": "application/json"})
+    assert c.get(f"/ui/vaults/{world.vault}/audit").status_code == 403  # a developer: no audit:read
+    world.svc.people.create_user(ROOT, ACTOR, "audra", "audra@example.org", PASSWORD)
+    world.svc.people.bind(ROOT, ACTOR, "auditor", vault_id=world.vault, user="audra")
+    a, _ = signed_in(world, "audra")
+    page = a.get(f"/ui/vaults/{world.vault}/audit", params={"action": "admin:secret:read", "verify": "1"})
+    assert page.status_code == 200 and "Chain verified" in page.text
+    actions = set(re.findall(r"<code>([a-z:]+)</code></td>", page.text))
+    assert actions == {"admin:secret:read"}
+    assert 'rel="next"' in a.get(f"/ui/vaults/{world.vault}/audit").text  # > 50 records: a next page
+    assert a.get(f"/ui/vaults/{world.vault}/audit", params={"severity": "loud"}).status_code == 400
+    assert a.get(f"/ui/vaults/{world.vault}/audit", params={"since": "yesterday"}).status_code == 400
+    since = a.get(f"/ui/vaults/{world.vault}/audit", params={"since": "2999-01-01T00:00"})
+    assert "No records match" in since.text
+
+
+def test_enrollment_tokens_are_shown_once_and_revoked(world: World) -> None:
+    c, csrf = signed_in(world, "dev")
+    form = {"csrf": csrf, "name": "ci", "maxUses": "2", "ttlHours": "1", "approval": "manual"}
+    made = c.post(f"/ui/vaults/{world.vault}/enrollment-tokens", data=form | {"project": world.project})
+    token = re.search(r'<pre id="new-token">([^<]+)</pre>', made.text)
+    assert made.status_code == 201 and token
+    listing = c.get(f"/ui/vaults/{world.vault}/enrollment-tokens")
+    assert token.group(1) not in listing.text and "live" in listing.text
+    token_id = re.search(r"/ui/enrollment-tokens/(\w+)/revoke", listing.text)
+    assert token_id
+    c.post(f"/ui/enrollment-tokens/{token_id.group(1)}/revoke", data={"csrf": csrf, "vault": world.vault})
+    assert ">revoked<" in c.get(f"/ui/vaults/{world.vault}/enrollment-tokens").text
+    bad = c.post(f"/ui/vaults/{world.vault}/enrollment-tokens", data=form | {"maxUses": "0"})
+    assert bad.status_code == 400
+
+
+def test_members_are_the_owners_to_manage(world: World) -> None:
+    dev, dev_csrf = signed_in(world, "dev")
+    assert dev.get(f"/ui/vaults/{world.vault}/members").status_code == 403
+    refused = dev.post(
+        f"/ui/vaults/{world.vault}/members", data={"csrf": dev_csrf, "user": "view", "role": "owner"}
+    )
+    assert refused.status_code == 403
+    world.svc.people.create_user(ROOT, ACTOR, "olga", "olga@example.org", PASSWORD)
+    world.svc.people.bind(ROOT, ACTOR, "owner", vault_id=world.vault, user="olga")
+    owner, csrf = signed_in(world, "olga")
+    bound = owner.post(
+        f"/ui/vaults/{world.vault}/members",
+        data={"csrf": csrf, "user": "view", "role": "developer", "project": world.paging},
+    )
+    assert bound.status_code == 200 and f"project <code>{world.paging}</code>" in bound.text
+    binding = next(
+        b for b in world.svc.people.list_bindings(ROOT, world.vault) if b.binding.project_id == world.paging
+    )
+    owner.post(f"/ui/role-bindings/{binding.id}/delete", data={"csrf": csrf, "vault": world.vault})
+    assert f"project <code>{world.paging}</code>" not in owner.get(f"/ui/vaults/{world.vault}/members").text
+
+
+def test_a_tripped_canary_shows_and_its_project_is_unfrozen_with_a_reason(world: World) -> None:
+    project = world.svc.vaults.create_project(ROOT, ACTOR, world.vault, "bait")
+    canary = world.svc.canaries.create(ROOT, ACTOR, project.id, "AWS_ROOT_KEY", "aws-access-key", None)
+    world.svc.secrets.reveal(ROOT, ACTOR, canary.id)  # trips: the project freezes
+    world.svc.people.create_user(ROOT, ACTOR, "adam", "adam@example.org", PASSWORD)
+    world.svc.people.bind(ROOT, ACTOR, "admin", vault_id=world.vault, user="adam")
+    c, csrf = signed_in(world, "adam")
+    page = c.get(f"/ui/vaults/{world.vault}/canaries")
+    assert "AWS_ROOT_KEY" in page.text and "Frozen projects" in page.text and canary.id in page.text
+    assert (
+        c.post(f"/ui/projects/{project.id}/unfreeze", data={"csrf": csrf, "reason": " "}).status_code == 400
+    )
+    c.post(f"/ui/projects/{project.id}/unfreeze", data={"csrf": csrf, "reason": "drill"})
+    assert world.svc.vaults.get_project(ROOT, project.id).frozen_ms is None
+    assert "Frozen projects" not in c.get(f"/ui/vaults/{world.vault}/canaries").text
+
+
+def test_the_dashboard_counts_reads_per_hour(world: World) -> None:
+    world.svc.people.create_user(ROOT, ACTOR, "dana", "dana@example.org", PASSWORD)
+    world.svc.people.bind(ROOT, ACTOR, "admin", vault_id=world.vault, user="dana")
+    c, _ = signed_in(world, "dana")
+    page = c.get(f"/ui/vaults/{world.vault}/dashboard")
+    assert page.status_code == 200 and page.text.count("<rect ") == 24
+    total = re.search(r"Secret reads per hour \((\d+) in all\)", page.text)
+    assert total and int(total.group(1)) >= 1
+
+
+def test_the_session_ends_after_the_idle_timeout(tmp_path: Path) -> None:
+    now = [1_800_000_000_000]
+    settings = Settings(
+        database=f"sqlite:///{tmp_path / 'idle.db'}", data_dir=tmp_path, session_idle_seconds=600
+    )
+    svc = bootstrap(settings, clock=lambda: now[0])
+    try:
+        svc.deps.db.migrate()
+        svc.seal.submit_share(svc.seal.init(1, 1, ACTOR).shares[0], ACTOR)
+        svc.people.create_user(ROOT, ACTOR, "ida", "ida@example.org", PASSWORD)
+        idle = World(svc, create_app(svc), "", "", "", "")
+        c, _ = signed_in(idle, "ida")
+        now[0] += 599_000
+        assert c.get("/ui/vaults", follow_redirects=False).status_code == 200  # used: idle restarts
+        now[0] += 599_000
+        assert c.get("/ui/vaults", follow_redirects=False).status_code == 200
+        now[0] += 601_000
+        assert c.get("/ui/vaults", follow_redirects=False).headers["location"].startswith("/ui/login")
+    finally:
+        svc.close()
+
+
+def test_the_cookie_is_secure_when_the_server_serves_tls(tmp_path: Path) -> None:
+    settings = Settings(
+        database=f"sqlite:///{tmp_path / 'tls.db'}",
+        data_dir=tmp_path,
+        tls_cert=tmp_path / "cert.pem",
+        tls_key=tmp_path / "key.pem",
+    )
+    svc = bootstrap(settings)
+    try:
+        svc.deps.db.migrate()
+        svc.seal.submit_share(svc.seal.init(1, 1, ACTOR).shares[0], ACTOR)
+        svc.people.create_user(ROOT, ACTOR, "tess", "tess@example.org", PASSWORD)
+        c = TestClient(create_app(svc), base_url="https://testserver")  # type: ignore[arg-type]
+        nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/ui/login").text)
+        assert nonce
+        done = c.post(
+            "/ui/login",
+            data={"nonce": nonce.group(1), "user": "tess", "password": PASSWORD},
+            follow_redirects=False,
+        )
+        cookie = next(v for k, v in done.headers.multi_items() if k == "set-cookie" and COOKIE + "=" in v)
+        assert "secure" in cookie.lower()
+    finally:
+        svc.close()
