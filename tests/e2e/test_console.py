@@ -73,9 +73,21 @@ def browser(world: dict[str, Any]) -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
+    check_page(page)
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea'))
+  .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.name)"""
+
+
+def check_page(page: Any) -> None:
+    """Accessibility basics on every page visited: each field has a label; nothing overflows."""
+    assert page.evaluate(UNLABELLED) == [], page.url
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.url
 
 
 def sign_in(browser: Any, url: str, name: str, screenshot: bool = False) -> tuple[Any, Any, list[str]]:
@@ -188,12 +200,25 @@ def test_a_person_manages_secrets_machines_and_audit_in_the_browser(
     assert problems == []
     context.close()
     world["secret"] = secret
+    world["project"] = project
 
 
 def test_a_viewer_sees_names_but_cannot_reveal_even_by_forging(world: dict[str, Any], browser: Any) -> None:
     url, secret = world["server"].url, world["secret"]
-    context, page, _ = sign_in(browser, url, "victor")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{url}/ui/login")  # keyboard only: the user name field has the focus
+    page.keyboard.type("victor")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/ui/vaults$"))
+    page.keyboard.press("Tab")  # the skip link first, visibly focused
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.goto(f"{url}/ui/projects/{world['project']}")
+    check_page(page)  # readable on a phone: no sideways scrolling
     page.goto(f"{url}/ui/secrets/{secret}")
+    check_page(page)
     assert "API_KEY" in page.content()
     assert page.get_by_role("button", name="Reveal").count() == 0
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")

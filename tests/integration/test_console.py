@@ -249,6 +249,8 @@ def test_static_assets_are_served_with_the_same_headers(world: World) -> None:
     js = c.get("/ui/static/console.js")
     assert js.status_code == 200 and js.headers["content-security-policy"] == CSP
     assert c.get("/ui/static/../web.py").status_code == 404
+    missing = c.get("/ui/no/such/page")
+    assert missing.status_code == 404 and missing.headers["content-security-policy"] == CSP
 
 
 PUBLIC = {

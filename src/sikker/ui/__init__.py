@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sikker.errors import NotFound
 from sikker.ui import secrets, signin, vaults
-from sikker.ui.web import page, secure
+from sikker.ui.web import page, render, secure
 
 _TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 _STATIC = {name: (resources.files("sikker.ui") / "static" / name).read_bytes() for name in _TYPES}
@@ -25,6 +26,11 @@ async def static(request: Request) -> Response:
     response = secure(Response(_STATIC[name], media_type=_TYPES[name]))
     response.headers["cache-control"] = "public, max-age=3600"
     return response
+
+
+async def not_found(request: Request) -> Response:
+    """Any other path under /ui: a page (with the console's headers), not the API's JSON."""
+    return render("error.html", 404, error=NotFound("no such page"))
 
 
 GET, POST = ["GET"], ["POST"]
@@ -63,4 +69,5 @@ ROUTES = [
     Route("/ui/vaults/{vault}/members", page(vaults.bind), methods=POST),
     Route("/ui/role-bindings/{binding}/delete", page(vaults.unbind), methods=POST),
     Route("/ui/vaults/{vault}/dashboard", page(vaults.dashboard), methods=GET),
+    Route("/ui/{rest:path}", not_found, methods=["GET", "POST"]),  # last: everything else
 ]
