@@ -260,6 +260,7 @@ PUBLIC = {
     "/ui/static/{name}",
     "/ui/sso/{provider}/start",
     "/ui/sso/{provider}/callback",
+    "/ui/{rest:path}",  # the HTML 404 page
 }
 
 
