@@ -417,3 +417,18 @@ def test_the_cookie_is_secure_when_the_server_serves_tls(tmp_path: Path) -> None
         assert "secure" in cookie.lower()
     finally:
         svc.close()
+
+
+def test_console_sign_in_failures_lock_the_name_like_the_api(world: World) -> None:
+    world.svc.people.create_user(ROOT, ACTOR, "lou", "lou@example.org", PASSWORD)
+    c = client(world)
+    limit = world.svc.deps.settings.login_lockout_failures
+    for _ in range(limit):
+        nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/ui/login").text)
+        assert nonce
+        wrong = c.post("/ui/login", data={"nonce": nonce.group(1), "user": "lou", "password": "wrong"})
+        assert wrong.status_code == 401
+    nonce = re.search(r'name="nonce" value="([^"]+)"', c.get("/ui/login").text)
+    assert nonce
+    locked = c.post("/ui/login", data={"nonce": nonce.group(1), "user": "lou", "password": PASSWORD})
+    assert locked.status_code == 429 and COOKIE not in c.cookies
