@@ -432,3 +432,14 @@ def test_console_sign_in_failures_lock_the_name_like_the_api(world: World) -> No
     assert nonce
     locked = c.post("/ui/login", data={"nonce": nonce.group(1), "user": "lou", "password": PASSWORD})
     assert locked.status_code == 429 and COOKIE not in c.cookies
+
+
+def test_versions_show_which_fields_changed_never_values(world: World) -> None:
+    fields = {"user": "app", "password": "pw-one"}
+    made = world.svc.secrets.create(ROOT, ACTOR, world.project, "SHAPED", values.structured(fields))
+    later = values.structured({"user": "app", "host": "db", "pw": "x"})
+    world.svc.secrets.update(ROOT, ACTOR, made.id, later)
+    c, _ = signed_in(world, "dev")
+    page = c.get(f"/ui/secrets/{made.id}").text
+    assert "+host" in page and "+pw" in page and "\u2212password" in page
+    assert "pw-one" not in page and ">app<" not in page

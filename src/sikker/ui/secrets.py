@@ -113,6 +113,19 @@ async def create_secret(ctx: Ctx) -> Response:
     return redirect(f"/ui/secrets/{secret.id}")
 
 
+def field_changes(versions: list[Any]) -> dict[int, tuple[list[str], list[str]]]:
+    """Per version: the field names added and removed since the version before (structured
+    secrets; metadata only, never values)."""
+    changes: dict[int, tuple[list[str], list[str]]] = {}
+    before: set[str] | None = None
+    for v in sorted(versions, key=lambda v: v.version):
+        names = set(orjson.loads(v.field_names)) if v.field_names else set()
+        if before is not None:
+            changes[v.version] = (sorted(names - before), sorted(before - names))
+        before = names
+    return changes
+
+
 async def secret(ctx: Ctx) -> Response:
     """GET /ui/secrets/{secret}: metadata, versions, rotation; never the value."""
     secret_id = ctx.param("secret")
@@ -125,6 +138,7 @@ async def secret(ctx: Ctx) -> Response:
         secret=meta,
         project=proj,
         versions=sorted(versions, key=lambda v: -v.version),
+        changes=field_changes(versions) if meta.kind == "structured" else {},
         policy=policy,
         managed=managed,
         rotations=rotations,

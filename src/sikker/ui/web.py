@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 import jinja2
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -72,6 +73,7 @@ TEMPLATES = jinja2.Environment(
 )
 TEMPLATES.filters["when"] = _when
 TEMPLATES.filters["q"] = lambda s: quote(str(s), safe="")
+TEMPLATES.filters["fieldlist"] = lambda raw: ", ".join(orjson.loads(raw)) if raw else ""
 
 
 def csrf_for(session_token: str) -> str:
@@ -195,8 +197,6 @@ def error_page(request: Request, error: SikkerError, principal: Principal | None
 
 
 def _json_str(text: str) -> str:
-    import orjson
-
     return orjson.dumps(text).decode()
 
 
