@@ -148,9 +148,9 @@ class JwtLogin:
         role: JwtRole | None = None
         vault_known = False
         try:
-            parsed = checks.parse(token)
             with self.deps.db.read() as conn:
                 vault_known = vault_store.get_vault(conn, vault_id) is not None
+                parsed = checks.parse(token)
                 role = self._role(conn, vault_id, role_ref, parsed) if vault_known else None
             if role is None:
                 raise Refused(checks.failed(ROLE, "no such JWT role in this vault"))

@@ -62,18 +62,18 @@ FIELDS = frozenset(
 )
 
 
-def _text(value: object, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit or values.has_control(value):
+def _text(value: object, what: str, limit: int, multiline: bool = False) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit or values.has_control(value, multiline):
         raise InvalidInput(f"{what} must be a string of 1 to {limit} characters without control characters")
     return value
 
 
-def _texts(value: object, what: str, most: int, limit: int = 256) -> tuple[str, ...]:
+def _texts(value: object, what: str, most: int, limit: int = 256, multiline: bool = False) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not 1 <= len(value) <= most:
         raise InvalidInput(f"{what} must be a list of 1 to {most} strings")
-    return tuple(dict.fromkeys(_text(v, what, limit) for v in value))
+    return tuple(dict.fromkeys(_text(v, what, limit, multiline) for v in value))
 
 
 class JwtRoleAdmin:
@@ -161,7 +161,9 @@ class JwtRoleAdmin:
                 raise InvalidInput("give exactly one of discoveryUrl, jwksUrl and publicKeys")
             keys = None
             if given == ["public_keys"]:
-                keys = _texts(changes["public_keys"], "publicKeys", MAX_PUBLIC_KEYS, 16 * 1024)
+                keys = _texts(
+                    changes["public_keys"], "publicKeys", MAX_PUBLIC_KEYS, 16 * 1024, multiline=True
+                )
                 if not all(check_public_key(k.replace("\r\n", "\n")) for k in keys):
                     raise InvalidInput(
                         "each of publicKeys must be a PEM public key (RSA, EC P-256 or Ed25519)"
