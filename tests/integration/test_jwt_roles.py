@@ -78,6 +78,9 @@ def test_the_role_id_works_as_its_name_and_the_admin_routes_answer_the_role_obje
     role = world.role(sourceCidrs=["127.0.0.0/8"], machineTtl=600)
     status, answer, _ = world.login(role["id"], world.gh.sign(github_claims()))
     assert status == 200, answer
+    listed = world.root.ok("GET", f"/api/vaults/{world.vault}/machines")["machines"]
+    mine = next(m for m in listed if m["id"] == answer["machineId"])
+    assert mine["allowedCidr"] == "127.0.0.0/8"  # the role's one source CIDR binds the machine too
     shown = world.root.ok("GET", f"/api/jwt-roles/{role['id']}")
     assert shown == role
     listed = world.root.ok("GET", f"/api/vaults/{world.vault}/jwt-roles")["roles"]
