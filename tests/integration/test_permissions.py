@@ -39,6 +39,8 @@ AUDITORS = MANAGERS | {"auditor"}
 UNAUTHENTICATED = {
     "/api/sys/status",
     "/api/sys/health",
+    "/api/sys/health/live",
+    "/api/sys/health/ready",
     "/api/sys/init",
     "/api/sys/unseal",
     "/api/auth/login",

@@ -35,6 +35,19 @@ async def health(request: Request) -> Response:
     return ok({"status": "ok"})
 
 
+async def live(request: Request) -> Response:
+    """Liveness: 200 while the process serves HTTP. Nothing else is checked (a sealed node or
+    a store that is down is alive; restarting it would not help)."""
+    return ok({"status": "alive"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: 200 when unsealed and the store answers within a bound (2 s); otherwise 503
+    ``{"error": "sealed"}`` or ``{"error": "store unreachable"}``."""
+    reason = await call(services(request).health.unready_because)
+    return ok({"status": "ready"}) if reason is None else json_error(503, reason)
+
+
 INIT_FIELDS = {
     "shares": schema.Field(int, min_value=1, max_value=255),
     "threshold": schema.Field(int, min_value=1, max_value=255),
@@ -94,11 +107,20 @@ async def rotate_keys(request: Request) -> Response:
 
 
 # Routes answered while sealed.
-UNSEALED_NOT_REQUIRED = {"/api/sys/status", "/api/sys/health", "/api/sys/init", "/api/sys/unseal"}
+UNSEALED_NOT_REQUIRED = {
+    "/api/sys/status",
+    "/api/sys/health",
+    "/api/sys/health/live",
+    "/api/sys/health/ready",
+    "/api/sys/init",
+    "/api/sys/unseal",
+}
 
 ROUTES = [
     Route("/api/sys/status", status, methods=["GET"]),
     Route("/api/sys/health", health, methods=["GET"]),
+    Route("/api/sys/health/live", live, methods=["GET"]),
+    Route("/api/sys/health/ready", ready, methods=["GET"]),
     Route("/api/sys/init", init, methods=["POST"]),
     Route("/api/sys/unseal", unseal, methods=["POST"]),
     Route("/api/sys/seal", seal, methods=["POST"]),

@@ -13,6 +13,7 @@ from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
+from sikker.service.health import HealthService
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
@@ -43,6 +44,7 @@ class Services:
     rotation: RotationService
     canaries: CanaryService
     people: PeopleService
+    health: HealthService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -90,4 +92,5 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         rotation=RotationService(deps, secrets, plane),
         canaries=CanaryService(deps, secrets),
         people=people,
+        health=HealthService(deps),
     )

@@ -278,6 +278,11 @@ class Database:
                 raise StoreUnavailable() from e
             raise
 
+    def ping(self) -> None:
+        """One trivial query (readiness probes); StoreUnavailable when the store does not answer."""
+        with self.read() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar_one()
+
     def dispose(self) -> None:
         self.engine.dispose()
         if self._flock_fd is not None:
