@@ -495,6 +495,7 @@ CASES: list[Case] = [
         lambda w: Req("/api/sys/rotate-keys", {"projectId": w.project}),
     ),
     *PEOPLE,
+    C("POST", "/api/sys/backup", ROOT_ONLY, lambda w: Req("/api/sys/backup")),
     C("POST", "/api/sys/seal", ROOT_ONLY, lambda w: Req("/api/sys/seal")),
 ]
 

@@ -1,11 +1,13 @@
-"""Operator routes under /api/sys: status, health, init, unseal, seal, key rotation."""
+"""Operator routes under /api/sys: status, health probes, init, unseal, seal, key rotation, backup."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sikker import __version__
@@ -106,6 +108,33 @@ async def rotate_keys(request: Request) -> Response:
     return ok({"projects": report.projects, "rewrapped": report.rewrapped})
 
 
+BACKUP_READ_BYTES = 64 * 1024
+
+
+async def backup(request: Request) -> Response:
+    """Stream an encrypted backup of the whole store (root token). The server keeps serving;
+    the backup is one consistent snapshot. ``X-Sikker-Backup-Sha256`` is the checksum the
+    file's trailer holds (also in the audit record)."""
+    principal, who = await authenticate(request)
+    schema.parse(await request.body(), {})
+    made = await call(services(request).backup.create, principal, who)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await run_in_threadpool(made.file.read, BACKUP_READ_BYTES):
+                yield chunk
+        finally:
+            made.file.close()
+
+    headers = {
+        "content-length": str(made.size),
+        "content-disposition": 'attachment; filename="sikker.backup"',
+        "x-sikker-backup-sha256": made.sha256,
+        "x-sikker-backup-rows": str(made.rows),
+    }
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
 # Routes answered while sealed.
 UNSEALED_NOT_REQUIRED = {
     "/api/sys/status",
@@ -125,4 +154,5 @@ ROUTES = [
     Route("/api/sys/unseal", unseal, methods=["POST"]),
     Route("/api/sys/seal", seal, methods=["POST"]),
     Route("/api/sys/rotate-keys", rotate_keys, methods=["POST"]),
+    Route("/api/sys/backup", backup, methods=["POST"]),
 ]

@@ -11,6 +11,7 @@ from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
 from sikker.cli.agent import agent
 from sikker.cli.audit import audit
+from sikker.cli.backup import backup_command, restore_command
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
@@ -56,6 +57,8 @@ def cli() -> None:
 
 
 machine.add_command(bootstrap_command)
+operator.add_command(backup_command)
+operator.add_command(restore_command)
 vault.add_command(require_mfa)
 for sub in (secret_rotate, rotation, secret_manage):
     secret.add_command(sub)

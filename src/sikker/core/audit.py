@@ -28,6 +28,8 @@ class Action(enum.StrEnum):
     OPERATOR_UNSEAL_RESET = "operator:seal:reset"
     OPERATOR_SEAL = "operator:seal:seal"
     OPERATOR_ROTATE_KEYS = "operator:keys:rotate"
+    OPERATOR_BACKUP = "operator:backup:create"
+    OPERATOR_RESTORE = "operator:backup:restore"
     ADMIN_AUTH_FAIL = "admin:auth:fail"
     ADMIN_VAULT_CREATE = "admin:vault:create"
     ADMIN_PROJECT_CREATE = "admin:project:create"
@@ -118,6 +120,8 @@ SEVERITY = {
     Action.OPERATOR_UNSEAL_RESET: Severity.MEDIUM,
     Action.OPERATOR_SEAL: Severity.HIGH,
     Action.OPERATOR_ROTATE_KEYS: Severity.MEDIUM,
+    Action.OPERATOR_BACKUP: Severity.HIGH,
+    Action.OPERATOR_RESTORE: Severity.HIGH,
     Action.ADMIN_AUTH_FAIL: Severity.MEDIUM,
     Action.ADMIN_PROJECT_DELETE: Severity.MEDIUM,
     Action.ADMIN_SECRET_DELETE: Severity.LOW,

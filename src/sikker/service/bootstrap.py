@@ -11,6 +11,7 @@ from sikker.crypto.keyring import Keyring
 from sikker.crypto.seal import KeyFileSeal
 from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
+from sikker.service.backup import BackupService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
 from sikker.service.health import HealthService
@@ -45,6 +46,7 @@ class Services:
     canaries: CanaryService
     people: PeopleService
     health: HealthService
+    backup: BackupService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -93,4 +95,5 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         canaries=CanaryService(deps, secrets),
         people=people,
         health=HealthService(deps),
+        backup=BackupService(deps),
     )
