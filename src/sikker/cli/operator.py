@@ -1,4 +1,5 @@
-"""``sikker operator`` (init, unseal, seal, rotate-keys) and ``sikker status``."""
+"""``sikker operator`` (init, unseal, seal, rotate-keys; backup and restore in cli/backup.py) and
+``sikker status``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ RESTART_TO_UNSEAL = "It unseals itself from its seal key file when it starts: re
 
 @click.group()
 def operator() -> None:
-    """Initialise, unseal, seal and rotate keys."""
+    """Initialise, unseal, seal, rotate keys; back up and restore."""
 
 
 @operator.command()
