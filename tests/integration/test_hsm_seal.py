@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -118,5 +119,75 @@ def test_hsm_seal_unseals_itself_and_refuses_clearly_and_recovery_shares_still_w
             state = Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
         assert state["sealed"] is False and state["error"] == ""
         assert Api(server.url, init["rootToken"]).ok("GET", f"/api/secrets/{secret}")["value"] == "in-hsm"
+    finally:
+        server.stop()
+
+
+def sikker(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SIKKER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "sikker", *args],
+        env=base | env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_migrate_seal_from_shares_to_the_hsm_and_back(tmp_path: Path, hsm: Hsm) -> None:
+    server = Server("", tmp_path / "data").start()
+    try:
+        init = Api(server.url).ok("POST", "/api/sys/init", {"shares": 3, "threshold": 2})
+        for share in init["shares"][:2]:
+            Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
+        root = Api(server.url, init["rootToken"])
+        vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
+        project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
+        secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "S", "value": "moved"})["id"]
+    finally:
+        server.stop()
+    data = ["--data-dir", str(tmp_path / "data")]
+
+    wrong = sikker(
+        "operator", "migrate-seal", "--to", "pkcs11", *data, *hsm.flags(), env=hsm.env(), stdin="x\ny\n"
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    to_hsm = sikker(
+        "operator", "migrate-seal", "--to", "pkcs11", *data, *hsm.flags(), "--json",
+        env=hsm.env(), stdin="\n".join(init["shares"][1:]),
+    )  # fmt: skip
+    assert to_hsm.returncode == 0, to_hsm.stderr
+    recovery = json.loads(to_hsm.stdout)
+    assert (recovery["from"], recovery["to"], len(recovery["shares"])) == ("shamir", "pkcs11", 5)
+
+    server = start(tmp_path, hsm)
+    try:
+        assert Api(server.url).ok("GET", "/api/sys/status")["sealed"] is False  # through the HSM
+        assert Api(server.url, init["rootToken"]).ok("GET", f"/api/secrets/{secret}")["value"] == "moved"
+    finally:
+        server.stop()
+
+    counts = ["--shares", "3", "--threshold", "2"]
+    back = sikker(
+        "operator", "migrate-seal", "--to", "shamir", *data, *hsm.flags(), *counts, "--json", env=hsm.env()
+    )
+    assert back.returncode == 0, back.stderr
+    fresh = json.loads(back.stdout)["shares"]
+
+    server = Server("", tmp_path / "data").start()
+    try:
+        api = Api(server.url)
+        assert api.ok("GET", "/api/sys/status")["kind"] == "shamir"
+        api.ok("POST", "/api/sys/unseal", {"share": init["shares"][0]})
+        old = api.call("POST", "/api/sys/unseal", {"share": init["shares"][1]})
+        assert old[0] == 400 and "do not reconstruct" in old[1]["error"]  # the old shares are void
+        for share in fresh[:2]:
+            state = api.ok("POST", "/api/sys/unseal", {"share": share})
+        assert state["sealed"] is False
+        root = Api(server.url, init["rootToken"])
+        assert root.ok("GET", f"/api/secrets/{secret}")["value"] == "moved"
+        actions = [r["action"] for r in root.ok("GET", "/api/audit/system")["records"]]
+        assert actions.count("operator:seal:migrate") == 2
     finally:
         server.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ from sikker import config
 from sikker.cli.client import Client
 from sikker.cli.options import client_command, json_option
 from sikker.cli.output import console, emit_json, err_console
+from sikker.cli.seal_migration import read_shares
 from sikker.core.audit import Actor
 from sikker.errors import InvalidInput
 from sikker.service import restore as restoring
@@ -81,13 +81,6 @@ def backup_command(client: Client, as_json: bool, output: Path) -> None:
     console.print(f"SHA-256: {expected}", soft_wrap=True)
 
 
-def _shares(threshold: int) -> list[str]:
-    """Shares from a hidden prompt (a terminal), or one per line on standard input (scripts)."""
-    if not sys.stdin.isatty():
-        return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
-    return [click.prompt(f"Unseal share ({i}/{threshold})", hide_input=True) for i in range(1, threshold + 1)]
-
-
 @click.command("restore")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option(
@@ -130,7 +123,8 @@ def restore_command(
     """
     settings = config.load({"database": database, "data_dir": data_dir}, config_file)
     info = restoring.open_backup(file)
-    shares = _shares(info.threshold) if info.seal_kind == "shamir" else None
+    what = "Recovery share" if info.seal_kind == "pkcs11" else "Unseal share"
+    shares = read_shares(info.threshold, what) if info.seal_kind in ("shamir", "pkcs11") else None
     root_key = restoring.unlock(info, shares, key_file)
     if not as_json:
         err_console.print(f"Backup of {info.created_at} unlocked; checking every frame before writing.")

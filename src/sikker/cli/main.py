@@ -20,6 +20,7 @@ from sikker.cli.operator import operator, status
 from sikker.cli.output import Invocation, emit_error_json, err_console
 from sikker.cli.people import login, logout, require_mfa, role, user, whoami
 from sikker.cli.rotation import rotation, secret_manage, secret_rotate
+from sikker.cli.seal_migration import migrate_seal_command
 from sikker.cli.server import server
 from sikker.errors import SikkerError
 
@@ -59,6 +60,7 @@ def cli() -> None:
 machine.add_command(bootstrap_command)
 operator.add_command(backup_command)
 operator.add_command(restore_command)
+operator.add_command(migrate_seal_command)
 vault.add_command(require_mfa)
 for sub in (secret_rotate, rotation, secret_manage):
     secret.add_command(sub)

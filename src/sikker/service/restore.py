@@ -94,7 +94,7 @@ _WRONG_KEY_FILE = (
 
 def unlock(info: BackupInfo, shares: list[str] | None = None, key_file: Path | None = None) -> bytes:
     """The root key of the backed-up server, from its unseal shares or its seal key file."""
-    if info.seal_kind == "shamir":
+    if info.seal_kind in ("shamir", "pkcs11"):  # an HSM seal's backup: its recovery shares
         if not shares:
             raise InvalidInput(f"this backup needs {info.threshold} unseal shares of the server it came from")
         try:
@@ -115,7 +115,7 @@ def unlock(info: BackupInfo, shares: list[str] | None = None, key_file: Path | N
     else:
         raise InvalidInput(f"this backup's seal type {info.seal_kind!r} is not supported by this restore")
     try:
-        return seal.unwrap_root(unseal_key, info.wrapped_root_key)
+        return seal.unwrap_root(unseal_key, seal.shares_part(info.seal_kind, info.wrapped_root_key))
     except InvalidCiphertext as e:
         raise InvalidInput(wrong) from e
 
