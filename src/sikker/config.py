@@ -218,7 +218,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
     if not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"workers must be between 1 and {MAX_WORKERS}")
     hsm = _hsm(merged, seal_key)
-    if workers > 1 and not seal_key and not dev and not hsm["hsm_module"]:
+    # Not with the HSM seal: a PKCS#11 module initialised before the fork is not usable in the
+    # forked workers (untested either way, so refused).
+    if workers > 1 and not seal_key and not dev:
         raise InvalidInput(
             "more than one worker needs a server that unseals itself (--seal-key-file or --dev): "
             "each worker process holds its own copy of the root key"
