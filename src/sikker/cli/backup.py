@@ -115,9 +115,10 @@ def restore_command(
 ) -> None:
     """Restore a backup into an empty store, OFFLINE: stop every server on the target first.
 
-    The target (SQLite or PostgreSQL, whichever the backup came from) is chosen like
-    'sikker server' chooses its store. Unseal shares are asked for at a hidden prompt, or
-    read one per line from standard input; a key-file server's backup needs --key-file.
+    The target (SQLite or PostgreSQL, whatever store the backup came from) is chosen like
+    'sikker server' chooses its store. Unseal shares (an HSM server's recovery shares) are
+    asked for at a hidden prompt, or read one per line from standard input; a key-file
+    server's backup needs --key-file.
     Afterwards 'sikker server' on the target starts sealed and the old shares (or key
     file) unseal it.
     """
