@@ -9,7 +9,9 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
 ``login_lockout_seconds``, ``allow_maintenance_database``, ``jwks_allowed_networks``,
-``jwks_timeout_seconds``, ``jwt_login_attempts_per_minute``).
+``jwks_timeout_seconds``, ``jwt_login_attempts_per_minute``, ``hsm_module``, ``hsm_token``,
+``hsm_key``, ``hsm_pin_file``). The HSM's PIN is read from ``hsm_pin_file`` or the environment
+(``SIKKER_HSM_PIN``), never from a flag.
 Lists (``stream_allowed_networks``, ``jwks_allowed_networks``) are TOML arrays, or
 comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
 tables, in the file only (``load_oidc_providers``; docs/operator/identity.md); so are the
@@ -67,6 +69,10 @@ _ENV = {
     "jwks_allowed_networks": "SIKKER_JWKS_ALLOWED_NETWORKS",
     "jwks_timeout_seconds": "SIKKER_JWKS_TIMEOUT_SECONDS",
     "jwt_login_attempts_per_minute": "SIKKER_JWT_LOGIN_ATTEMPTS_PER_MINUTE",
+    "hsm_module": "SIKKER_HSM_MODULE",
+    "hsm_token": "SIKKER_HSM_TOKEN",
+    "hsm_key": "SIKKER_HSM_KEY",
+    "hsm_pin_file": "SIKKER_HSM_PIN_FILE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -179,6 +185,11 @@ class Settings:
     kubernetes_clusters: tuple[KubernetesCluster, ...] = ()
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
+    # Auto-unseal through PKCS#11 (docs/operator/seal-and-keys.md): module, token, key labels.
+    hsm_module: Path | None = None
+    hsm_token: str = ""
+    hsm_key: str = ""
+    hsm_pin_file: Path | None = None
 
     @property
     def stream_dir(self) -> Path:
@@ -233,6 +244,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
         raise InvalidInput(f"invalid setting: {e}") from e
     if not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"workers must be between 1 and {MAX_WORKERS}")
+    hsm = _hsm(merged, seal_key)
+    # Not with the HSM seal: a PKCS#11 module initialised before the fork is not usable in the
+    # forked workers (untested either way, so refused).
     if workers > 1 and not seal_key and not dev:
         raise InvalidInput(
             "more than one worker needs a server that unseals itself (--seal-key-file or --dev): "
@@ -261,10 +275,30 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             allow_maintenance_database=_flag(
                 "allow_maintenance_database", merged.get("allow_maintenance_database")
             ),
+            hsm_module=hsm["hsm_module"],
+            hsm_token=str(hsm["hsm_token"]),
+            hsm_key=str(hsm["hsm_key"]),
+            hsm_pin_file=hsm["hsm_pin_file"],
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e
+
+
+def _hsm(merged: dict[str, Any], seal_key: object) -> dict[str, Any]:
+    """The PKCS#11 seal settings, checked: a module needs a token and a key label."""
+    module, token, key = merged.get("hsm_module"), merged.get("hsm_token"), merged.get("hsm_key")
+    pin_file = merged.get("hsm_pin_file")
+    if module and seal_key:
+        raise InvalidInput("give --seal-key-file or --hsm-module (one seal), not both")
+    if module and not (token and key):
+        raise InvalidInput("the PKCS#11 seal needs --hsm-token and --hsm-key (the token and key labels)")
+    return {
+        "hsm_module": Path(str(module)).expanduser() if module else None,
+        "hsm_token": str(token or ""),
+        "hsm_key": str(key or ""),
+        "hsm_pin_file": Path(str(pin_file)).expanduser() if pin_file else None,
+    }
 
 
 P0 = "proj_0000000000000000"  # stands in for "no project" when checking group_roles ids

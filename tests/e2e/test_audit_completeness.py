@@ -20,6 +20,9 @@ NOT_SCRIPTED = {
     Action.SYSTEM_SECRET_PURGE,  # needs 30 days: tests/integration/test_services.py
     Action.MACHINE_AUTH_LOCKOUT,  # needs a low threshold: tests/integration/test_machine_plane.py
     Action.OPERATOR_UNSEAL_RESET,  # needs shares in progress: tests/integration/test_seal_lifecycle.py
+    Action.OPERATOR_BACKUP,  # tests/integration/test_backup.py (check_backups_are_audited)
+    Action.OPERATOR_RESTORE,  # offline: tests/integration/test_backup.py
+    Action.OPERATOR_SEAL_MIGRATE,  # offline: tests/integration/test_hsm_seal.py
     # Rotation and the agent protocol: tests/integration/test_rotation.py
     Action.ADMIN_ROTATION_SET,
     Action.ADMIN_ROTATION_DISABLE,

@@ -40,6 +40,8 @@ AUDITORS = MANAGERS | {"auditor"}
 UNAUTHENTICATED = {
     "/api/sys/status",
     "/api/sys/health",
+    "/api/sys/health/live",
+    "/api/sys/health/ready",
     "/api/sys/init",
     "/api/sys/unseal",
     "/api/auth/login",
@@ -547,6 +549,7 @@ CASES: list[Case] = [
     ),
     *PEOPLE,
     *JWT_ROLES,
+    C("POST", "/api/sys/backup", ROOT_ONLY, lambda w: Req("/api/sys/backup")),
     C("POST", "/api/sys/seal", ROOT_ONLY, lambda w: Req("/api/sys/seal")),
 ]
 

@@ -45,3 +45,20 @@ def test_unusable_public_urls_are_refused_with_the_reason(url: str, problem: str
 
 def test_an_ipv6_listen_address_gives_a_bracketed_url() -> None:
     assert config.load({"listen": "[::1]:8300"}).url == "http://[::1]:8300"
+
+
+def test_the_hsm_seal_needs_its_labels_excludes_a_key_file_and_takes_no_pin_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SIKKER_HSM_MODULE", "SIKKER_HSM_TOKEN", "SIKKER_HSM_KEY", "SIKKER_HSM_PIN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    hsm = {"hsm_module": "/usr/lib/softhsm/libsofthsm2.so", "hsm_token": "t", "hsm_key": "k"}
+    settings = config.load(hsm)
+    assert (str(settings.hsm_module), settings.hsm_token, settings.hsm_key) == (hsm["hsm_module"], "t", "k")
+    with pytest.raises(InvalidInput, match="--hsm-token and --hsm-key"):
+        config.load({"hsm_module": "/x.so", "hsm_token": "t"})
+    with pytest.raises(InvalidInput, match="not both"):
+        config.load(hsm | {"seal_key_file": "/k"})
+    with pytest.raises(InvalidInput, match="more than one worker"):
+        config.load(hsm | {"workers": 2})
+    assert "hsm_pin" not in config._ENV  # the PIN itself is never a setting (only its file)

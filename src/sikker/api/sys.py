@@ -1,11 +1,13 @@
-"""Operator routes under /api/sys: status, health, init, unseal, seal, key rotation."""
+"""Operator routes under /api/sys: status, health probes, init, unseal, seal, key rotation, backup."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sikker import __version__
@@ -33,6 +35,19 @@ async def health(request: Request) -> Response:
     if not body["initialized"] or body["sealed"]:
         return json_error(503, "sealed" if body["initialized"] else "not initialised")
     return ok({"status": "ok"})
+
+
+async def live(request: Request) -> Response:
+    """Liveness: 200 while the process serves HTTP. Nothing else is checked (a sealed node or
+    a store that is down is alive; restarting it would not help)."""
+    return ok({"status": "alive"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: 200 when unsealed and the store answers within a bound (2 s); otherwise 503
+    ``{"error": "sealed"}`` or ``{"error": "store unreachable"}``."""
+    reason = await call(services(request).health.unready_because)
+    return ok({"status": "ready"}) if reason is None else json_error(503, reason)
 
 
 INIT_FIELDS = {
@@ -93,14 +108,51 @@ async def rotate_keys(request: Request) -> Response:
     return ok({"projects": report.projects, "rewrapped": report.rewrapped})
 
 
+BACKUP_READ_BYTES = 64 * 1024
+
+
+async def backup(request: Request) -> Response:
+    """Stream an encrypted backup of the whole store (root token). The server keeps serving;
+    the backup is one consistent snapshot. ``X-Sikker-Backup-Sha256`` is the checksum the
+    file's trailer holds (also in the audit record)."""
+    principal, who = await authenticate(request)
+    schema.parse(await request.body(), {})
+    made = await call(services(request).backup.create, principal, who)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await run_in_threadpool(made.file.read, BACKUP_READ_BYTES):
+                yield chunk
+        finally:
+            made.file.close()
+
+    headers = {
+        "content-length": str(made.size),
+        "content-disposition": 'attachment; filename="sikker.backup"',
+        "x-sikker-backup-sha256": made.sha256,
+        "x-sikker-backup-rows": str(made.rows),
+    }
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=headers)
+
+
 # Routes answered while sealed.
-UNSEALED_NOT_REQUIRED = {"/api/sys/status", "/api/sys/health", "/api/sys/init", "/api/sys/unseal"}
+UNSEALED_NOT_REQUIRED = {
+    "/api/sys/status",
+    "/api/sys/health",
+    "/api/sys/health/live",
+    "/api/sys/health/ready",
+    "/api/sys/init",
+    "/api/sys/unseal",
+}
 
 ROUTES = [
     Route("/api/sys/status", status, methods=["GET"]),
     Route("/api/sys/health", health, methods=["GET"]),
+    Route("/api/sys/health/live", live, methods=["GET"]),
+    Route("/api/sys/health/ready", ready, methods=["GET"]),
     Route("/api/sys/init", init, methods=["POST"]),
     Route("/api/sys/unseal", unseal, methods=["POST"]),
     Route("/api/sys/seal", seal, methods=["POST"]),
     Route("/api/sys/rotate-keys", rotate_keys, methods=["POST"]),
+    Route("/api/sys/backup", backup, methods=["POST"]),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import httpx
@@ -122,6 +122,22 @@ class Client:
                     response.read()
                     self._raise(response)
                 yield from response.iter_bytes()
+        except httpx.HTTPError as e:
+            raise unreachable(self.addr, self.addr_source, e) from e
+
+    def download(self, method: str, path: str, sink: Callable[[bytes], object]) -> dict[str, str]:
+        """Send the response body, chunk by chunk, to ``sink``; returns the response headers.
+        No timeout between chunks beyond the client's (a large backup keeps arriving)."""
+        try:
+            # The server builds the whole file before the first byte: allow it time.
+            timeout = httpx.Timeout(30.0, read=3600.0)
+            with self._http.stream(method, path, json={}, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise(response)
+                for chunk in response.iter_bytes():
+                    sink(chunk)
+                return dict(response.headers)
         except httpx.HTTPError as e:
             raise unreachable(self.addr, self.addr_source, e) from e
 

@@ -11,6 +11,7 @@ from sikker import __version__
 from sikker.cli.admin import project, secret, token, vault
 from sikker.cli.agent import agent
 from sikker.cli.audit import audit
+from sikker.cli.backup import backup_command, restore_command
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
@@ -19,6 +20,7 @@ from sikker.cli.operator import operator, status
 from sikker.cli.output import Invocation, emit_error_json, err_console
 from sikker.cli.people import login, logout, require_mfa, role, user, whoami
 from sikker.cli.rotation import rotation, secret_manage, secret_rotate
+from sikker.cli.seal_migration import migrate_seal_command
 from sikker.cli.server import server
 from sikker.errors import SikkerError
 
@@ -56,6 +58,9 @@ def cli() -> None:
 
 
 machine.add_command(bootstrap_command)
+operator.add_command(backup_command)
+operator.add_command(restore_command)
+operator.add_command(migrate_seal_command)
 vault.add_command(require_mfa)
 for sub in (secret_rotate, rotation, secret_manage):
     secret.add_command(sub)

@@ -1,4 +1,5 @@
-"""``sikker operator`` (init, unseal, seal, rotate-keys) and ``sikker status``."""
+"""``sikker operator`` (init, unseal, seal, rotate-keys; backup and restore in cli/backup.py) and
+``sikker status``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ RESTART_TO_UNSEAL = "It unseals itself from its seal key file when it starts: re
 
 @click.group()
 def operator() -> None:
-    """Initialise, unseal, seal and rotate keys."""
+    """Initialise, unseal, seal, rotate keys; back up and restore."""
 
 
 @operator.command()
@@ -43,7 +44,16 @@ def init(client: Client, as_json: bool, shares: int | None, threshold: int | Non
     for i, share in enumerate(result["shares"], 1):
         console.print(f"Unseal share {i}: {share}", soft_wrap=True)
     console.print(f"Initial root token: {result['rootToken']}", soft_wrap=True)
-    if result["shares"]:
+    if result["shares"] and result.get("sealKeyFile"):
+        console.print(
+            f"\nThe server unseals itself through its HSM ({result['sealKeyFile']}). These are "
+            f"RECOVERY shares: any {threshold or 3} of them unseal it when the HSM is lost or refuses "
+            "('sikker operator unseal'). Store them apart; they are never shown again.",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    elif result["shares"]:
         console.print(
             f"\nStore the shares apart. Any {threshold or 3} of them unseal the server; they are "
             "never shown again. The server is sealed: run 'sikker operator unseal'.",
@@ -65,11 +75,15 @@ def _print_status(state: dict[str, Any]) -> None:
         console.print("Not initialised: run 'sikker operator init'.")
         return
     line = "Sealed" if state["sealed"] else "Unsealed"
-    if state["sealed"] and state["kind"] == "shamir":
+    if state["sealed"] and state["kind"] in ("shamir", "pkcs11"):
         line += f" ({state['progress']}/{state['threshold']} shares entered)"
     console.print(f"{line}; seal type {state['kind']}.")
+    if state["sealed"] and state.get("error"):
+        console.print(f"Auto-unseal failed: {state['error']}", soft_wrap=True)
     if state["sealed"]:
         hint = "Run 'sikker operator unseal'." if state["kind"] == "shamir" else RESTART_TO_UNSEAL
+        if state["kind"] == "pkcs11":
+            hint = "Fix the HSM and restart the server, or enter recovery shares: 'sikker operator unseal'."
         console.print(hint, soft_wrap=True)
 
 
@@ -89,7 +103,7 @@ def unseal(client: Client, as_json: bool, shares: tuple[str, ...], reset: bool) 
         state = client.get("/api/sys/status")
         if not state["initialized"]:
             raise Conflict("server is not initialised: run 'sikker operator init'")
-        if state["sealed"] and state["kind"] != "shamir":
+        if state["sealed"] and state["kind"] not in ("shamir", "pkcs11"):  # pkcs11: recovery shares
             raise Conflict(f"this server has no unseal shares ({state['kind']} seal). {RESTART_TO_UNSEAL}")
         pending = list(shares)
         while state["sealed"]:

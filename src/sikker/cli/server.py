@@ -71,6 +71,21 @@ def prepare(services: Services) -> str | None:
     help="Auto-unseal from this key file (created at init).",
 )
 @click.option(
+    "--hsm-module",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Auto-unseal through this PKCS#11 module (an HSM); the PIN comes from --hsm-pin-file "
+    "or SIKKER_HSM_PIN.",
+)
+@click.option("--hsm-token", default=None, help="The PKCS#11 token label (with --hsm-module).")
+@click.option("--hsm-key", default=None, help="The label of the AES key on the token (with --hsm-module).")
+@click.option(
+    "--hsm-pin-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File holding the token's user PIN (else env SIKKER_HSM_PIN).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path, exists=True),
@@ -118,6 +133,10 @@ def server(
     tls_key: Path | None,
     workers: int | None,
     allow_maintenance_database: bool | None,
+    hsm_module: Path | None,
+    hsm_token: str | None,
+    hsm_key: str | None,
+    hsm_pin_file: Path | None,
 ) -> None:
     """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file).
 
@@ -136,6 +155,10 @@ def server(
         "tls_key": tls_key,
         "workers": workers,
         "allow_maintenance_database": allow_maintenance_database or None,
+        "hsm_module": hsm_module,
+        "hsm_token": hsm_token,
+        "hsm_key": hsm_key,
+        "hsm_pin_file": hsm_pin_file,
     }
     settings = config.load(flags, config_file)
     if settings.database and not settings.allow_maintenance_database:

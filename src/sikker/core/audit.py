@@ -28,6 +28,9 @@ class Action(enum.StrEnum):
     OPERATOR_UNSEAL_RESET = "operator:seal:reset"
     OPERATOR_SEAL = "operator:seal:seal"
     OPERATOR_ROTATE_KEYS = "operator:keys:rotate"
+    OPERATOR_BACKUP = "operator:backup:create"
+    OPERATOR_RESTORE = "operator:backup:restore"
+    OPERATOR_SEAL_MIGRATE = "operator:seal:migrate"
     ADMIN_AUTH_FAIL = "admin:auth:fail"
     ADMIN_VAULT_CREATE = "admin:vault:create"
     ADMIN_PROJECT_CREATE = "admin:project:create"
@@ -124,6 +127,9 @@ SEVERITY = {
     Action.OPERATOR_UNSEAL_RESET: Severity.MEDIUM,
     Action.OPERATOR_SEAL: Severity.HIGH,
     Action.OPERATOR_ROTATE_KEYS: Severity.MEDIUM,
+    Action.OPERATOR_BACKUP: Severity.HIGH,
+    Action.OPERATOR_RESTORE: Severity.HIGH,
+    Action.OPERATOR_SEAL_MIGRATE: Severity.HIGH,
     Action.ADMIN_AUTH_FAIL: Severity.MEDIUM,
     Action.ADMIN_PROJECT_DELETE: Severity.MEDIUM,
     Action.ADMIN_SECRET_DELETE: Severity.LOW,

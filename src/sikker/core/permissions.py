@@ -51,6 +51,7 @@ AUDIT_SYSTEM = "audit:system"  # the system audit chain (seal events, failed aut
 STREAM_FILE = "stream:file"  # file (JSON lines) audit streams: they write on the server's disk
 STREAM_ALL = "stream:all"  # streams of every vault (cluster-wide)
 USER_MANAGE = "user:manage"  # create, list, disable, enable, delete people's accounts
+BACKUP_CREATE = "backup:create"  # take an (encrypted) backup of the whole store
 
 ROOT_ONLY: dict[str, str] = {
     VAULT_CREATE: "create vaults",
@@ -64,6 +65,7 @@ ROOT_ONLY: dict[str, str] = {
     ),
     STREAM_ALL: "stream every vault",
     USER_MANAGE: "manage user accounts",
+    BACKUP_CREATE: "take a backup of the whole store",
 }
 
 # -- roles ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from sikker.crypto import envelope
+from sikker.crypto import backup_file, envelope
 from sikker.errors import Sealed
 
 
@@ -47,6 +47,10 @@ class Keyring:
     def wrap(self, aad: bytes, data: bytes) -> bytes:
         """Encrypt a small blob (e.g. the audit signing key) under the root key."""
         return envelope.encrypt(self._root_key(), data, aad)
+
+    def backup_key(self, salt: bytes) -> bytes:
+        """The key of one backup file (HKDF over the root key; crypto/backup_file.py)."""
+        return backup_file.derive_key(self._root_key(), salt)
 
     def unwrap(self, aad: bytes, blob: bytes) -> bytes:
         return envelope.decrypt(self._root_key(), blob, aad)

@@ -8,8 +8,11 @@ a wrong or corrupted set of shares is detected and never yields a wrong key.
   ``threshold`` of them to unseal.
 - ``keyfile``: auto-unseal from a file holding the key (base64, mode 0600), for
   containers, systemd credentials and dev mode.
+- ``pkcs11``: auto-unseal through an AES key held in an HSM (``crypto/pkcs11_seal.py``); the
+  root key is ALSO wrapped by a recovery key split into Shamir shares at init, so losing the
+  HSM is not losing the data. Its stored blob is ``pack_recovery(hsm part, shares part)``.
 
-Other providers (PKCS#11, cloud KMS) implement ``AutoUnseal``.
+Auto-unseal providers implement ``AutoUnseal``: they wrap and unwrap the root key.
 """
 
 from __future__ import annotations
@@ -21,25 +24,29 @@ from pathlib import Path
 from typing import Protocol
 
 from sikker.crypto import envelope
-from sikker.errors import InvalidInput, Unavailable
+from sikker.errors import InvalidCiphertext, InvalidInput, Unavailable
 
 
 class AutoUnseal(Protocol):
     kind: str
+    # True: init also prints recovery shares (Shamir) that unseal without the provider.
+    recovery_shares: bool
 
     @property
     def location(self) -> str:
         """Where the unseal key lives (a path, a key name): shown to operators, never the key."""
 
-    def create_key(self) -> bytes:
-        """Make (and persist where the provider keeps it) a new unseal key."""
+    def wrap(self, root_key: bytes) -> bytes:
+        """Wrap the root key (creating the provider's key first where the provider does)."""
 
-    def load_key(self) -> bytes:
-        """Return the unseal key, or raise Unavailable."""
+    def unwrap(self, blob: bytes) -> bytes:
+        """The root key; Unavailable when the provider cannot be used, InvalidCiphertext when
+        its key is not the one that wrapped ``blob``."""
 
 
 class KeyFileSeal:
     kind = "keyfile"
+    recovery_shares = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -75,6 +82,37 @@ class KeyFileSeal:
         if len(key) != envelope.KEY_BYTES:
             raise InvalidInput(f"seal key file {self.path} must hold a 32-byte key")
         return key
+
+    def wrap(self, root_key: bytes) -> bytes:
+        return wrap_root(self.create_key(), root_key)
+
+    def unwrap(self, blob: bytes) -> bytes:
+        return unwrap_root(self.load_key(), blob)
+
+
+_RECOVERY_V1 = b"\x01"
+
+
+def pack_recovery(provider_part: bytes, shares_part: bytes) -> bytes:
+    """One stored blob for a seal with recovery shares: version | len | provider part | shares part."""
+    return _RECOVERY_V1 + len(provider_part).to_bytes(2, "big") + provider_part + shares_part
+
+
+def provider_part(kind: str, wrapped: bytes) -> bytes:
+    """What the auto-unseal provider unwraps (the whole blob for a key file)."""
+    return _split(wrapped)[0] if kind == "pkcs11" else wrapped
+
+
+def shares_part(kind: str, wrapped: bytes) -> bytes:
+    """What the (unseal or recovery) shares unwrap."""
+    return _split(wrapped)[1] if kind == "pkcs11" else wrapped
+
+
+def _split(wrapped: bytes) -> tuple[bytes, bytes]:
+    if wrapped[:1] != _RECOVERY_V1 or len(wrapped) < 3:
+        raise InvalidCiphertext()
+    size = int.from_bytes(wrapped[1:3], "big")
+    return wrapped[3 : 3 + size], wrapped[3 + size :]
 
 
 def wrap_root(unseal_key: bytes, root_key: bytes) -> bytes:

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from sikker.config import Settings
 from sikker.core.lockout import Lockout
 from sikker.crypto.keyring import Keyring
-from sikker.crypto.seal import KeyFileSeal
+from sikker.crypto.pkcs11_seal import Pkcs11Seal, pin_from
+from sikker.crypto.seal import AutoUnseal, KeyFileSeal
 from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
+from sikker.service.backup import BackupService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
+from sikker.service.health import HealthService
 from sikker.service.jwt_login import JwtLogin
 from sikker.service.jwt_roles import JwtRoleAdmin
 from sikker.service.keys import KeyService
@@ -47,6 +50,8 @@ class Services:
     people: PeopleService
     jwt: JwtLogin
     jwt_roles: JwtRoleAdmin
+    health: HealthService
+    backup: BackupService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -67,7 +72,12 @@ class Services:
 
 def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | None = None) -> Services:
     deps = Deps(db or Database(settings.database_url), Keyring(), settings, clock)
-    auto = KeyFileSeal(settings.seal_key_file) if settings.seal_key_file else None
+    auto: AutoUnseal | None = None
+    if settings.seal_key_file:
+        auto = KeyFileSeal(settings.seal_key_file)
+    elif settings.hsm_module:
+        pin = pin_from(settings.hsm_pin_file)
+        auto = Pkcs11Seal(settings.hsm_module, settings.hsm_token, settings.hsm_key, pin)
     people = PeopleService(deps)
     tokens = TokenService(deps, sessions=people)
     seal = SealService(deps, tokens, auto)
@@ -98,4 +108,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         people=people,
         jwt=jwt,
         jwt_roles=JwtRoleAdmin(deps, jwt),
+        health=HealthService(deps),
+        backup=BackupService(deps),
     )

@@ -40,6 +40,7 @@ from sikker.errors import (
     Sealed,
     ShareRejected,
     Unauthenticated,
+    Unavailable,
 )
 from sikker.service.base import Deps
 from sikker.service.tokens import TokenService
@@ -61,6 +62,7 @@ class SealStatus:
     threshold: int
     shares: int
     progress: int
+    error: str = ""  # why auto-unseal failed (e.g. the HSM refused the PIN); never a key
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ SEALED_BY_KIND = {
     "shamir": "server is sealed: unseal it with 'sikker operator unseal'",
     "keyfile": "server is sealed; it unseals itself from its seal key file when it starts: "
     "restart the server (it has no unseal shares)",
+    "pkcs11": "server is sealed; it unseals itself through its HSM when it starts: restart it, or "
+    "enter recovery shares with 'sikker operator unseal'",
 }
 
 
@@ -91,11 +95,13 @@ class SealService:
         self.on_unseal: list[Callable[[], None]] = []
         self.on_seal: list[Callable[[], None]] = []
         self._epoch = 0
-        self._kind: str | None = None  # the seal kind, once initialised (it never changes)
+        self._kind: str | None = None  # the seal kind, once initialised
+        self._auto_error = ""
 
     def _loaded(self, root_key: bytes) -> None:
         with self.deps.db.read() as conn:
             self._epoch = system.seal_epoch(conn)
+        self._auto_error = ""
         self.deps.keyring.load(root_key)
         for hook in self.on_unseal:
             hook()
@@ -134,7 +140,8 @@ class SealService:
             if config is None:
                 return Sealed(NOT_INITIALISED)
             kind = config.kind
-        return Sealed(SEALED_BY_KIND.get(kind, SEALED_BY_KIND["shamir"]))
+        message = SEALED_BY_KIND.get(kind, SEALED_BY_KIND["shamir"])
+        return Sealed(f"{message} (auto-unseal failed: {self._auto_error})" if self._auto_error else message)
 
     def status(self) -> SealStatus:
         config = self._config()
@@ -147,6 +154,7 @@ class SealService:
             config.threshold,
             config.shares,
             len(self._pending),
+            self._auto_error if self.deps.keyring.sealed else "",
         )
 
     def init(
@@ -157,24 +165,21 @@ class SealService:
         ``shares``/``threshold`` default to 5 and 3; with auto-unseal there are no shares, so
         giving either is refused rather than silently ignored."""
         root_key = envelope.new_key()
-        if self.auto is not None:
+        if self.auto is not None and not self.auto.recovery_shares:
             if shares is not None or threshold is not None:
                 raise InvalidInput(
                     "this server unseals itself from its seal key file, so it has no unseal shares: "
                     "initialise it without --shares and --threshold"
                 )
-            unseal_key, encoded, shares, threshold = self.auto.create_key(), [], 0, 0
-        else:
-            shares = 5 if shares is None else shares
-            threshold = 3 if threshold is None else threshold
-            try:
-                unseal_key = envelope.new_key()
-                raw = shamir.split(unseal_key, shares, threshold)
-            except ValueError as e:
-                raise InvalidInput(str(e)) from e
-            encoded = [shamir.encode_share(s) for s in raw]
+            encoded: list[str] = []
+            wrapped, shares, threshold = self.auto.wrap(root_key), 0, 0
+        else:  # unseal shares, or an HSM's recovery shares
+            shares, threshold, encoded, by_shares = split_root(root_key, shares, threshold)
+            wrapped = (
+                by_shares if self.auto is None else seal.pack_recovery(self.auto.wrap(root_key), by_shares)
+            )
         kind = self.auto.kind if self.auto else "shamir"
-        config = SealConfig(kind, shares, threshold, seal.wrap_root(unseal_key, root_key))
+        config = SealConfig(kind, shares, threshold, wrapped)
         with self._lock, self.deps.db.write() as conn:
             if system.get_seal_config(conn) is not None:
                 raise Conflict("server is already initialised")
@@ -211,7 +216,7 @@ class SealService:
         config = self._config()
         if config is None:
             raise Conflict("server is not initialised: run 'sikker operator init'")
-        if config.kind != "shamir":
+        if config.kind not in SHARE_KINDS:
             raise Conflict(f"this server has no unseal shares ({config.kind} seal). {_NOT_BY_SHARES}")
         if not self.deps.keyring.sealed:
             return self.status()
@@ -245,7 +250,7 @@ class SealService:
             return self.status()
         try:
             unseal_key = shamir.combine(pending)
-            root_key = seal.unwrap_root(unseal_key, config.wrapped_root_key)
+            root_key = seal.unwrap_root(unseal_key, seal.shares_part(config.kind, config.wrapped_root_key))
         except (shamir.ShareError, InvalidCiphertext) as e:
             self._audit_unseal(
                 actor, "denied", "shares do not reconstruct the unseal key: progress discarded", index
@@ -278,7 +283,23 @@ class SealService:
         config = self._config()
         if config is None or self.auto is None or config.kind != self.auto.kind:
             return False
-        root_key = seal.unwrap_root(self.auto.load_key(), config.wrapped_root_key)
+        try:
+            root_key = self.auto.unwrap(seal.provider_part(config.kind, config.wrapped_root_key))
+        except (Unavailable, InvalidCiphertext) as e:
+            if not self.auto.recovery_shares:
+                raise
+            why = (
+                e.message
+                if isinstance(e, Unavailable)
+                else f"{self.auto.location} does not unwrap the root key"
+            )
+            self._auto_error = why
+            log.error(
+                "auto-unseal failed, the server stays sealed: %s (enter recovery shares to unseal)", why
+            )
+            self._audit_unseal(Actor("system", self.auto.kind), "error", f"auto-unseal: {why}")
+            return False
+        self._auto_error = ""
         self._loaded(root_key)
         self._audit_unseal(Actor("system", self.auto.kind), "ok", "auto-unseal")
         return True
@@ -302,6 +323,25 @@ class SealService:
 
 
 _NOT_BY_SHARES = "It unseals itself from its seal key file when it starts: restart the server"
+
+# Seal kinds whose root key shares (unseal or recovery shares) unwrap.
+SHARE_KINDS = frozenset({"shamir", "pkcs11"})
+
+
+def split_root(
+    root_key: bytes, shares: int | None, threshold: int | None
+) -> tuple[int, int, list[str], bytes]:
+    """A new share key split into shares (default 5, threshold 3), and the root key wrapped by it:
+    (shares, threshold, the encoded shares, the wrapped root key)."""
+    shares = 5 if shares is None else shares
+    threshold = 3 if threshold is None else threshold
+    try:
+        key = envelope.new_key()
+        raw = shamir.split(key, shares, threshold)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from e
+    return shares, threshold, [shamir.encode_share(s) for s in raw], seal.wrap_root(key, root_key)
+
 
 _CONFLICT = (
     "a different share with index {index} was entered before: one of the two is not genuine. "

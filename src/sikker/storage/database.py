@@ -41,6 +41,12 @@ __all__ = ["Connection", "Database", "insert_rows", "savepoint"]
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and ``sqlite:///path`` URLs; pick psycopg 3 for PostgreSQL."""
     try:
@@ -218,11 +224,18 @@ class Database:
 
         return engine
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent). Run at start-up, so a store
-        that cannot be reached is explained (``connect_failure``) rather than "retry shortly"."""
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest migration (idempotent), or up to ``revision``. Run at
+        start-up, so a store that cannot be reached is explained (``connect_failure``) rather
+        than "retry shortly"."""
+        self._alembic(lambda cfg: command.upgrade(cfg, revision))
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to ``revision`` (restoring an older backup into a newer store)."""
+        self._alembic(lambda cfg: command.downgrade(cfg, revision))
+
+    def _alembic(self, run: Any) -> None:
+        cfg = alembic_config()
         try:
             conn = self.engine.connect()
         except (OperationalError, InterfaceError) as e:
@@ -231,8 +244,19 @@ class Database:
             raise StoreUnavailable(connect_failure(self.url, e)) from e
         with self._translate(), conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            run(cfg)
             conn.commit()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One read-only transaction that sees one point in time across every table (backups).
+        SQLite: a read transaction in WAL mode (writers go on; the snapshot is taken at the first
+        read). PostgreSQL: REPEATABLE READ, READ ONLY."""
+        with self._translate(), self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -277,6 +301,11 @@ class Database:
             if e.connection_invalidated:
                 raise StoreUnavailable() from e
             raise
+
+    def ping(self) -> None:
+        """One trivial query (readiness probes); StoreUnavailable when the store does not answer."""
+        with self.read() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar_one()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -28,6 +28,22 @@ def save_seal_config(conn: Connection, config: SealConfig, now_ms: int) -> None:
     )
 
 
+def replace_seal_config(conn: Connection, config: SealConfig) -> None:
+    """A new seal for the same root key (``sikker operator migrate-seal``); bumps the seal epoch
+    so that running nodes seal themselves."""
+    conn.execute(
+        update(seal_config)
+        .where(seal_config.c.id == 1)
+        .values(
+            kind=config.kind,
+            shares=config.shares,
+            threshold=config.threshold,
+            wrapped_root_key=config.wrapped_root_key,
+            seal_epoch=seal_config.c.seal_epoch + 1,
+        )
+    )
+
+
 def seal_epoch(conn: Connection) -> int:
     found = conn.execute(select(seal_config.c.seal_epoch).where(seal_config.c.id == 1)).scalar_one_or_none()
     return int(found or 0)

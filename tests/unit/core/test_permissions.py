@@ -38,7 +38,7 @@ EXPECTED: dict[str, set[str]] = {
 }  # fmt: skip
 ROOT_ONLY = {
     "vault:create", "token:manage", "seal:manage", "key:rotate", "audit:system", "stream:file",
-    "stream:all", "user:manage",
+    "stream:all", "user:manage", "backup:create",
 }  # fmt: skip
 
 

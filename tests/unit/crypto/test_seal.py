@@ -40,3 +40,20 @@ def test_a_wrong_unseal_key_never_yields_a_root_key() -> None:
     wrapped = seal.wrap_root(envelope.new_key(), root)
     with pytest.raises(InvalidCiphertext):
         seal.unwrap_root(envelope.new_key(), wrapped)
+
+
+def test_a_key_file_seal_wraps_and_unwraps_the_root_key(tmp_path: Path) -> None:
+    provider = seal.KeyFileSeal(tmp_path / "k" / "unseal.key")
+    root = bytes(range(32))
+    wrapped = provider.wrap(root)
+    assert provider.unwrap(wrapped) == root
+    assert seal.unwrap_root(provider.load_key(), wrapped) == root  # the same blob as before
+
+
+def test_an_hsm_seal_blob_holds_the_hsm_part_and_the_recovery_part() -> None:
+    packed = seal.pack_recovery(b"hsm-part", b"shares-part")
+    assert seal.provider_part("pkcs11", packed) == b"hsm-part"
+    assert seal.shares_part("pkcs11", packed) == b"shares-part"
+    assert seal.shares_part("shamir", b"whole") == b"whole" == seal.provider_part("keyfile", b"whole")
+    with pytest.raises(InvalidCiphertext):
+        seal.provider_part("pkcs11", b"\x02junk")

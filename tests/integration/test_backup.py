@@ -1,0 +1,344 @@
+"""Backups taken from a running server, restored offline, between SQLite and PostgreSQL
+(docs/operator/backup.md)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sikker.core import audit_verify
+from sikker.core.audit import Actor
+from sikker.crypto import envelope, shamir
+from sikker.errors import Conflict, InvalidInput
+from sikker.service import restore as restoring
+from sikker.storage.database import Database
+from tests.support import Api, Machine, Server, fresh_pg_database, init_and_unseal
+
+OPERATOR = Actor("operator", "test", "", "pytest")
+
+
+@contextlib.contextmanager
+def store(kind: str, directory: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        yield f"sqlite:///{directory / 'sikker.db'}"
+    else:
+        with fresh_pg_database() as url:
+            yield url
+
+
+@dataclass
+class Source:
+    server: Server
+    root: Api
+    shares: list[str]
+    vault: str
+    project: str
+    secrets: dict[str, str]  # id -> current value
+    structured: str
+    machine: Machine
+    public_key: str
+
+
+def populate(server: Server) -> Source:
+    shares, token = init_and_unseal(server.url, 3, 2)
+    root = Api(server.url, token)
+    vault = root.ok("POST", "/api/vaults", {"name": "acme"})["id"]
+    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "payments"})["id"]
+    secrets = {}
+    for i in range(3):
+        sid = root.ok("POST", f"/api/projects/{project}/secrets", {"name": f"S{i}", "value": f"v{i}-1"})["id"]
+        root.ok("PUT", f"/api/secrets/{sid}", {"value": f"v{i}-2"})
+        secrets[sid] = f"v{i}-2"
+    structured = root.ok(
+        "POST",
+        f"/api/projects/{project}/secrets",
+        {"name": "DB", "fields": {"user": "app", "password": "pw"}},
+    )["id"]
+    enroll = root.ok(
+        "POST",
+        f"/api/vaults/{vault}/enrollment-tokens",
+        {"projectIds": [project], "secretIds": [*secrets, structured]},
+    )["token"]
+    machine = Machine.enroll(server, vault, enroll)
+    for sid, value in secrets.items():
+        assert machine.request("GET", f"/v1/secret/{sid}").json() == {"value": value}
+    public_key = root.ok("GET", "/api/audit/public-key")["publicKey"]
+    return Source(server, root, shares, vault, project, secrets, structured, machine, public_key)
+
+
+def take_backup(root: Api, path: Path) -> Path:
+    response = root.raw("POST", "/api/sys/backup")
+    assert response.status_code == 200, response.text
+    path.write_bytes(response.content)
+    assert response.headers["x-sikker-backup-sha256"] == response.content[-32:].hex()
+    return path
+
+
+def restore(path: Path, url: str, shares: list[str], force: bool = False) -> restoring.Summary:
+    info = restoring.open_backup(path)
+    return restoring.restore(info, restoring.unlock(info, shares), url, OPERATOR, 1, force=force)
+
+
+def export(api: Api, chain: str) -> list[dict[str, Any]]:
+    response = api.raw("GET", f"/api/audit/{chain}/export")
+    assert response.status_code == 200, response.text
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def check_restored(src: Source, server: Server) -> None:
+    """Old shares unseal it; values, versions, grants, the machine and the audit chains are back."""
+    for share in src.shares[:2]:
+        Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
+    root = Api(server.url, src.root.headers["authorization"][7:])
+    machine = Machine(server.url, src.machine.id, src.machine.key)
+    for sid, value in src.secrets.items():
+        assert machine.request("GET", f"/v1/secret/{sid}").json() == {"value": value}
+        versions = root.ok("GET", f"/api/secrets/{sid}/versions")["versions"]
+        assert sorted(v["version"] for v in versions) == [1, 2]
+        assert root.ok("GET", f"/api/secrets/{sid}", params={"version": 1})["value"] == value[:-1] + "1"
+    fields = json.loads(machine.request("GET", f"/v1/secret/{src.structured}").json()["value"])
+    assert fields == {"user": "app", "password": "pw"}
+    grants = root.ok("GET", f"/api/machines/{src.machine.id}/grants")
+    assert all(sid in json.dumps(grants) for sid in [*src.secrets, src.structured])
+    # New writes work (sequences and ids moved on) and both chains verify with the old key.
+    root.ok("POST", f"/api/projects/{src.project}/secrets", {"name": "after-restore", "value": "x"})
+    trusted = base64.b64decode(src.public_key)
+    for chain in (src.vault, "system"):
+        lines = export(root, chain)
+        report = audit_verify.verify(lines, trusted_public_key=trusted, from_start=True)
+        assert report.ok, report.problem
+    # The backup's own record is written after its snapshot, so it is not in it; the restore is.
+    actions = [line.get("action") for line in export(root, "system")]
+    assert "operator:backup:create" not in actions and "operator:backup:restore" in actions
+
+
+PAIRS = [
+    ("sqlite", "sqlite"),
+    pytest.param("sqlite", "postgres", marks=pytest.mark.postgres),
+    pytest.param("postgres", "sqlite", marks=pytest.mark.postgres),
+    pytest.param("postgres", "postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="module")
+def backups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], tuple[Source, Path]]]:
+    """A populated server of each store kind, made on first use, and one backup of it (the
+    server is stopped after the backup)."""
+    made: dict[str, tuple[Source, Path]] = {}
+    with contextlib.ExitStack() as stack:
+
+        def get(kind: str) -> tuple[Source, Path]:
+            if kind not in made:
+                directory = tmp_path_factory.mktemp(f"backup-{kind}")
+                server = Server(
+                    stack.enter_context(store(kind, directory / "src")), directory / "data"
+                ).start()
+                try:
+                    src = populate(server)
+                    made[kind] = (src, take_backup(src.root, directory / "sikker.backup"))
+                finally:
+                    server.stop()
+            return made[kind]
+
+        yield get
+
+
+@pytest.fixture
+def backed_up(backups: Callable[[str], tuple[Source, Path]]) -> tuple[Source, Path]:
+    """The SQLite server's backup, for the refusal tests."""
+    return backups("sqlite")
+
+
+@pytest.mark.parametrize(("source_kind", "target_kind"), PAIRS)
+def test_a_backup_restores_into_either_store_and_the_old_shares_unseal_it(
+    backups: Callable[[str], tuple[Source, Path]], tmp_path: Path, source_kind: str, target_kind: str
+) -> None:
+    src, backup = backups(source_kind)
+    with store(target_kind, tmp_path / "dst") as dst_url:
+        summary = restore(backup, dst_url, src.shares[1:])
+        assert summary.source_store == ("sqlite" if source_kind == "sqlite" else "postgresql")
+        assert summary.rows > 0
+        target = Server(dst_url, tmp_path / "dst-data").start()
+        try:
+            assert Api(target.url).ok("GET", "/api/sys/status")["sealed"] is True
+            check_restored(src, target)
+        finally:
+            target.stop()
+
+
+def table_rows(url: str) -> int:
+    from sikker.storage import backup as backup_store
+
+    return sum(backup_store.occupied_tables(Database(url)).values())
+
+
+def test_a_non_empty_store_is_refused_without_force_and_replaced_with_it(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    src, backup = backed_up
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    first = restore(backup, url, src.shares[:2])
+    with pytest.raises(Conflict, match=r"not empty.*--force"):
+        restore(backup, url, src.shares[:2])
+    again = restore(backup, url, src.shares[:2], force=True)
+    assert again.rows == first.rows
+    # The backup's rows once: not counting the access epoch row (which migrations insert, so it
+    # does not make a store "occupied"), plus the one record of the restore that happened.
+    assert table_rows(url) == first.rows - 1 + 1
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "trailer"])
+def test_a_tampered_backup_is_refused_before_anything_is_written(
+    backed_up: tuple[Source, Path], tmp_path: Path, where: str
+) -> None:
+    src, backup = backed_up
+    data = backup.read_bytes()
+    at = {"header": 20, "middle": len(data) // 2, "trailer": len(data) - 1}[where]
+    bad = tmp_path / "bad.backup"
+    bad.write_bytes(flip(data, at))
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    with pytest.raises(InvalidInput, match="truncated or damaged"):
+        restore(bad, url, src.shares[:2])
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_truncated_backup_is_refused(backed_up: tuple[Source, Path], tmp_path: Path) -> None:
+    _, backup = backed_up
+    data = backup.read_bytes()
+    for cut in (len(data) - 1, len(data) // 2, 10):
+        bad = tmp_path / f"cut-{cut}.backup"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(InvalidInput, match="truncated or damaged"):
+            restoring.open_backup(bad)
+
+
+def test_a_tampered_backup_with_a_recomputed_checksum_is_refused_and_nothing_written(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    import hashlib
+
+    src, backup = backed_up
+    data = backup.read_bytes()
+    body = flip(data[:-40], len(data) // 2)
+    bad = tmp_path / "resummed.backup"
+    bad.write_bytes(body + b"SKBKSUM1" + hashlib.sha256(body).digest())
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    with pytest.raises(InvalidInput, match="altered"):
+        restore(bad, url, src.shares[:2])
+    assert not (tmp_path / "dst").exists()
+
+
+def test_the_shares_of_another_server_are_refused(backed_up: tuple[Source, Path]) -> None:
+    _, backup = backed_up
+    shares = [shamir.encode_share(s) for s in shamir.split(envelope.new_key(), 3, 2)]  # as init makes
+    info = restoring.open_backup(backup)
+    with pytest.raises(InvalidInput, match="do not unlock this backup"):
+        restoring.unlock(info, shares[:2])
+
+
+# -- a backup while writes go on -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_backup_taken_under_writes_restores_to_one_point_in_time(tmp_path: Path, source_kind: str) -> None:
+    """A writer updates secrets over HTTP without pause while backups are taken. Each update
+    commits a new version row, the secret's current version and an audit record in one
+    transaction; a restored copy must hold all three or none of each update: per secret, the
+    versions are exactly 1..current and the audit chain has exactly one create/update record
+    per version. The chains verify."""
+    with store(source_kind, tmp_path / "src") as url:
+        src, backups, writes = backups_under_writes(url, tmp_path)
+    assert writes > 0
+    for i, backup in enumerate(backups):
+        target_url = f"sqlite:///{tmp_path / f'dst{i}' / 'sikker.db'}"
+        restore(backup, target_url, src.shares[:2])
+        check_point_in_time(src, target_url, tmp_path / f"dst{i}-data")
+
+
+def backups_under_writes(url: str, tmp_path: Path) -> tuple[Source, list[Path], int]:
+    server = Server(url, tmp_path / "data").start()
+    stop = threading.Event()
+    writes = [0]
+    try:
+        src = populate(server)
+
+        def writer() -> None:
+            n = 0
+            while not stop.is_set():
+                for sid in src.secrets:
+                    n += 1
+                    src.root.ok("PUT", f"/api/secrets/{sid}", {"value": f"w{n}"})
+                    writes[0] = n
+
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        while writes[0] < 10 and thread.is_alive():
+            time.sleep(0.01)
+        backups = []
+        for i in range(5):  # until one backup ran while writes committed (the first, nearly always)
+            before = writes[0]
+            backup = take_backup(src.root, tmp_path / f"b{i}.backup")
+            if writes[0] > before:
+                backups.append(backup)
+                break
+        assert backups, "no write happened during a backup"
+        stop.set()
+        thread.join(30)
+        check_backups_are_audited(src, backups[-1])
+    finally:
+        stop.set()
+        server.stop()
+    return src, backups, writes[0]
+
+
+def check_backups_are_audited(src: Source, backup: Path) -> None:
+    """Who, size and checksum in the system chain; a refused attempt (not root) too."""
+    admin = src.root.ok("POST", "/api/tokens", {"vaultId": src.vault, "role": "owner"})["token"]
+    assert Api(src.server.url, admin).raw("POST", "/api/sys/backup").status_code == 403
+    records = [r for r in export(src.root, "system") if r.get("action") == "operator:backup:create"]
+    data = backup.read_bytes()
+    made = [r for r in records if r["result"] == "ok" and r["target"]["sha256"] == data[-32:].hex()]
+    assert len(made) == 1 and made[0]["target"]["bytes"] == str(len(data)) and made[0]["actor_kind"] == "root"
+    assert records[-1]["result"] == "denied" and records[-1]["actor_kind"] == "admin"
+
+
+def check_point_in_time(src: Source, url: str, data_dir: Path) -> None:
+    server = Server(url, data_dir).start()
+    try:
+        for share in src.shares[:2]:
+            Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
+        root = Api(server.url, src.root.headers["authorization"][7:])
+        records = export(root, src.vault)
+        for sid in src.secrets:
+            secret = root.ok("GET", f"/api/secrets/{sid}")
+            current = secret["version"]
+            versions = sorted(
+                v["version"] for v in root.ok("GET", f"/api/secrets/{sid}/versions")["versions"]
+            )
+            assert versions == list(range(1, current + 1)), (sid, current, versions[-3:])
+            changes = [
+                r
+                for r in records
+                if r.get("type") == "record"
+                and r["target"].get("secret") == sid
+                and r["action"] in ("admin:secret:create", "admin:secret:update")
+            ]
+            assert len(changes) == current, (sid, current, len(changes))
+        trusted = base64.b64decode(src.public_key)
+        assert audit_verify.verify(records, trusted_public_key=trusted, from_start=True).ok
+    finally:
+        server.stop()
