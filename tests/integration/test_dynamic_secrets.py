@@ -517,6 +517,70 @@ def test_forget_needs_a_reason_and_is_critical(node: Node, pg: Pg) -> None:
     node.ok("POST", f"/api/dynamic-secrets/{d['id']}/orphans", {"dryRun": False})  # clean up
 
 
+def test_a_crash_between_creating_the_user_and_activating_the_lease_leaves_no_orphan(
+    node: Node, pg: Pg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = pg.define(node)
+    bot = machine(node, pg.where, [d["id"]])
+    real = node.svc.leases.targets.call
+    made: list[str] = []
+
+    def crash_after(secret_id: str, snapshot: Any, admin: Any, step: Any) -> Any:
+        real(secret_id, snapshot, admin, step)
+        made.append(snapshot.username)
+        raise RuntimeError("the server died here")
+
+    monkeypatch.setattr(node.svc.leases.targets, "call", crash_after)
+    with pytest.raises(RuntimeError):
+        bot.call("POST", f"/v1/dynamic/{d['id']}/leases", {})
+    monkeypatch.undo()
+    assert made and made[0] in pg.roles("sk_")  # the user exists; its lease row says 'creating'
+    (row,) = node.ok("GET", f"/api/vaults/{pg.where.vault}/leases", dynamic=d["id"])["leases"]
+    assert row["state"] == "creating" and row["username"] == made[0]
+    node.svc.leases.sweep()
+    assert made[0] in pg.roles("sk_")  # a creation may still be in flight: left alone for a while
+    node.clock.now += 61_000
+    node.svc.leases.sweep()
+    assert made[0] not in pg.roles("sk_")
+    assert node.ok("GET", f"/api/leases/{row['id']}")["revokeReason"] == "creation interrupted"
+
+
+def test_an_expired_machine_loses_its_leases(node: Node, pg: Pg) -> None:
+    d = pg.define(node, defaultTtl=7200, maxTtl=7200)
+    body = {"projectIds": [pg.where.project], "secretIds": [d["id"]], "machineLifetimeSeconds": 3600}
+    token = node.ok("POST", f"/api/vaults/{pg.where.vault}/enrollment-tokens", body)["token"]
+    key = SigningKey.generate()
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    made = node.svc.plane.enroll(pg.where.vault, token, public, "h", None, "standard", "10.0.0.1", "t")
+    got = lease(Bot(node, made.id, key), d["id"])
+    node.clock.now += 3600_000
+    node.svc.leases.sweep()
+    shown = node.ok("GET", f"/api/leases/{got['leaseId']}")
+    assert shown["state"] == "revoked" and shown["revokeReason"] == "machine expired"
+    assert got["username"] not in pg.roles("sk_")
+
+
+def test_a_revocation_stalled_for_15_minutes_raises_an_alert_once(node: Node, pg: Pg) -> None:
+    d = pg.define(node)
+    got = lease(machine(node, pg.where, [d["id"]]), d["id"])
+    pg.cluster.stop()
+    try:
+        node.ok("POST", f"/api/leases/{got['leaseId']}/revoke", {"sync": True})
+        for _ in range(12):  # retried with backoff, never given up
+            node.clock.now += 100_000
+            node.svc.leases.sweep()
+        shown = node.ok("GET", f"/api/leases/{got['leaseId']}")
+        assert shown["state"] == "revoking" and shown["attempts"] >= 8
+    finally:
+        pg.cluster.start()
+    records = node.ok("GET", f"/api/audit/{pg.where.vault}", limit="1000")["records"]
+    stalled = [r for r in records if r["action"] == "system:lease:stalled"]
+    assert len(stalled) == 1 and stalled[0]["severity"] == "high"
+    node.clock.now += 300_000
+    node.svc.leases.sweep()
+    assert node.ok("GET", f"/api/leases/{got['leaseId']}")["state"] == "revoked"
+
+
 # -- MariaDB --------------------------------------------------------------------------------------
 def _mariadb_admin() -> pymysql.connections.Connection:  # type: ignore[type-arg]
     try:
