@@ -203,7 +203,6 @@ class MSSQLProvider:
     def discard_old(self, username: str, current_password: str) -> None:
         raise UnsupportedStrategy("dual password is not supported by SQL Server; nothing to discard")
 
-
     # -- dynamic secrets: a login, its user in the database, membership of a database role ----
     def check_grant_role(self, grant_role: str) -> list[str]:
         def check(cur: Cursor) -> list[str]:

@@ -128,6 +128,11 @@ class SecretService:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id, perm.SECRET_WRITE, for_update=True)
+            if secret.kind == "dynamic":
+                raise Conflict(
+                    f"secret {secret_id} is dynamic: change its definition with "
+                    f"PUT /api/dynamic-secrets/{secret_id}"
+                )
             if value.kind != secret.kind:
                 raise Conflict(f"secret {secret_id} is {secret.kind}; send a {secret.kind} value")
             project = vault_store.get_project(conn, secret.project_id)
