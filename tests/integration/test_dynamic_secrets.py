@@ -483,10 +483,13 @@ def test_the_sdk_read_reuses_the_lease_until_two_thirds_of_its_ttl(node: Node, p
     node.clock.now += 1_000  # two thirds of 300 s
     second = read()
     assert second["leaseId"] != first["leaseId"] and pg.login(second["username"], second["password"])
-    node.clock.now += 200_000  # the limit of two live leases: the newest valid one is reused
+    node.clock.now += 90_000  # both live: the limit of two is reached
     assert read()["leaseId"] == second["leaseId"]
     refused = bot.call("POST", f"/v1/dynamic/{d['id']}/leases", {})
     assert refused.status_code == 429 and "maxLeasesPerMachine" in refused.json()["error"]
+    node.clock.now += 10_000  # the first lease ends: found at use, queued for revocation
+    assert read()["leaseId"] == second["leaseId"]
+    assert node.ok("GET", f"/api/leases/{first['leaseId']}")["state"] == "revoking"
 
 
 def test_the_orphan_sweeper_lists_then_drops_users_without_a_lease(node: Node, pg: Pg) -> None:
