@@ -25,6 +25,8 @@ import pytest
 import redis
 from nacl.signing import SigningKey
 from psycopg import sql
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from sikker.api.app import create_app
 from sikker.config import Settings
@@ -105,10 +107,11 @@ class Bot:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """The server on each store in turn (SQLite, then PostgreSQL)."""
     directory = tmp_path_factory.mktemp("dyn")
     clock = Clock()
-    svc = bootstrap(Settings(database=f"sqlite:///{directory / 's.db'}", data_dir=directory), clock)
+    svc = bootstrap(Settings(database=module_database_url, data_dir=directory), clock)
     try:
         svc.deps.db.migrate()
         init = svc.seal.init(1, 1, ACTOR)
@@ -673,7 +676,7 @@ def test_redis_lease_logs_in_and_revocation_closes_its_connections(node: Node, r
     with pytest.raises(redis.RedisError):
         redis.Redis(
             host="127.0.0.1", port=6379, username=got["username"], password=got["password"],
-            retry_on_error=[], socket_timeout=3,
+            retry=Retry(NoBackoff(), 0), socket_timeout=3,
         ).ping()  # fmt: skip
     admin.delete("dyn:x")
     admin.close()
