@@ -467,6 +467,7 @@ def test_the_sdk_read_reuses_the_lease_until_two_thirds_of_its_ttl(node: Node, p
         {"id": d["id"], "name": d["name"], "fieldNames": '["username","password","leaseId","expiresAt"]',
          "projectId": pg.where.project}
     ]  # fmt: skip
+    assert [s["type"] for s in bot.call("GET", "/v1/cli/secrets").json()["secrets"]] == ["leased-secret"]
 
     def read() -> dict[str, str]:
         response = bot.call("GET", f"/v1/secret/{d['id']}")
