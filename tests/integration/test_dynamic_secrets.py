@@ -514,6 +514,21 @@ def test_the_orphan_sweeper_lists_then_drops_users_without_a_lease(node: Node, p
     assert pg.roles(prefix) == {kept["username"]}
 
 
+def test_bulk_revocation_by_machine_or_definition(node: Node, pg: Pg) -> None:
+    d = pg.define(node)
+    first, second = machine(node, pg.where, [d["id"]]), machine(node, pg.where, [d["id"]])
+    mine = [lease(first, d["id"]) for _ in range(3)]
+    theirs = lease(second, d["id"])
+    body = {"machine": first.id, "reason": "rotate the fleet", "sync": True}
+    assert node.ok("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", body) == {"revoked": 3}
+    assert not {g["username"] for g in mine} & pg.roles("sk_")
+    assert node.ok("GET", f"/api/leases/{theirs['leaseId']}")["state"] == "active"
+    status, _ = node.admin("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", {"reason": "all?"})
+    assert status == 400  # say which leases
+    done = node.ok("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", {"dynamic": d["id"], "sync": True})
+    assert done == {"revoked": 1} and theirs["username"] not in pg.roles("sk_")
+
+
 def test_forget_needs_a_reason_and_is_critical(node: Node, pg: Pg) -> None:
     d = pg.define(node)
     got = lease(machine(node, pg.where, [d["id"]]), d["id"])

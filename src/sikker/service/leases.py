@@ -50,6 +50,7 @@ from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
 PASSWORD_LEN = 32
+SYNC_ATTEMPTS = 100  # revocations a request waits for; more are left to the sweeper
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -465,13 +466,14 @@ class LeaseService(LeaseJobs):
                 dynamic_secret_ids=[filters["dynamic"]] if "dynamic" in filters else None,
                 project_id=filters.get("project"),
             )
-            for lease in queued:
-                audit_store.append(
-                    conn, vault_id, now, actor, Action.ADMIN_LEASE_REVOKE, audit_target(lease), "ok", reason
-                )
-        if sync:
-            for lease in queued:
-                self.attempt(lease.id)
+            # One record for the batch (each lease's revocation gets its own when it is done).
+            target = {"vault": vault_id, "count": str(len(queued))} | {
+                key: value[:40] for key, value in filters.items()
+            }
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_LEASE_REVOKE, target, "ok", reason)
+        if sync:  # at most SYNC_ATTEMPTS now; the sweeper runs the rest
+            for lease_id in queued[:SYNC_ATTEMPTS]:
+                self.attempt(lease_id)
         return len(queued)
 
     def forget(self, principal: Principal, actor: Actor, lease_id: str, reason: str) -> Lease:
