@@ -10,8 +10,8 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
 ``login_lockout_seconds``, ``allow_maintenance_database``, ``jwks_allowed_networks``,
 ``jwks_timeout_seconds``, ``jwt_login_attempts_per_minute``, ``hsm_module``, ``hsm_token``,
-``hsm_key``, ``hsm_pin_file``). The HSM's PIN is read from ``hsm_pin_file`` or the environment
-(``SIKKER_HSM_PIN``), never from a flag.
+``hsm_key``, ``hsm_pin_file``, ``lease_sweep_interval_seconds``). The HSM's PIN is read from
+``hsm_pin_file`` or the environment (``SIKKER_HSM_PIN``), never from a flag.
 Lists (``stream_allowed_networks``, ``jwks_allowed_networks``) are TOML arrays, or
 comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
 tables, in the file only (``load_oidc_providers``; docs/operator/identity.md); so are the
@@ -73,6 +73,7 @@ _ENV = {
     "hsm_token": "SIKKER_HSM_TOKEN",
     "hsm_key": "SIKKER_HSM_KEY",
     "hsm_pin_file": "SIKKER_HSM_PIN_FILE",
+    "lease_sweep_interval_seconds": "SIKKER_LEASE_SWEEP_INTERVAL_SECONDS",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -95,6 +96,7 @@ _INTS = {
     "login_lockout_seconds": 15 * 60,
     "jwks_timeout_seconds": 5,
     "jwt_login_attempts_per_minute": 60,
+    "lease_sweep_interval_seconds": 10,
 }
 MAX_WORKERS = 64
 
@@ -183,6 +185,8 @@ class Settings:
     jwks_timeout_seconds: int = 5
     jwt_login_attempts_per_minute: int = 60
     kubernetes_clusters: tuple[KubernetesCluster, ...] = ()
+    # Dynamic secrets: how often each node expires leases and retries revocations.
+    lease_sweep_interval_seconds: int = 10
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
     # Auto-unseal through PKCS#11 (docs/operator/seal-and-keys.md): module, token, key labels.

@@ -9,16 +9,20 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sikker"
-ORDER = ["core", "crypto", "storage", "service", "api", "ui", "cli", "agent"]
+ORDER = ["core", "crypto", "storage", "service", "api", "ui", "cli", "agent", "engines"]
 # api and cli are siblings at the top: neither imports the other, nothing imports them.
 FORBIDDEN = {layer: set(ORDER[i + 1 :]) for i, layer in enumerate(ORDER)}
 # api talks to the services only: never to storage or crypto directly.
-FORBIDDEN["api"] = {"cli", "agent", "storage", "crypto"}
+FORBIDDEN["api"] = {"cli", "agent", "storage", "crypto", "engines"}
 # The web console is a sibling of api: the same services and domain, nothing below them.
-FORBIDDEN["ui"] = {"api", "cli", "agent", "storage", "crypto"}
+FORBIDDEN["ui"] = {"api", "cli", "agent", "storage", "crypto", "engines"}
 FORBIDDEN["cli"] = {"ui"}
 # The agent runs beside a database: it talks to the server over HTTP and imports only errors.
 FORBIDDEN["agent"] = {"core", "crypto", "storage", "service", "api", "ui", "cli"}
+# Database engines (providers) serve the agent and the server's services: they import only errors.
+FORBIDDEN["engines"] = {"core", "crypto", "storage", "service", "api", "ui", "cli", "agent"}
+# The services mint dynamic database credentials with them; nothing below service may.
+FORBIDDEN["service"] = FORBIDDEN["service"] - {"engines"}
 
 
 def imports_of(path: Path) -> set[str]:

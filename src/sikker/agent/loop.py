@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sikker.agent.config import DEFAULT_POLL_SECONDS, SyncConfig, parse_credentials
-from sikker.agent.providers.base import (
+from sikker.agent.rotation import describe, retire_previous, rotate
+from sikker.agent.server import AgentApi
+from sikker.engines.base import (
     Connection,
     Provider,
     ProviderError,
     UnsupportedStrategy,
     get_provider,
 )
-from sikker.agent.rotation import describe, retire_previous, rotate
-from sikker.agent.server import AgentApi
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
 
 log = logging.getLogger("sikker.agent")

@@ -15,7 +15,18 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, canaries, jwt_roles, machine, machines_admin, people, rotation, sys
+from sikker.api import (
+    admin,
+    audit,
+    canaries,
+    dynamic,
+    jwt_roles,
+    machine,
+    machines_admin,
+    people,
+    rotation,
+    sys,
+)
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
@@ -90,6 +101,11 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
             (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
+            (
+                float(services.deps.settings.lease_sweep_interval_seconds),
+                services.leases.sweep,
+                "lease sweeper",
+            ),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         stop_following = services.follow_cluster()
@@ -115,6 +131,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *canaries.ROUTES,
             *people.ROUTES,
             *jwt_roles.ROUTES,
+            *dynamic.ROUTES,
             *machine.ROUTES,
             *CONSOLE_ROUTES,  # the web console (/ui): the same services, the person's own principal
         ],

@@ -26,6 +26,7 @@ PREFIXES = {
     "session": "ses_",
     "binding": "rb_",
     "jwt_role": "jr_",
+    "lease": "ls_",
 }
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()

@@ -15,10 +15,13 @@ from sikker.service.audit_streams import StreamService
 from sikker.service.backup import BackupService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
+from sikker.service.dynamic import DynamicService
+from sikker.service.dynamic_targets import Targets
 from sikker.service.health import HealthService
 from sikker.service.jwt_login import JwtLogin
 from sikker.service.jwt_roles import JwtRoleAdmin
 from sikker.service.keys import KeyService
+from sikker.service.leases import LeaseService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
 from sikker.service.people import PeopleService
@@ -52,6 +55,8 @@ class Services:
     jwt_roles: JwtRoleAdmin
     health: HealthService
     backup: BackupService
+    dynamic: DynamicService
+    leases: LeaseService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -89,6 +94,9 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         deps, Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000)
     )
     reads = ReadLane(deps, plane)
+    targets = Targets(deps)
+    leases = LeaseService(deps, plane, targets)
+    plane.dynamic = leases
     seal.on_seal.append(reads.cache.clear)
     jwt = JwtLogin(deps, plane)
     return Services(
@@ -110,4 +118,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         jwt_roles=JwtRoleAdmin(deps, jwt),
         health=HealthService(deps),
         backup=BackupService(deps),
+        dynamic=DynamicService(deps, targets, leases.attempt),
+        leases=leases,
     )
