@@ -8,7 +8,9 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
 ``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
-``login_lockout_seconds``, ``allow_maintenance_database``).
+``login_lockout_seconds``, ``allow_maintenance_database``, ``log_format``, ``log_level``,
+``metrics``, ``metrics_listen``, ``metrics_token_file``).
+Every key is documented in docs/operator/configuration.md (a test keeps it complete).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 Single sign-on providers are ``[[oidc_providers]]`` tables, in the file only
 (``load_oidc_providers``; docs/operator/identity.md).
@@ -61,6 +63,11 @@ _ENV = {
     "login_lockout_failures": "SIKKER_LOGIN_LOCKOUT_FAILURES",
     "login_lockout_seconds": "SIKKER_LOGIN_LOCKOUT_SECONDS",
     "allow_maintenance_database": "SIKKER_ALLOW_MAINTENANCE_DATABASE",
+    "log_format": "SIKKER_LOG_FORMAT",
+    "log_level": "SIKKER_LOG_LEVEL",
+    "metrics": "SIKKER_METRICS",
+    "metrics_listen": "SIKKER_METRICS_LISTEN",
+    "metrics_token_file": "SIKKER_METRICS_TOKEN_FILE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -83,6 +90,8 @@ _INTS = {
     "login_lockout_seconds": 15 * 60,
 }
 MAX_WORKERS = 64
+LOG_FORMATS = ("auto", "json", "text")  # auto: JSON unless stdout is a terminal
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class SecretText(str):
@@ -152,6 +161,14 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
+    # Logs: one access-log line per request at "info" (docs/operator/observability.md).
+    log_format: str = "auto"
+    log_level: str = "info"
+    # GET /metrics (Prometheus text): on by default, on the main listener unless metrics_listen
+    # names another HOST:PORT; with metrics_token_file, scrapes need that bearer token.
+    metrics: bool = True
+    metrics_listen: str = ""
+    metrics_token_file: Path | None = None
 
     @property
     def stream_dir(self) -> Path:
@@ -232,6 +249,13 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             allow_maintenance_database=_flag(
                 "allow_maintenance_database", merged.get("allow_maintenance_database")
             ),
+            log_format=_choice("log_format", merged.get("log_format", "auto"), LOG_FORMATS),
+            log_level=_choice("log_level", merged.get("log_level", "info"), LOG_LEVELS),
+            metrics=_flag("metrics", merged.get("metrics", True)),
+            metrics_listen=_metrics_listen(merged.get("metrics_listen")),
+            metrics_token_file=Path(merged["metrics_token_file"]).expanduser()
+            if merged.get("metrics_token_file")
+            else None,
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
@@ -367,6 +391,21 @@ def _flag(name: str, value: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise InvalidInput(f"{name} must be true or false, not {str(value)[:20]!r}")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, not {str(value)[:20]!r}")
+    return text
+
+
+def _metrics_listen(value: object) -> str:
+    """A separate HOST:PORT for /metrics, or "" (the main listener)."""
+    if not value:
+        return ""
+    host, port = parse_listen(str(value))
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _networks(value: object) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-BodyLimit -> SealGate -> PlainUrl (no control characters) -> read lane (GET /v1/secret/{id})
+Observe (request id, access log, metrics) -> BodyLimit -> SealGate -> PlainUrl (no control
+characters) -> read lane (GET /v1/secret/{id})
 -> Starlette router (admin plane /api, operator /api/sys, machine plane /v1, web console /ui)
 """
 
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
+from sikker.api.observe import Observe
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
@@ -121,4 +123,4 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
     )
     router.state.services = services
     lane = PlainUrl(ReadLaneRoute(router, services.reads))
-    return BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes)
+    return Observe(BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes))

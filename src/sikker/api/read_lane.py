@@ -62,4 +62,5 @@ class ReadLaneRoute:
             return error_response(outcome)
         if isinstance(outcome, BaseException):
             return json_error(500, "internal error")
+        scope["sikker.read_lane"] = True  # served here: the access log names the route
         return Response(orjson.dumps({"value": value.decode()}), media_type="application/json")

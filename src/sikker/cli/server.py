@@ -104,6 +104,38 @@ def prepare(services: Services) -> str | None:
     help="Server processes sharing the port (default 1). More than 1 needs a server that unseals "
     "itself (--dev or --seal-key-file); after 'operator seal', restart it to unseal.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(config.LOG_FORMATS),
+    default=None,
+    help="Log lines as json or text; auto (default): JSON unless stdout is a terminal "
+    "(config log_format, env SIKKER_LOG_FORMAT).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(config.LOG_LEVELS),
+    default=None,
+    help="Lowest level logged (default info; warning and above turn the access log off) "
+    "(config log_level, env SIKKER_LOG_LEVEL).",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help="Serve GET /metrics in Prometheus text format (default on; config metrics, env SIKKER_METRICS).",
+)
+@click.option(
+    "--metrics-listen",
+    default=None,
+    help="HOST:PORT for /metrics on a listener of its own instead of the main one "
+    "(config metrics_listen, env SIKKER_METRICS_LISTEN).",
+)
+@click.option(
+    "--metrics-token-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Require 'Authorization: Bearer <the token in this file>' on /metrics "
+    "(config metrics_token_file, env SIKKER_METRICS_TOKEN_FILE).",
+)
 @json_option(help=JSON_ERRORS_HELP, expose_value=False)
 def server(
     dev: bool,
@@ -118,6 +150,11 @@ def server(
     tls_key: Path | None,
     workers: int | None,
     allow_maintenance_database: bool | None,
+    log_format: str | None,
+    log_level: str | None,
+    metrics: bool | None,
+    metrics_listen: str | None,
+    metrics_token_file: Path | None,
 ) -> None:
     """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file).
 
@@ -136,6 +173,11 @@ def server(
         "tls_key": tls_key,
         "workers": workers,
         "allow_maintenance_database": allow_maintenance_database or None,
+        "log_format": log_format,
+        "log_level": log_level,
+        "metrics": metrics,
+        "metrics_listen": metrics_listen,
+        "metrics_token_file": metrics_token_file,
     }
     settings = config.load(flags, config_file)
     if settings.database and not settings.allow_maintenance_database:
@@ -189,9 +231,10 @@ def _serve(
     import uvicorn
 
     from sikker.api.app import create_app
+    from sikker.cli import logs
     from sikker.service.bootstrap import bootstrap
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    chosen = logs.configure(settings.log_format, settings.log_level)
     services = bootstrap(settings)
     token = prepare(services)
     from sikker.cli.output import console
@@ -215,7 +258,10 @@ def _serve(
                 else "not initialised: run 'sikker operator init'"
             )
         )
-        console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
+        if chosen == "json":  # one format on stdout: log collectors parse every line
+            logging.getLogger("sikker.server").info("Sikker listening on %s (%s)", settings.url, note)
+        else:
+            console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
     if settings.workers == 1:
         try:
             uvicorn.run(
@@ -235,7 +281,8 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": protocol_class(settings),  # head size and time, connection caps (api/edge.py)
         "timeout_keep_alive": settings.keepalive_timeout_seconds,
         "log_level": "warning",
-        "access_log": False,
+        "log_config": None,  # uvicorn's records go through our handler (cli/logs.py)
+        "access_log": False,  # ours is api/observe.py: a request id, no query string
         "server_header": False,
         "proxy_headers": False,  # X-Forwarded-* are not trusted: audit records the peer address
         "lifespan": "on",
