@@ -1,6 +1,6 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-Observe (request id, access log, metrics) -> BodyLimit -> SealGate -> PlainUrl (no control
+Observe (request id, access log, metrics) -> /metrics -> BodyLimit -> SealGate -> PlainUrl (no control
 characters) -> read lane (GET /v1/secret/{id})
 -> Starlette router (admin plane /api, operator /api/sys, machine plane /v1, web console /ui)
 """
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
+from sikker.api.metrics import MetricsRoute, Recorder, serve_separately
 from sikker.api.observe import Observe
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
@@ -81,6 +82,8 @@ def _maintenance(services: Services) -> None:
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
+    settings = services.deps.settings
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         jobs = [
@@ -94,9 +97,16 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         stop_following = services.follow_cluster()
+        stop_metrics = (
+            serve_separately(services, settings.metrics_listen)
+            if settings.metrics and settings.metrics_listen
+            else None
+        )
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             for task in tasks:
                 task.cancel()
             stop_following()
@@ -123,4 +133,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
     )
     router.state.services = services
     lane = PlainUrl(ReadLaneRoute(router, services.reads))
-    return Observe(BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes))
+    app: ASGIApp = BodyLimit(SealGate(lane, services), settings.max_body_bytes)
+    if settings.metrics and not settings.metrics_listen:
+        app = MetricsRoute(app, services)  # before the seal gate: answered while sealed
+    return Observe(app, Recorder() if settings.metrics else None)

@@ -75,9 +75,7 @@ def route_template(scope: Scope) -> str:
     path = getattr(scope.get("route"), "path", None)
     if path:
         return str(path)
-    if scope.get("sikker.read_lane"):
-        return READ_LANE_ROUTE
-    return UNMATCHED
+    return str(scope.get("sikker.route", UNMATCHED))  # set by the raw ASGI routes (read lane, /metrics)
 
 
 def logged_path(scope: Scope, template: str) -> str:

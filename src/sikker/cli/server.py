@@ -184,11 +184,33 @@ def server(
         from sikker.storage.database import refuse_maintenance_database
 
         refuse_maintenance_database(settings.database)
-    if dev and data_dir is None and not settings.database:
-        with _temp_data_dir() as temp:
-            _serve(config.load(flags | {"data_dir": temp}, config_file), flags, config_file, temporary=True)
+    with _multiprocess_metrics(settings):
+        if dev and data_dir is None and not settings.database:
+            with _temp_data_dir() as temp:
+                _serve(
+                    config.load(flags | {"data_dir": temp}, config_file), flags, config_file, temporary=True
+                )
+            return
+        _serve(settings, flags, config_file)
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """With several workers, /metrics must sum them all: prometheus-client's multiprocess mode,
+    in a private directory (0700) made here, before prometheus_client is first imported (it
+    picks its storage then), and removed when the server stops."""
+    if settings.workers == 1 or not settings.metrics or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
         return
-    _serve(settings, flags, config_file)
+    path = tempfile.mkdtemp(prefix="sikker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    pid = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == pid:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -338,6 +360,10 @@ def serve_forked(settings: Settings) -> None:
         pid, status = os.wait()
         if pid in children:
             children.remove(pid)
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
             # uvicorn re-raises the stop signal once it has shut down: that death is expected.
             if os.waitstatus_to_exitcode(status) != 0 and not stopping:
                 failed = True
