@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
+from sikker.api import admin, audit, canaries, machine, machines_admin, openapi, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.metrics import MetricsRoute, Recorder, serve_separately
@@ -126,6 +126,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *canaries.ROUTES,
             *people.ROUTES,
             *machine.ROUTES,
+            *openapi.ROUTES,
             *CONSOLE_ROUTES,  # the web console (/ui): the same services, the person's own principal
         ],
         exception_handlers=HANDLERS,
