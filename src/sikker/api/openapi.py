@@ -76,7 +76,7 @@ NO_BODY = frozenset(
     }
 )
 _INT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX}
-_AUDIT_FILTERS = {
+_AUDIT_FILTERS: dict[str, dict[str, Any]] = {
     "actor": {"type": "string"},
     "action": {"type": "string"},
     "secret": {"type": "string"},
