@@ -161,7 +161,7 @@ class Settings:
     oidc_providers: tuple[OidcProvider, ...] = ()
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
-    # Logs: one access-log line per request at "info" (docs/operator/observability.md).
+    # Logs: one access-log line per request at "info" (docs/operator/logs.md).
     log_format: str = "auto"
     log_level: str = "info"
     # GET /metrics (Prometheus text): on by default, on the main listener unless metrics_listen
