@@ -79,11 +79,10 @@ def configure(log_format: str, log_level: str, stream: TextIO | None = None) -> 
     chosen = resolve_format(log_format, stream)
     # Facts no line prints, skipped (the logging HOWTO's "Optimization"): an access line per
     # request must stay cheap next to a read-lane request.
-    logging._srcfile = None  # type: ignore[attr-defined]  # no caller frame lookup
+    logging._srcfile = None  # no caller frame lookup
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    logging.logAsyncioTasks = False
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     handler.setLevel(log_level.upper())  # also for loggers with a level of their own (uvicorn's)
