@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sikker import metrics
 from sikker.api.errors import json_error
 from sikker.api.observe import READ_LANE_ROUTE
-from sikker.errors import SikkerError
+from sikker.errors import InvalidInput, SikkerError
 from sikker.service.bootstrap import Services
 
 PATH = "/metrics"
@@ -127,9 +127,12 @@ def read_token(services: Services) -> bytes | None:
     path = services.deps.settings.metrics_token_file
     if path is None:
         return None
-    token = path.read_text().strip()
+    try:
+        token = path.read_text().strip()
+    except OSError as e:
+        raise InvalidInput(f"cannot read metrics_token_file {path}: {e.strerror}") from e
     if not token:
-        raise SikkerError(f"metrics_token_file {path} is empty")
+        raise InvalidInput(f"metrics_token_file {path} is empty")
     return hashlib.sha256(token.encode()).digest()
 
 

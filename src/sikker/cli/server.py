@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,11 +181,11 @@ def server(
         "metrics_token_file": metrics_token_file,
     }
     settings = config.load(flags, config_file)
-    if settings.database and not settings.allow_maintenance_database:
-        from sikker.storage.database import refuse_maintenance_database
-
-        refuse_maintenance_database(settings.database)
     with _multiprocess_metrics(settings):
+        if settings.database and not settings.allow_maintenance_database:
+            from sikker.storage.database import refuse_maintenance_database
+
+            refuse_maintenance_database(settings.database)
         if dev and data_dir is None and not settings.database:
             with _temp_data_dir() as temp:
                 _serve(
@@ -202,6 +203,8 @@ def _multiprocess_metrics(settings: Settings) -> Iterator[None]:
     if settings.workers == 1 or not settings.metrics or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         yield
         return
+    if "prometheus_client" in sys.modules:  # too late: each worker would count on its own
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
     path = tempfile.mkdtemp(prefix="sikker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     pid = os.getpid()
