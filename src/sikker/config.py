@@ -1,17 +1,9 @@
 """Settings, built once: command-line flags > environment > config file > defaults.
 
-The config file is TOML with the same keys as the flags (``listen``,
-``database``, ``data_dir``, ``public_url``, ``seal_key_file``,
-``max_body_bytes``, ``max_value_bytes``, ``trash_days``, ``auth_lockout_failures``,
-``auth_lockout_seconds``, ``audit_checkpoint_records``, ``audit_checkpoint_seconds``,
-``tls_cert``, ``tls_key``, ``workers``, ``audit_stream_dir``, ``stream_allowed_networks``,
-``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
-``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
-``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
-``login_lockout_seconds``, ``allow_maintenance_database``, ``jwks_allowed_networks``,
-``jwks_timeout_seconds``, ``jwt_login_attempts_per_minute``, ``hsm_module``, ``hsm_token``,
-``hsm_key``, ``hsm_pin_file``, ``lease_sweep_interval_seconds``). The HSM's PIN is read from
-``hsm_pin_file`` or the environment (``SIKKER_HSM_PIN``), never from a flag.
+The config file is TOML with the same keys as the flags (``listen``, ``database``,
+``data_dir``, ...); every key, its environment variable and its flag are documented in
+docs/operator/configuration.md, and a test keeps that page complete. The HSM's PIN is read
+from ``hsm_pin_file`` or the environment (``SIKKER_HSM_PIN``), never from a flag.
 Lists (``stream_allowed_networks``, ``jwks_allowed_networks``) are TOML arrays, or
 comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
 tables, in the file only (``load_oidc_providers``; docs/operator/identity.md); so are the
@@ -74,6 +66,11 @@ _ENV = {
     "hsm_key": "SIKKER_HSM_KEY",
     "hsm_pin_file": "SIKKER_HSM_PIN_FILE",
     "lease_sweep_interval_seconds": "SIKKER_LEASE_SWEEP_INTERVAL_SECONDS",
+    "log_format": "SIKKER_LOG_FORMAT",
+    "log_level": "SIKKER_LOG_LEVEL",
+    "metrics": "SIKKER_METRICS",
+    "metrics_listen": "SIKKER_METRICS_LISTEN",
+    "metrics_token_file": "SIKKER_METRICS_TOKEN_FILE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -99,6 +96,8 @@ _INTS = {
     "lease_sweep_interval_seconds": 10,
 }
 MAX_WORKERS = 64
+LOG_FORMATS = ("auto", "json", "text")  # auto: JSON unless stdout is a terminal
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class SecretText(str):
@@ -194,6 +193,14 @@ class Settings:
     hsm_token: str = ""
     hsm_key: str = ""
     hsm_pin_file: Path | None = None
+    # Logs: one access-log line per request at "info" (docs/operator/logs.md).
+    log_format: str = "auto"
+    log_level: str = "info"
+    # GET /metrics (Prometheus text): on by default, on the main listener unless metrics_listen
+    # names another HOST:PORT; with metrics_token_file, scrapes need that bearer token.
+    metrics: bool = True
+    metrics_listen: str = ""
+    metrics_token_file: Path | None = None
 
     @property
     def stream_dir(self) -> Path:
@@ -283,6 +290,13 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             hsm_token=str(hsm["hsm_token"]),
             hsm_key=str(hsm["hsm_key"]),
             hsm_pin_file=hsm["hsm_pin_file"],
+            log_format=_choice("log_format", merged.get("log_format", "auto"), LOG_FORMATS),
+            log_level=_choice("log_level", merged.get("log_level", "info"), LOG_LEVELS),
+            metrics=_flag("metrics", merged.get("metrics", True)),
+            metrics_listen=_metrics_listen(merged.get("metrics_listen")),
+            metrics_token_file=Path(merged["metrics_token_file"]).expanduser()
+            if merged.get("metrics_token_file")
+            else None,
             **{key: int(merged.get(key, default)) for key, default in _INTS.items()},
         )
     except ValueError as e:
@@ -459,6 +473,21 @@ def _flag(name: str, value: object) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise InvalidInput(f"{name} must be true or false, not {str(value)[:20]!r}")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise InvalidInput(f"{name} must be one of {', '.join(allowed)}, not {str(value)[:20]!r}")
+    return text
+
+
+def _metrics_listen(value: object) -> str:
+    """A separate HOST:PORT for /metrics, or "" (the main listener)."""
+    if not value:
+        return ""
+    host, port = parse_listen(str(value))
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _networks(value: object, name: str = "stream_allowed_networks") -> tuple[str, ...]:

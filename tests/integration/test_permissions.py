@@ -51,6 +51,7 @@ UNAUTHENTICATED = {
     "/api/auth/oidc/{provider}/finish",
     "/api/auth/oidc/{provider}/device",
     "/api/auth/oidc/{provider}/device/poll",
+    "/api/openapi.json",
 }
 OWNERS = frozenset({"owner"})
 PERSONS_ONLY: frozenset[str] = frozenset()  # a person's own session: no token principal may

@@ -88,6 +88,8 @@ def test_every_text_field_refuses_control_characters(
 
 def test_only_secret_content_and_passwords_are_opaque() -> None:
     assert sorted((w, n) for w, n, s in API_FIELDS if s.opaque) == [
+        ("admin.CREATE_SECRET_FIELDS", "fields"),  # {"name"} | VALUE_FIELDS
+        ("admin.CREATE_SECRET_FIELDS", "value"),
         ("admin.VALUE_FIELDS", "fields"),
         ("admin.VALUE_FIELDS", "value"),
         ("people.LOGIN_FIELDS", "password"),

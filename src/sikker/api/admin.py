@@ -17,6 +17,7 @@ from sikker.errors import InvalidInput
 from sikker.service.secrets import Revealed
 
 NAME = schema.Field(str, required=True, max_len=values.NAME_MAX)
+NAME_FIELDS = {"name": NAME}
 
 
 def _vault(v: Vault) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def _revealed(r: Revealed) -> dict[str, Any]:
 async def create_vault(request: Request) -> Response:
     """Create a vault (root token only)."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"name": NAME})
+    body = schema.parse(await request.body(), NAME_FIELDS)
     vault = await call(services(request).vaults.create_vault, principal, who, body["name"])
     return ok(_vault(vault), 201)
 
@@ -91,7 +92,7 @@ async def list_vaults(request: Request) -> Response:
 async def create_project(request: Request) -> Response:
     """Create a project in a vault; it gets its own master key."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"name": NAME})
+    body = schema.parse(await request.body(), NAME_FIELDS)
     project = await call(
         services(request).vaults.create_project, principal, who, request.path_params["vault"], body["name"]
     )
@@ -116,6 +117,8 @@ VALUE_FIELDS = {
     "value": schema.Field(str, opaque=True),
     "fields": schema.Field(dict, max_len=values.MAX_FIELDS, opaque=True),
 }
+CREATE_SECRET_FIELDS = {"name": NAME} | VALUE_FIELDS
+ROLLBACK_FIELDS = {"version": schema.Field(int, required=True, min_value=1)}
 
 
 def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:
@@ -130,7 +133,7 @@ async def create_secret(request: Request) -> Response:
     """Create a secret (version 1) in a project."""
     principal, who = await authenticate(request)
     svc = services(request)
-    body = schema.parse(await request.body(), {"name": NAME} | VALUE_FIELDS)
+    body = schema.parse(await request.body(), CREATE_SECRET_FIELDS)
     value = _value(body, svc.deps.settings.max_value_bytes)
     secret = await call(
         svc.secrets.create, principal, who, request.path_params["project"], body["name"], value
@@ -189,7 +192,7 @@ async def list_versions(request: Request) -> Response:
 async def rollback_secret(request: Request) -> Response:
     """Make an old version current again (as a new version)."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"version": schema.Field(int, required=True, min_value=1)})
+    body = schema.parse(await request.body(), ROLLBACK_FIELDS)
     version = await call(
         services(request).secrets.rollback, principal, who, request.path_params["secret"], body["version"]
     )

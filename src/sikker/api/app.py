@@ -1,6 +1,7 @@
 """The ASGI application: limits first, then the seal gate, then routing.
 
-BodyLimit -> SealGate -> PlainUrl (no control characters) -> read lane (GET /v1/secret/{id})
+Observe (request id, access log, metrics) -> /metrics -> BodyLimit -> SealGate -> PlainUrl (no control
+characters) -> read lane (GET /v1/secret/{id})
 -> Starlette router (admin plane /api, operator /api/sys, machine plane /v1, web console /ui)
 """
 
@@ -23,12 +24,15 @@ from sikker.api import (
     jwt_roles,
     machine,
     machines_admin,
+    openapi,
     people,
     rotation,
     sys,
 )
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
+from sikker.api.metrics import MetricsRoute, Recorder, serve_separately
+from sikker.api.observe import Observe
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
@@ -91,6 +95,8 @@ def _maintenance(services: Services) -> None:
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
+    settings = services.deps.settings
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         jobs = [
@@ -109,9 +115,16 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         stop_following = services.follow_cluster()
+        stop_metrics = (
+            serve_separately(services, settings.metrics_listen)
+            if settings.metrics and settings.metrics_listen
+            else None
+        )
         try:
             yield
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             for task in tasks:
                 task.cancel()
             stop_following()
@@ -133,6 +146,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *jwt_roles.ROUTES,
             *dynamic.ROUTES,
             *machine.ROUTES,
+            *openapi.ROUTES,
             *CONSOLE_ROUTES,  # the web console (/ui): the same services, the person's own principal
         ],
         exception_handlers=HANDLERS,
@@ -140,4 +154,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
     )
     router.state.services = services
     lane = PlainUrl(ReadLaneRoute(router, services.reads))
-    return BodyLimit(SealGate(lane, services), services.deps.settings.max_body_bytes)
+    app: ASGIApp = BodyLimit(SealGate(lane, services), settings.max_body_bytes)
+    if settings.metrics and not settings.metrics_listen:
+        app = MetricsRoute(app, services)  # before the seal gate: answered while sealed
+    return Observe(app, Recorder() if settings.metrics else None)

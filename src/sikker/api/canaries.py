@@ -86,12 +86,13 @@ def _toggle(enabled: bool):  # type: ignore[no-untyped-def]
     return handler
 
 
+UNFREEZE_FIELDS = {"reason": schema.Field(str, required=True, max_len=500, multiline=True)}
+
+
 async def unfreeze(request: Request) -> Response:
     """Unfreeze a project after investigating a canary trip (a reason is required and audited)."""
     principal, who = await authenticate(request)
-    body = schema.parse(
-        await request.body(), {"reason": schema.Field(str, required=True, max_len=500, multiline=True)}
-    )
+    body = schema.parse(await request.body(), UNFREEZE_FIELDS)
     await call(
         services(request).canaries.unfreeze, principal, who, request.path_params["project"], body["reason"]
     )

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sikker.api.observe import note_principal
 from sikker.core.audit import Actor
 from sikker.core.model import Principal
 from sikker.service.bootstrap import Services
@@ -44,7 +45,9 @@ async def call(fn: Callable[..., T], *args: Any) -> T:
 async def authenticate(request: Request) -> tuple[Principal, Actor]:
     svc = services(request)
     principal = await call(svc.tokens.authenticate, bearer(request), actor(request))
-    return principal, actor(request, principal)
+    found = actor(request, principal)
+    note_principal(found.kind, found.id)
+    return principal, found
 
 
 def ok(payload: Any, status: int = 200) -> Response:

@@ -80,11 +80,13 @@ async def change_machine(request: Request) -> Response:
     return ok(_machine(machine))
 
 
+RENAME_FIELDS = {"name": schema.Field(str, required=True, max_len=values.NAME_MAX)}
+MEMBERSHIP_FIELDS = {"projectId": schema.Field(str, required=True, max_len=64)}
+
+
 async def rename_machine(request: Request) -> Response:
     principal, who = await authenticate(request)
-    body = schema.parse(
-        await request.body(), {"name": schema.Field(str, required=True, max_len=values.NAME_MAX)}
-    )
+    body = schema.parse(await request.body(), RENAME_FIELDS)
     machine = await call(
         services(request).machines.rename, principal, who, request.path_params["machine"], body["name"]
     )
@@ -94,7 +96,7 @@ async def rename_machine(request: Request) -> Response:
 async def add_membership(request: Request) -> Response:
     """Add a machine to a project (a prerequisite for grants on its secrets)."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"projectId": schema.Field(str, required=True, max_len=64)})
+    body = schema.parse(await request.body(), MEMBERSHIP_FIELDS)
     changed = await call(
         services(request).machines.set_membership,
         principal,

@@ -93,6 +93,8 @@ async def login(request: Request) -> Response:
     return ok(_signed_in(signed), 201)
 
 
+DEVICE_POLL_FIELDS = {"handle": schema.Field(str, required=True, max_len=4096)}
+MFA_FIELDS = {"required": schema.Field(bool, required=True)}
 SSO_START_FIELDS = {"redirectUri": schema.Field(str, max_len=512)}
 SSO_FINISH_FIELDS = {
     "handle": schema.Field(str, required=True, max_len=4096),
@@ -143,7 +145,7 @@ async def sso_device_start(request: Request) -> Response:
 
 async def sso_device_poll(request: Request) -> Response:
     """POST /api/auth/oidc/{provider}/device/poll {handle} -> 201 a session, or 202 pending."""
-    body = schema.parse(await request.body(), {"handle": schema.Field(str, required=True, max_len=4096)})
+    body = schema.parse(await request.body(), DEVICE_POLL_FIELDS)
     people = services(request).people
     provider = request.path_params["provider"]
     signed = await call(people.sso_device_poll, provider, body["handle"], actor(request))
@@ -232,7 +234,7 @@ async def create_personal_token(request: Request) -> Response:
 async def require_mfa(request: Request) -> Response:
     """PUT /api/vaults/{vault}/mfa {required: bool} (root)."""
     principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), {"required": schema.Field(bool, required=True)})
+    body = schema.parse(await request.body(), MFA_FIELDS)
     vault = request.path_params["vault"]
     await call(services(request).people.require_mfa, principal, who, vault, body["required"])
     return ok({"vaultId": vault, "mfaRequired": body["required"]})

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sikker.api.errors import error_response, json_error
 from sikker.api.machine import signed_from_scope
+from sikker.api.observe import READ_LANE_ROUTE
 from sikker.errors import SikkerError
 from sikker.service.read_lane import RETRY, ReadLane
 
@@ -62,4 +63,5 @@ class ReadLaneRoute:
             return error_response(outcome)
         if isinstance(outcome, BaseException):
             return json_error(500, "internal error")
+        scope["sikker.route"] = READ_LANE_ROUTE  # served here: for the access log and metrics
         return Response(orjson.dumps({"value": value.decode()}), media_type="application/json")

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,38 @@ def prepare(services: Services) -> str | None:
     help="Server processes sharing the port (default 1). More than 1 needs a server that unseals "
     "itself (--dev or --seal-key-file); after 'operator seal', restart it to unseal.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(config.LOG_FORMATS),
+    default=None,
+    help="Log lines as json or text; auto (default): JSON unless stdout is a terminal "
+    "(config log_format, env SIKKER_LOG_FORMAT).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(config.LOG_LEVELS),
+    default=None,
+    help="Lowest level logged (default info; warning and above turn the access log off) "
+    "(config log_level, env SIKKER_LOG_LEVEL).",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help="Serve GET /metrics in Prometheus text format (default on; config metrics, env SIKKER_METRICS).",
+)
+@click.option(
+    "--metrics-listen",
+    default=None,
+    help="HOST:PORT for /metrics on a listener of its own instead of the main one "
+    "(config metrics_listen, env SIKKER_METRICS_LISTEN).",
+)
+@click.option(
+    "--metrics-token-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Require 'Authorization: Bearer <the token in this file>' on /metrics "
+    "(config metrics_token_file, env SIKKER_METRICS_TOKEN_FILE).",
+)
 @json_option(help=JSON_ERRORS_HELP, expose_value=False)
 def server(
     dev: bool,
@@ -137,6 +170,11 @@ def server(
     hsm_token: str | None,
     hsm_key: str | None,
     hsm_pin_file: Path | None,
+    log_format: str | None,
+    log_level: str | None,
+    metrics: bool | None,
+    metrics_listen: str | None,
+    metrics_token_file: Path | None,
 ) -> None:
     """Run the Sikker server (starts sealed unless --dev or an auto-unseal key file).
 
@@ -159,17 +197,46 @@ def server(
         "hsm_token": hsm_token,
         "hsm_key": hsm_key,
         "hsm_pin_file": hsm_pin_file,
+        "log_format": log_format,
+        "log_level": log_level,
+        "metrics": metrics,
+        "metrics_listen": metrics_listen,
+        "metrics_token_file": metrics_token_file,
     }
     settings = config.load(flags, config_file)
-    if settings.database and not settings.allow_maintenance_database:
-        from sikker.storage.database import refuse_maintenance_database
+    with _multiprocess_metrics(settings):
+        if settings.database and not settings.allow_maintenance_database:
+            from sikker.storage.database import refuse_maintenance_database
 
-        refuse_maintenance_database(settings.database)
-    if dev and data_dir is None and not settings.database:
-        with _temp_data_dir() as temp:
-            _serve(config.load(flags | {"data_dir": temp}, config_file), flags, config_file, temporary=True)
+            refuse_maintenance_database(settings.database)
+        if dev and data_dir is None and not settings.database:
+            with _temp_data_dir() as temp:
+                _serve(
+                    config.load(flags | {"data_dir": temp}, config_file), flags, config_file, temporary=True
+                )
+            return
+        _serve(settings, flags, config_file)
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """With several workers, /metrics must sum them all: prometheus-client's multiprocess mode,
+    in a private directory (0700) made here, before prometheus_client is first imported (it
+    picks its storage then), and removed when the server stops."""
+    if settings.workers == 1 or not settings.metrics or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
         return
-    _serve(settings, flags, config_file)
+    if "prometheus_client" in sys.modules:  # too late: each worker would count on its own
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    path = tempfile.mkdtemp(prefix="sikker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    pid = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == pid:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -212,9 +279,10 @@ def _serve(
     import uvicorn
 
     from sikker.api.app import create_app
+    from sikker.cli import logs
     from sikker.service.bootstrap import bootstrap
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    chosen = logs.configure(settings.log_format, settings.log_level)
     services = bootstrap(settings)
     token = prepare(services)
     from sikker.cli.output import console
@@ -238,7 +306,10 @@ def _serve(
                 else "not initialised: run 'sikker operator init'"
             )
         )
-        console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
+        if chosen == "json":  # one format on stdout: log collectors parse every line
+            logging.getLogger("sikker.server").info("Sikker listening on %s (%s)", settings.url, note)
+        else:
+            console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
     if settings.workers == 1:
         try:
             uvicorn.run(
@@ -258,7 +329,8 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": protocol_class(settings),  # head size and time, connection caps (api/edge.py)
         "timeout_keep_alive": settings.keepalive_timeout_seconds,
         "log_level": "warning",
-        "access_log": False,
+        "log_config": None,  # uvicorn's records go through our handler (cli/logs.py)
+        "access_log": False,  # ours is api/observe.py: a request id, no query string
         "server_header": False,
         "proxy_headers": False,  # X-Forwarded-* are not trusted: audit records the peer address
         "lifespan": "on",
@@ -314,6 +386,10 @@ def serve_forked(settings: Settings) -> None:
         pid, status = os.wait()
         if pid in children:
             children.remove(pid)
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
             # uvicorn re-raises the stop signal once it has shut down: that death is expected.
             if os.waitstatus_to_exitcode(status) != 0 and not stopping:
                 failed = True

@@ -4,12 +4,19 @@ Each vault has its own chain (server-wide events use the ``system`` chain):
 ``h_i = SHA-256(h_{i-1} || canonical(entry_i))`` with ``h_0`` = 32 zero bytes.
 ``canonical`` is JSON with sorted keys and no whitespace, so a verifier can
 recompute it from an export. Records never carry a secret value or a token.
+
+A record written while serving an HTTP request carries that request's id in its target
+(``target["request_id"]``), so one id leads from an access-log line to its audit records.
+The id reaches ``Actor`` through ``REQUEST_ID``, a context variable the API sets per request:
+asyncio tasks and the request thread pool both copy it, and every ``Actor`` built while
+serving takes it.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import orjson
@@ -191,14 +198,23 @@ SEVERITY = {
 }
 
 
+# The id of the HTTP request being served ("" outside a request: background jobs, the CLI).
+REQUEST_ID: ContextVar[str] = ContextVar("sikker_request_id", default="")
+
+
+def _current_request_id() -> str:
+    return REQUEST_ID.get()
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who did something, and from where."""
+    """Who did something, from where, and (when serving a request) in which request."""
 
     kind: str  # "root" | "admin" | "user" | "operator" | "system" | "anonymous"
     id: str
     source_ip: str = ""
     user_agent: str = ""
+    request_id: str = field(default_factory=_current_request_id)
 
 
 SYSTEM_ACTOR = Actor("system", "sikker")
@@ -235,6 +251,9 @@ def make_entry(
         severity = Severity.LOW
     if actor.kind == "root" and _RANK[severity] < _RANK[Severity.HIGH]:
         severity = Severity.HIGH  # the break-glass token: every use stands out
+    target = dict(target)
+    if actor.request_id:
+        target["request_id"] = actor.request_id[:64]
     return Entry(
         chain=chain,
         seq=seq,
@@ -244,7 +263,7 @@ def make_entry(
         source_ip=actor.source_ip[:64],
         user_agent=actor.user_agent[:256],
         action=str(action),
-        target=dict(target),
+        target=target,
         result=result,
         reason=reason[:500],
         severity=str(severity),

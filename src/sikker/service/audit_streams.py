@@ -25,6 +25,7 @@ import secrets as pysecrets
 from dataclasses import asdict
 from typing import Any
 
+from sikker import metrics
 from sikker.core import ids
 from sikker.core import permissions as perm
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
@@ -298,6 +299,9 @@ class StreamService:
                     if error is None:
                         cursors[chain] = batch[-1].entry.seq
                         delivered += len(chosen)
+                        if chosen:  # how long the oldest record of the batch waited
+                            metrics.STREAM_LAG.observe(max(0, now - batch[0].entry.time_ms) / 1000)
+                    metrics.STREAM_BATCHES.labels("failed" if error else "ok").inc()
                     retry = (
                         retry.after_failure(now / 1000, random.random()) if error else retry.after_success()
                     )
@@ -312,6 +316,17 @@ class StreamService:
             what = "delivery refused" if refused else "delivery failed"
             log.log(level, "audit stream %s: %s (attempt %d): %s", row.id, what, retry.attempts, error)
         return delivered
+
+    def backlog(self) -> int:
+        """Audit records not yet delivered, summed over every stream and chain it follows."""
+        with self.deps.db.read() as conn:
+            sinks = stream_store.list_sinks(conn)
+            heads = audit_store.heads(conn) if sinks else {}
+        return sum(
+            max(0, heads.get(chain, 0) - sink.cursors.get(chain, 0))
+            for sink in sinks
+            for chain in ([sink.vault_id] if sink.vault_id else heads)
+        )
 
     def close(self) -> None:
         """Close every sink's connections (a new delivery opens them again)."""

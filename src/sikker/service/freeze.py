@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sikker import metrics
 from sikker.core.audit import Action, Actor
 from sikker.core.model import Project, Secret, Trip
 from sikker.errors import Locked
@@ -35,4 +36,5 @@ def trip_if_canary(conn: Connection, secret: Secret, actor: Actor, now_ms: int) 
         "denied",
         "canary secret read: project frozen",
     )
+    metrics.CANARY_TRIPS.inc()
     return True

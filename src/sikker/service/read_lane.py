@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
+from sikker import metrics
 from sikker.core import access, signing
 from sikker.core.audit import Action, Actor
 from sikker.core.signing import SignedRequest
@@ -149,7 +150,9 @@ class ReadLane:
         closing a connection per miss beyond the pool."""
         found = self.cache.get(machine_id, secret_id)
         if found is not None:
+            _PLAN_HIT.inc()
             return found
+        _PLAN_MISS.inc()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._fillers, self._fill, machine_id, secret_id)
 
@@ -224,6 +227,7 @@ class ReadLane:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(item)
+            metrics.READ_BATCH.observe(len(batch))
             outcomes = self._commit(batch)
             _settle_all(batch, outcomes)
 
@@ -272,6 +276,10 @@ class ReadLane:
         except Replayed:
             return False
         return True
+
+
+_PLAN_HIT = metrics.PLAN_CACHE.labels("hit")
+_PLAN_MISS = metrics.PLAN_CACHE.labels("miss")
 
 
 class _Replayed(Exception):

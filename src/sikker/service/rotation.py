@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from sikker import metrics
 from sikker.core import ids, rotation, values
 from sikker.core import permissions as perm
 from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
@@ -241,7 +242,9 @@ class RotationService:
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id)
             policy = rotation_store.get_policy(conn, secret.id)
-            return self._rotate(conn, secret, policy, actor, Action.ADMIN_SECRET_ROTATE, "manual")
+            result = self._rotate(conn, secret, policy, actor, Action.ADMIN_SECRET_ROTATE, "manual")
+        metrics.ROTATIONS.labels("manual", "ok").inc()
+        return result
 
     def run_due(self) -> int:
         """Run every due scheduled rotation once. Returns how many were started or done."""
@@ -264,9 +267,17 @@ class RotationService:
                         continue
                     self._rotate(conn, secret, policy, SYSTEM_ACTOR, Action.SYSTEM_SECRET_ROTATE, "schedule")
                 done += 1
+                metrics.ROTATIONS.labels("schedule", "ok").inc()
             except SikkerError as e:
+                metrics.ROTATIONS.labels("schedule", "failed").inc()
                 self._record_failure(policy.secret_id, e.message)
         return done
+
+    def overdue(self, grace_ms: int = 300_000, cap: int = 10_000) -> int:
+        """Scheduled rotations still not run ``grace_ms`` after they fell due (at most ``cap``):
+        the scheduler runs every few seconds, so any is a stuck or failing scheduler."""
+        with self.deps.db.read() as conn:
+            return rotation_store.count_overdue(conn, self.deps.clock() - grace_ms, cap)
 
     def _record_failure(self, secret_id: str, message: str) -> None:
         now = self.deps.clock()
@@ -501,3 +512,4 @@ class RotationService:
             audit_store.append(conn, secret.vault_id, now, actor, action, target | {"version": str(version)})
 
         self.plane.run_signed(req, action, {"secret": secret_id[:40]}, work)
+        metrics.ROTATIONS.labels("agent", "confirmed" if confirmed else "rejected").inc()

@@ -3,6 +3,7 @@ plus the checkpoint, frontier and signing-key rows that make it verifiable."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ import orjson
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
+from sikker import metrics
 from sikker.core import audit, merkle
 from sikker.core.model import Filters
 from sikker.errors import AuditUnavailable
@@ -98,10 +100,13 @@ Record = tuple[int, audit.Actor, audit.Action, dict[str, str], str, str]
 
 def append_many(conn: Connection, chain: str, records: list[Record]) -> list[audit.Entry]:
     """``append`` for several records of one chain: one head lock, one insert, one head move."""
+    start = time.perf_counter()
     try:
         return _append_many(conn, chain, records)
     except DBAPIError as e:
         raise AuditUnavailable() from e
+    finally:
+        metrics.AUDIT_WRITE.observe(time.perf_counter() - start)
 
 
 def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[audit.Entry]:

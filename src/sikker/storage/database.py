@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from sikker import metrics
 from sikker.errors import Conflict, InvalidInput, StoreUnavailable
 
 __all__ = ["Connection", "Database", "insert_rows", "savepoint"]
@@ -171,6 +172,18 @@ def prepare_sqlite_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
+def _count_connections_in_use(engine: Engine) -> None:
+    """Keep ``sikker_db_connections_in_use`` (metrics.py) at the pool's checked-out count."""
+
+    @event.listens_for(engine, "checkout")
+    def _out(*_args: Any) -> None:
+        metrics.DB_POOL_IN_USE.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _in(*_args: Any) -> None:
+        metrics.DB_POOL_IN_USE.dec()
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
@@ -179,6 +192,7 @@ class Database:
         if sqlite_path and sqlite_path != ":memory:":
             prepare_sqlite_file(Path(sqlite_path))
         self.engine = self._create_engine()
+        _count_connections_in_use(self.engine)
         # SQLite has one writer. Queue writers on locks instead of letting them spin in SQLite's
         # busy handler, which sleeps and retries (seconds of tail latency under load): a thread
         # lock within this process, and an flock on a file beside the database between the

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from sikker.core.model import Managed, Policy, Rotation, Sealed
 from sikker.storage.tables import managed_secrets, rotation_policies, rotations
@@ -62,6 +62,17 @@ def due_policies(conn: Connection, now_ms: int, limit: int = 100) -> list[Policy
         .limit(limit)
     )
     return [_policy(r) for r in conn.execute(q)]
+
+
+def count_overdue(conn: Connection, before_ms: int, cap: int) -> int:
+    """Enabled policies due before ``before_ms``, counted up to ``cap`` (a bounded scan)."""
+    due = (
+        select(rotation_policies.c.secret_id)
+        .where(rotation_policies.c.enabled.is_(True), rotation_policies.c.next_due_ms <= before_ms)
+        .limit(cap)
+        .subquery()
+    )
+    return int(conn.execute(select(func.count()).select_from(due)).scalar_one())
 
 
 def claim_due(conn: Connection, secret_id: str, expected_due_ms: int, next_due_ms: int) -> bool:

@@ -75,3 +75,18 @@ def test_every_use_of_the_root_token_is_high_severity() -> None:
     assert audit.make_entry("v", 1, 0, root, audit.Action.CANARY_TRIP, {}).severity == "critical"
     person = audit.Actor("user", "usr_x", "127.0.0.1")
     assert audit.make_entry("v", 1, 0, person, audit.Action.ADMIN_PROJECT_CREATE, {}).severity == "info"
+
+
+def test_an_actor_built_while_serving_a_request_carries_its_id_into_the_record() -> None:
+    outside = audit.Actor("admin", "tok_1")
+    token = audit.REQUEST_ID.set("req-42")
+    try:
+        inside = audit.Actor("admin", "tok_1")
+    finally:
+        audit.REQUEST_ID.reset(token)
+    assert outside.request_id == "" and inside.request_id == "req-42"
+    plain = audit.make_entry("c", 1, 0, outside, audit.Action.ADMIN_VAULT_CREATE, {"vault": "v"})
+    tagged = audit.make_entry("c", 1, 0, inside, audit.Action.ADMIN_VAULT_CREATE, {"vault": "v"})
+    assert plain.target == {"vault": "v"}
+    assert tagged.target == {"vault": "v", "request_id": "req-42"}
+    assert b'"request_id":"req-42"' in audit.canonical(tagged)  # hashed with the record
