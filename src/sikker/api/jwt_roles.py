@@ -73,12 +73,12 @@ ROLE_FIELDS: dict[str, tuple[str, schema.Field]] = {
     "kubernetes": ("kubernetes", schema.Field(dict, max_len=2)),
     "enabled": ("enabled", schema.Field(bool)),
 }
-_SCHEMA = {wire: spec for wire, (_, spec) in ROLE_FIELDS.items()}
+ROLE_BODY = {wire: spec for wire, (_, spec) in ROLE_FIELDS.items()}
 
 
 def _spec(raw: bytes) -> dict[str, Any]:
     """The fields given (``null`` kept: it clears an optional field on update)."""
-    body = schema.parse(raw, _SCHEMA)
+    body = schema.parse(raw, ROLE_BODY)
     nulls = {k for k, v in orjson.loads(raw or b"{}").items() if v is None} if raw.strip() else set()
     given = {ROLE_FIELDS[k][0]: v for k, v in body.items()}
     return given | {ROLE_FIELDS[k][0]: None for k in nulls}
@@ -137,10 +137,13 @@ def _check(c: Check) -> dict[str, Any]:
     return {"check": c.check, "ok": c.ok, "reason": c.reason}
 
 
+TEST_BODY = {"jwt": schema.Field(str, required=True, max_len=TOKEN_MAX)}
+
+
 async def test_role(request: Request) -> Response:
     """Report each check of a login with this JWT; enrolls nothing and uses no jti."""
     principal, _ = await authenticate(request)
-    body = schema.parse(await request.body(), {"jwt": schema.Field(str, required=True, max_len=TOKEN_MAX)})
+    body = schema.parse(await request.body(), TEST_BODY)
     found = await call(services(request).jwt_roles.test, principal, request.path_params["role"], body["jwt"])
     return ok({"ok": all(c.ok for c in found), "checks": [_check(c) for c in found]})
 

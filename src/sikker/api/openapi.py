@@ -16,7 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
+from sikker.api import (
+    admin,
+    audit,
+    canaries,
+    dynamic,
+    jwt_roles,
+    machine,
+    machines_admin,
+    people,
+    rotation,
+    sys,
+)
 from sikker.api.context import ok
 from sikker.api.schema import INT_MAX, QUERY_INT_MAX, Field
 
@@ -59,6 +70,19 @@ BODIES: dict[tuple[str, str], dict[str, Field]] = {
     ("POST", "/v1/secrets/poll"): machine.POLL_BODY,
     ("POST", "/v1/{vault}/enroll/register"): machine.ENROLL_BODY,
     ("POST", "/v1/bootstrap/{token}"): machine.BOOTSTRAP_BODY,
+    ("POST", "/api/vaults/{vault}/jwt-roles"): jwt_roles.ROLE_BODY,
+    ("PUT", "/api/jwt-roles/{role}"): jwt_roles.ROLE_BODY,
+    ("POST", "/api/jwt-roles/{role}/test"): jwt_roles.TEST_BODY,
+    ("POST", "/v1/{vault}/auth/jwt/login"): jwt_roles.LOGIN_BODY,
+    ("POST", "/api/projects/{project}/dynamic-secrets"): dynamic.CREATE,
+    ("PUT", "/api/dynamic-secrets/{id}"): dynamic.COMMON,
+    ("POST", "/api/dynamic-secrets/{id}/orphans"): dynamic.ORPHANS,
+    ("POST", "/api/vaults/{vault}/leases/revoke"): dynamic.REVOKE_MANY,
+    ("POST", "/api/leases/{id}/renew"): dynamic.TTL_BODY,
+    ("POST", "/api/leases/{id}/revoke"): dynamic.REVOKE,
+    ("POST", "/api/leases/{id}/forget"): dynamic.FORGET,
+    ("POST", "/v1/dynamic/{id}/leases"): dynamic.TTL_BODY,
+    ("POST", "/v1/leases/{id}/renew"): dynamic.TTL_BODY,
 }
 # POST routes that take no body (an action on the object the path names).
 NO_BODY = frozenset(
@@ -73,6 +97,9 @@ NO_BODY = frozenset(
         ("POST", "/api/auth/oidc/{provider}/device"),
         ("POST", "/api/users/me/totp"),
         ("POST", "/api/users/{user}/{change}"),
+        ("POST", "/api/jwt-roles/{role}/disable"),
+        ("POST", "/api/jwt-roles/{role}/enable"),
+        ("POST", "/api/sys/backup"),
     }
 )
 _INT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": QUERY_INT_MAX}
@@ -97,6 +124,15 @@ QUERIES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("GET", "/api/audit-streams/{stream}/deliveries"): {"limit": _INT},
     ("GET", "/api/role-bindings"): {"vault": {"type": "string", "maxLength": 64}},
     ("GET", "/api/secrets/{secret}/rotation"): {"limit": _INT},
+    ("GET", "/api/vaults/{vault}/leases"): {
+        "dynamic": {"type": "string", "maxLength": 64},
+        "machine": {"type": "string", "maxLength": 64},
+        "project": {"type": "string", "maxLength": 64},
+        "state": {"type": "string", "maxLength": 64},
+        "cursor": {"type": "string", "maxLength": 64},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    ("DELETE", "/api/dynamic-secrets/{id}"): {"revoke": {"type": "string", "enum": ["true", "false"]}},
 }
 # Routes anyone may call (no bearer token, no signature).
 PUBLIC = frozenset(
