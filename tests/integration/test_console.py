@@ -449,3 +449,139 @@ def test_versions_show_which_fields_changed_never_values(world: World) -> None:
     page = c.get(f"/ui/secrets/{made.id}").text
     assert "+host" in page and "+pw" in page and "\u2212password" in page
     assert "pw-one" not in page and ">app<" not in page
+
+
+# -- dynamic secrets and leases -----------------------------------------------------------------
+@dataclass
+class Leased:
+    dynamic: str
+    lease: str
+    username: str
+    password: str
+    machine: str
+
+
+def _machine_lease(world: World, dynamic_id: str) -> Leased:
+    """Enroll a machine granted the dynamic secret and lease one Redis user, signed as the
+    machine plane asks (the only answer that ever carries the password)."""
+    import asyncio
+    import base64
+    import secrets as pysecrets
+    import time
+
+    import httpx
+    from nacl.signing import SigningKey
+
+    from sikker.core import signing
+
+    svc = world.svc
+    _, token = svc.machines.create_enrollment(
+        ROOT, ACTOR, world.vault, name="lease-bot", project_ids=[world.project], secret_ids=[dynamic_id],
+        max_uses=1, token_ttl_s=600, machine_ttl_s=None, approval="auto", hostname_pattern=None,
+        name_pattern=None, source_cidr=None,
+    )  # fmt: skip
+    key = SigningKey.generate()
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    made = svc.plane.enroll(world.vault, token, public, "h", None, "standard", "10.0.0.1", "t")
+    path = f"/v1/dynamic/{dynamic_id}/leases"
+    ts, nonce = str(int(time.time())), pysecrets.token_hex(16)
+    sig = key.sign(signing.canonical("POST", path, ts, nonce, b"")).signature
+    headers = {"X-Machine-Id": made.id, "X-Timestamp": ts, "X-Nonce": nonce,
+               "X-Signature": base64.b64encode(sig).decode()}  # fmt: skip
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=world.app, client=("10.0.0.1", 40000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://sikker") as http:
+            return await http.post(path, headers=headers)
+
+    response = asyncio.run(go())
+    assert response.status_code == 200, response.text
+    got = response.json()
+    return Leased(dynamic_id, got["leaseId"], got["username"], got["password"], made.id)
+
+
+@pytest.fixture(scope="module")
+def leased(world: World) -> Iterator[Leased]:
+    """A Redis-backed dynamic secret (the local Redis; CI fails without it) with one lease."""
+    import redis
+
+    from tests.support import IN_CI
+
+    admin = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3, decode_responses=True)
+    try:
+        admin.ping()
+    except redis.RedisError as e:
+        if IN_CI:
+            pytest.fail(f"Redis is not reachable at 127.0.0.1:6379 and CI=true: {e}")
+        pytest.skip("Redis is not running")
+    svc = world.svc
+    login = values.structured({"username": "default", "password": ""})
+    admin_secret = svc.secrets.create(ROOT, ACTOR, world.project, "REDIS_ADMIN", login)
+    body = {
+        "name": "CACHE_USER", "engine": "redis", "host": "127.0.0.1", "port": 6379,
+        "adminSecret": admin_secret.id, "grantRole": "~dyn:* +@all -@admin -@dangerous",
+        "defaultTtl": 600, "maxTtl": 1200,
+    }  # fmt: skip
+    d = svc.dynamic.create(ROOT, ACTOR, world.project, body)
+    got = _machine_lease(world, d.id)
+    yield got
+    svc.dynamic.delete(ROOT, ACTOR, d.id, True)
+    admin.close()
+
+
+def test_a_dynamic_secret_shows_its_definition_and_leases_never_a_password(
+    world: World, leased: Leased
+) -> None:
+    c, _ = signed_in(world, "dev")
+    listing = c.get(f"/ui/projects/{world.project}").text
+    assert f'href="/ui/dynamic/{leased.dynamic}"' in listing and "<td>dynamic</td>" in listing
+    assert c.get(f"/ui/secrets/{leased.dynamic}", follow_redirects=False).headers["location"] == (
+        f"/ui/dynamic/{leased.dynamic}"
+    )
+    for path in (f"/ui/dynamic/{leased.dynamic}", f"/ui/vaults/{world.vault}/leases"):
+        page = c.get(path)
+        assert page.status_code == 200, page.text
+        assert leased.username in page.text and leased.machine in page.text
+        assert leased.password not in page.text and "/reveal" not in page.text
+        assert f"/ui/leases/{leased.lease}/revoke" in page.text
+    detail = c.get(f"/ui/dynamic/{leased.dynamic}").text
+    assert "redis" in detail and "~dyn:* +@all -@admin -@dangerous" in detail and "1200 s" in detail
+    filtered = c.get(f"/ui/vaults/{world.vault}/leases", params={"state": "revoked"}).text
+    assert leased.username not in filtered
+    assert c.get(f"/ui/vaults/{world.vault}/leases", params={"state": "bogus"}).status_code == 400
+
+
+def test_a_viewer_sees_leases_without_buttons_and_may_not_revoke(world: World, leased: Leased) -> None:
+    c, csrf = signed_in(world, "view")
+    page = c.get(f"/ui/vaults/{world.vault}/leases")
+    assert page.status_code == 200 and leased.username in page.text
+    assert "/ui/leases/" not in page.text and leased.password not in page.text
+    assert "/ui/leases/" not in c.get(f"/ui/dynamic/{leased.dynamic}").text
+    for change in ("revoke", "renew"):
+        forged = c.post(f"/ui/leases/{leased.lease}/{change}", data={"csrf": csrf})
+        assert forged.status_code == 403, change
+    assert world.svc.leases.get(ROOT, leased.lease).state == "active"
+
+
+def test_revoking_a_lease_from_the_console_drops_its_user(world: World, leased: Leased) -> None:
+    import redis
+
+    c, csrf = signed_in(world, "dev")
+    path = f"/ui/leases/{leased.lease}"
+    assert c.post(f"{path}/revoke", data={"reason": "x"}).status_code == 403  # no CSRF token
+    renewed = c.post(f"{path}/renew", data={"csrf": csrf, "ttl": "900"}, follow_redirects=False)
+    assert renewed.status_code == 303
+    back = f"/ui/dynamic/{leased.dynamic}"
+    response = c.post(
+        f"{path}/revoke", data={"csrf": csrf, "reason": "leaving", "back": back}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == back
+    lease = world.svc.leases.get(ROOT, leased.lease)
+    assert lease.state == "revoked" and lease.revoke_reason == "leaving"
+    admin = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)
+    try:
+        assert leased.username not in admin.acl_users()
+    finally:
+        admin.close()
+    page = c.get(f"/ui/vaults/{world.vault}/leases", params={"state": "revoked"}).text
+    assert leased.username in page and f"{path}/revoke" not in page

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.errors import NotFound
-from sikker.ui import secrets, signin, vaults
+from sikker.ui import dynamic, secrets, signin, vaults
 from sikker.ui.web import page, render, secure
 
 _TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
@@ -69,5 +69,9 @@ ROUTES = [
     Route("/ui/vaults/{vault}/members", page(vaults.bind), methods=POST),
     Route("/ui/role-bindings/{binding}/delete", page(vaults.unbind), methods=POST),
     Route("/ui/vaults/{vault}/dashboard", page(vaults.dashboard), methods=GET),
+    Route("/ui/vaults/{vault}/leases", page(dynamic.leases), methods=GET),
+    Route("/ui/dynamic/{secret}", page(dynamic.definition), methods=GET),
+    Route("/ui/leases/{lease}/revoke", page(dynamic.revoke), methods=POST),
+    Route("/ui/leases/{lease}/renew", page(dynamic.renew), methods=POST),
     Route("/ui/{rest:path}", not_found, methods=["GET", "POST"]),  # last: everything else
 ]

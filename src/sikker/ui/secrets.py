@@ -127,9 +127,12 @@ def field_changes(versions: list[Any]) -> dict[int, tuple[list[str], list[str]]]
 
 
 async def secret(ctx: Ctx) -> Response:
-    """GET /ui/secrets/{secret}: metadata, versions, rotation; never the value."""
+    """GET /ui/secrets/{secret}: metadata, versions, rotation; never the value. A dynamic
+    secret is shown at /ui/dynamic/{secret}."""
     secret_id = ctx.param("secret")
     meta = await ctx.call(ctx.svc.secrets.get_meta, ctx.principal, secret_id)
+    if meta.kind == "dynamic":  # no stored value, no versions: its definition and leases instead
+        return redirect(f"/ui/dynamic/{secret_id}")
     versions = await ctx.call(ctx.svc.secrets.versions, ctx.principal, secret_id)
     policy, managed, rotations = await ctx.call(ctx.svc.rotation.get_policy, ctx.principal, secret_id)
     proj = await ctx.call(ctx.svc.vaults.get_project, ctx.principal, meta.project_id)
