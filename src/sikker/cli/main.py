@@ -13,6 +13,7 @@ from sikker.cli.agent import agent
 from sikker.cli.audit import audit
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
+from sikker.cli.jwt_roles import jwt_role
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -78,6 +79,7 @@ for command in (
     machine,
     grant,
     enroll_token,
+    jwt_role,
     get_cmd,
     list_cmd,
     export_cmd,

@@ -1,0 +1,414 @@
+"""``sikker jwt-role``: JWT roles, through which workloads enroll with the JWT their platform
+gives them (GitHub Actions, GitLab CI, Kubernetes, any OIDC issuer).
+
+A role names an issuer, where its keys come from, the audiences, subject and claims a token
+must carry, and what the machine it creates may read (docs/operator/workload-identity.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from sikker.cli.admin import parse_duration
+from sikker.cli.client import Client
+from sikker.cli.options import client_command, read_text_input
+from sikker.cli.output import console, emit_json, table, when
+from sikker.cli.refs import PROJECT, SECRET, VAULT
+from sikker.cli.workload import JwtSource, read_jwt
+from sikker.errors import InvalidInput, NotFound, VerificationFailed
+
+ROLE_ARG_HELP = "ROLE is a role id, or its name with --vault."
+CLEARABLE: dict[str, tuple[str, Any]] = {
+    "bound-subject": ("boundSubject", None),
+    "bound-claims": ("boundClaims", {}),
+    "name-claim": ("nameClaim", None),
+    "source-cidrs": ("sourceCidrs", []),
+    "kubernetes": ("kubernetes", None),
+    "projects": ("projects", []),
+    "secrets": ("secrets", []),
+}
+
+
+def parse_bound_claims(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """``KEY=VALUE`` pairs; the same KEY again adds a value the claim may match instead."""
+    claims: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidInput(f"--bound-claim takes KEY=VALUE, not {item!r}")
+        values = claims.setdefault(key, [])
+        if value not in values:
+            values.append(value)
+    return claims
+
+
+def _key_source(
+    discovery_url: str | None, jwks_url: str | None, public_key_files: tuple[str, ...]
+) -> dict[str, Any]:
+    given = [
+        (flag, v)
+        for flag, v in (
+            ("--discovery-url", discovery_url),
+            ("--jwks-url", jwks_url),
+            ("--public-key-file", public_key_files),
+        )
+        if v
+    ]
+    if len(given) > 1:
+        raise InvalidInput(f"give one key source, not {' and '.join(f for f, _ in given)}")
+    if discovery_url:
+        return {"discoveryUrl": discovery_url}
+    if jwks_url:
+        return {"jwksUrl": jwks_url}
+    if public_key_files:
+        return {"publicKeys": [read_text_input(f, "the public key") for f in public_key_files]}
+    return {}
+
+
+def role_body(
+    *,
+    issuer: str | None,
+    discovery_url: str | None,
+    jwks_url: str | None,
+    public_key_files: tuple[str, ...],
+    bound_audiences: tuple[str, ...],
+    bound_subject: str | None,
+    bound_claims: tuple[str, ...],
+    name_claim: str | None,
+    project_ids: tuple[str, ...],
+    secret_ids: tuple[str, ...],
+    machine_ttl: str | None,
+    source_cidrs: tuple[str, ...],
+    kubernetes_mode: str | None,
+    kubernetes_cluster: str | None,
+) -> dict[str, Any]:
+    """The API body for the options given (create: all of them; update: the changes only)."""
+    body: dict[str, Any] = _key_source(discovery_url, jwks_url, public_key_files)
+    if issuer is not None:
+        body["issuer"] = issuer
+    if bound_audiences:
+        body["boundAudiences"] = list(dict.fromkeys(bound_audiences))
+    if bound_subject is not None:
+        body["boundSubject"] = bound_subject
+    if bound_claims:
+        body["boundClaims"] = parse_bound_claims(bound_claims)
+    if name_claim is not None:
+        body["nameClaim"] = name_claim
+    if project_ids:
+        body["projects"] = list(dict.fromkeys(project_ids))
+    if secret_ids:
+        body["secrets"] = list(dict.fromkeys(secret_ids))
+    if machine_ttl is not None:
+        body["machineTtl"] = parse_duration(machine_ttl)
+    if source_cidrs:
+        body["sourceCidrs"] = list(dict.fromkeys(source_cidrs))
+    if kubernetes_cluster and not kubernetes_mode:
+        raise InvalidInput("--kubernetes-cluster needs --kubernetes-mode tokenreview")
+    if kubernetes_mode:
+        if kubernetes_mode == "tokenreview" and not kubernetes_cluster:
+            raise InvalidInput("--kubernetes-mode tokenreview needs --kubernetes-cluster NAME")
+        body["kubernetes"] = {"mode": kubernetes_mode}
+        if kubernetes_cluster:
+            body["kubernetes"]["cluster"] = kubernetes_cluster
+    return body
+
+
+def role_options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a role, shared by ``create`` (issuer and audience required) and ``update``."""
+    options = [
+        click.option("--issuer", required=create, help="The token's 'iss', exactly."),
+        click.option("--discovery-url", default=None, help="Keys through OIDC discovery at this URL."),
+        click.option("--jwks-url", default=None, help="Keys from this JWKS URL."),
+        click.option(
+            "--public-key-file",
+            "public_key_files",
+            multiple=True,
+            help="Keys pasted in: a PEM public key file (repeat for several).",
+        ),
+        click.option(
+            "--bound-audience",
+            "bound_audiences",
+            multiple=True,
+            required=create,
+            help="An audience the token's 'aud' must hold (repeat: any of them).",
+        ),
+        click.option("--bound-subject", default=None, help="The token's 'sub': exact, or a glob (* ?)."),
+        click.option(
+            "--bound-claim",
+            "bound_claims",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A claim the token must carry (repeat; the same KEY twice: any of the values). "
+            "Globs match strings; dotted keys reach nested claims.",
+        ),
+        click.option("--name-claim", default=None, help="The claim that names the machine (default: sub)."),
+        click.option(
+            "--project",
+            "project_ids",
+            type=PROJECT,
+            multiple=True,
+            help="Project the machines join: id, VAULT/NAME or a name in --vault (repeat).",
+        ),
+        click.option(
+            "--secret",
+            "secret_ids",
+            type=SECRET,
+            multiple=True,
+            help="Secret the machines may read: id, [VAULT/]PROJECT/NAME, or a name in the one --project "
+            "(repeat).",
+        ),
+        click.option(
+            "--machine-ttl",
+            default=None,
+            help="Lifetime of a machine it creates (default 1h, at most 24h), e.g. 15m.",
+        ),
+        click.option(
+            "--source-cidr",
+            "source_cidrs",
+            multiple=True,
+            help="Only log in (and read) from this network (repeat).",
+        ),
+        click.option(
+            "--kubernetes-mode",
+            type=click.Choice(["jwks", "tokenreview"]),
+            default=None,
+            help="Kubernetes service-account tokens: verify offline (jwks) or ask the API server.",
+        ),
+        click.option(
+            "--kubernetes-cluster",
+            default=None,
+            help="With tokenreview: a server's [kubernetes_clusters.NAME].",
+        ),
+    ]
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+def role_ref(client: Client, role: str, vault_id: str | None) -> str:
+    """A role id as given, or the id of the role with that name in ``--vault``."""
+    if vault_id is None:
+        return role
+    roles = client.get(f"/api/vaults/{vault_id}/jwt-roles")["roles"]
+    found = [r for r in roles if role in (r["id"], r["name"])]
+    if not found:
+        raise NotFound(f"no JWT role named {role!r} in vault {vault_id} ('sikker jwt-role list')")
+    return str(found[0]["id"])
+
+
+def _state(r: dict[str, Any]) -> str:
+    return "enabled" if r.get("enabled", True) else "disabled"
+
+
+def _keys(r: dict[str, Any]) -> str:
+    if r.get("discoveryUrl"):
+        return f"discovery {r['discoveryUrl']}"
+    if r.get("jwksUrl"):
+        return f"jwks {r['jwksUrl']}"
+    return f"{len(r.get('publicKeys') or [])} public key(s)"
+
+
+def _claims(r: dict[str, Any]) -> str:
+    claims = r.get("boundClaims") or {}
+    return "\n".join(f"{k}={'|'.join(str(v) for v in vs)}" for k, vs in claims.items()) or "-"
+
+
+@click.group("jwt-role")
+def jwt_role() -> None:
+    """JWT roles: workloads enroll with their platform's JWT (docs/operator/workload-identity.md)."""
+
+
+vault_required = click.option("--vault", "vault_id", type=VAULT, required=True, help="Vault id or name.")
+vault_for_names = click.option(
+    "--vault", "vault_id", type=VAULT, default=None, help="The role's vault: to give ROLE by name."
+)
+
+
+@jwt_role.command("create")
+@vault_required
+@click.argument("name")
+@role_options(create=True)
+@client_command
+def jwt_role_create(client: Client, as_json: bool, vault_id: str, name: str, **options: Any) -> None:
+    """Create a JWT role NAME in a vault.
+
+    \b
+      sikker jwt-role create --vault acme deploy \\
+        --issuer https://token.actions.githubusercontent.com \\
+        --discovery-url https://token.actions.githubusercontent.com \\
+        --bound-audience sikker --bound-subject 'repo:acme/api:ref:refs/heads/main' \\
+        --project acme/payments --secret acme/payments/DB_URL --machine-ttl 15m
+    """
+    body = role_body(**options)
+    if not any(k in body for k in ("discoveryUrl", "jwksUrl", "publicKeys")):
+        raise InvalidInput("give where the keys come from: --discovery-url, --jwks-url or --public-key-file")
+    result = client.post(f"/api/vaults/{vault_id}/jwt-roles", {"name": name, **body})
+    emit_json(result) if as_json else console.print(f"Created JWT role {result['name']} ({result['id']}).")
+
+
+@jwt_role.command("update")
+@click.argument("role", metavar="ROLE")
+@vault_for_names
+@click.option("--name", "new_name", default=None, help="Rename the role.")
+@role_options(create=False)
+@click.option(
+    "--clear",
+    "clear",
+    multiple=True,
+    type=click.Choice(sorted(CLEARABLE)),
+    help="Remove a setting (repeat).",
+)
+@client_command
+def jwt_role_update(
+    client: Client,
+    as_json: bool,
+    role: str,
+    vault_id: str | None,
+    new_name: str | None,
+    clear: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Change ROLE: only the options given; a list option given replaces the whole list.
+    Changing the key source drops the server's cached keys. ROLE is a role id, or its name
+    with --vault."""
+    body = role_body(**options)
+    for item in clear:
+        key, empty = CLEARABLE[item]
+        if key in body:
+            raise InvalidInput(f"--clear {item} and a new value for it: give one")
+        body[key] = empty
+    if new_name is not None:
+        body["name"] = new_name
+    if not body:
+        raise InvalidInput("nothing to change: give an option to update")
+    role_id = role_ref(client, role, vault_id)
+    result = client.put(f"/api/jwt-roles/{role_id}", body)
+    emit_json(result) if as_json else console.print(f"Updated JWT role {result['name']} ({result['id']}).")
+
+
+@jwt_role.command("list")
+@vault_required
+@client_command
+def jwt_role_list(client: Client, as_json: bool, vault_id: str) -> None:
+    """List the JWT roles of a vault."""
+    roles = client.get(f"/api/vaults/{vault_id}/jwt-roles")["roles"]
+    if as_json:
+        emit_json(roles)
+        return
+    table(
+        ["ID", "NAME", "ISSUER", "AUDIENCES", "SUBJECT", "TTL", "STATE"],
+        [
+            (
+                r["id"],
+                r["name"],
+                r["issuer"],
+                "\n".join(r.get("boundAudiences") or []),
+                r.get("boundSubject") or "-",
+                f"{r.get('machineTtl')}s",
+                _state(r),
+            )
+            for r in roles
+        ],
+    )
+
+
+@jwt_role.command("show")
+@click.argument("role", metavar="ROLE")
+@vault_for_names
+@client_command
+def jwt_role_show(client: Client, as_json: bool, role: str, vault_id: str | None) -> None:
+    """Show a JWT role: issuer, keys, bindings, grants. ROLE is a role id, or its name with
+    --vault."""
+    r = client.get(f"/api/jwt-roles/{role_ref(client, role, vault_id)}")
+    if as_json:
+        emit_json(r)
+        return
+    kubernetes = r.get("kubernetes") or {}
+    rows = [
+        ("id", r["id"]),
+        ("name", r["name"]),
+        ("vault", r.get("vaultId")),
+        ("state", _state(r)),
+        ("issuer", r["issuer"]),
+        ("keys", _keys(r)),
+        ("audiences", "\n".join(r.get("boundAudiences") or [])),
+        ("subject", r.get("boundSubject") or "-"),
+        ("claims", _claims(r)),
+        ("name claim", r.get("nameClaim") or "-"),
+        ("projects", "\n".join(r.get("projects") or []) or "-"),
+        ("secrets", "\n".join(r.get("secrets") or []) or "-"),
+        ("machine ttl", f"{r.get('machineTtl')}s"),
+        ("source cidrs", "\n".join(r.get("sourceCidrs") or []) or "-"),
+        ("kubernetes", " ".join(f"{k}={v}" for k, v in kubernetes.items()) or "-"),
+        ("created", when(r.get("createdAt"))),
+        ("updated", when(r.get("updatedAt"))),
+    ]
+    table(["FIELD", "VALUE"], rows, ids=["FIELD"])
+
+
+def _role_action(action: str, help_text: str, method: str = "post") -> click.Command:
+    @click.argument("role", metavar="ROLE")
+    @vault_for_names
+    @client_command
+    def command(client: Client, as_json: bool, role: str, vault_id: str | None) -> None:
+        role_id = role_ref(client, role, vault_id)
+        path = f"/api/jwt-roles/{role_id}" + ("" if action == "delete" else f"/{action}")
+        result = client.delete(path) if method == "delete" else client.post(path)
+        if as_json:
+            emit_json(result)
+        else:
+            console.print(f"JWT role {role_id}: {action}d.")
+
+    command.__doc__ = f"{help_text} {ROLE_ARG_HELP}"
+    return click.command(action)(command)
+
+
+jwt_role.add_command(
+    _role_action("delete", "Delete a JWT role; every machine it created is revoked.", method="delete")
+)
+jwt_role.add_command(
+    _role_action("disable", "Disable a JWT role: no logins, and every machine it created is revoked.")
+)
+jwt_role.add_command(_role_action("enable", "Enable a disabled JWT role (revoked machines stay revoked)."))
+
+
+@jwt_role.command("test")
+@click.argument("role", metavar="ROLE")
+@vault_for_names
+@click.option("--jwt-file", default=None, metavar="PATH", help="The JWT to test, from this file.")
+@click.option("--jwt-env", default=None, metavar="VAR", help="The JWT to test, from this variable.")
+@client_command
+def jwt_role_test(
+    client: Client,
+    as_json: bool,
+    role: str,
+    vault_id: str | None,
+    jwt_file: str | None,
+    jwt_env: str | None,
+) -> None:
+    """Check a JWT against ROLE, check by check, without enrolling anything; exits 8 when a
+    check fails. ROLE is a role id, or its name with --vault."""
+    if bool(jwt_file) == bool(jwt_env):
+        raise InvalidInput("give the JWT with --jwt-file or --jwt-env (one of them)")
+    jwt = read_jwt(JwtSource(jwt_file=jwt_file, jwt_env=jwt_env))
+    result = client.post(f"/api/jwt-roles/{role_ref(client, role, vault_id)}/test", {"jwt": jwt})
+    checks = result.get("checks") or []
+    if as_json:
+        emit_json(result)
+    else:
+        table(
+            ["CHECK", "RESULT", "REASON"],
+            [(c["check"], "pass" if c["ok"] else "FAIL", c.get("reason") or "-") for c in checks],
+            ids=["CHECK"],
+        )
+    if not result.get("ok"):
+        failed = [c["check"] for c in checks if not c["ok"]]
+        raise VerificationFailed(f"the token fails: {', '.join(failed) or 'the role'}")
