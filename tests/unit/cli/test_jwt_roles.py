@@ -196,7 +196,9 @@ def test_list_and_show_print_the_role(api: HTTPServer) -> None:
     assert json.loads(invoke(api, "show", ROLE["id"], "--json").output) == ROLE
 
 
-@pytest.mark.parametrize(("action", "method"), [("disable", "POST"), ("enable", "POST"), ("delete", "DELETE")])
+@pytest.mark.parametrize(
+    ("action", "method"), [("disable", "POST"), ("enable", "POST"), ("delete", "DELETE")]
+)
 def test_state_changes_call_their_route(api: HTTPServer, action: str, method: str) -> None:
     path = f"/api/jwt-roles/{ROLE['id']}" + ("" if action == "delete" else f"/{action}")
     api.expect_request(path, method=method).respond_with_json({"ok": True})

@@ -252,9 +252,7 @@ def test_a_refused_login_is_unauthenticated_and_writes_nothing(login_server: Fak
         (["--role", "r", "--jwt-file", "f", "--token", "t"], "not both"),
     ],
 )
-def test_bootstrap_refuses_bad_combinations(
-    login_server: FakeLogin, args: list[str], message: str
-) -> None:
+def test_bootstrap_refuses_bad_combinations(login_server: FakeLogin, args: list[str], message: str) -> None:
     result = invoke(machine.bootstrap_command, "--url", "http://localhost:8300", "--vault", "abc", *args)
     assert isinstance(result.exception, InvalidInput), result.output
     assert message in str(result.exception)
