@@ -147,7 +147,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = Server(
         f"sqlite:///{base / 'sikker.db'}",
         base / "data",
-        env={"SIKKER_JWT_ALLOWED_NETWORKS": "127.0.0.0/8"},
+        env={"SIKKER_JWKS_ALLOWED_NETWORKS": "127.0.0.0/8"},
     ).start()
     try:
         _, root = init_and_unseal(server.url)
