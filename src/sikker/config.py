@@ -8,10 +8,13 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
 ``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
-``login_lockout_seconds``, ``allow_maintenance_database``).
-Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
-Single sign-on providers are ``[[oidc_providers]]`` tables, in the file only
-(``load_oidc_providers``; docs/operator/identity.md).
+``login_lockout_seconds``, ``allow_maintenance_database``, ``jwks_allowed_networks``,
+``jwks_timeout_seconds``, ``jwt_login_attempts_per_minute``).
+Lists (``stream_allowed_networks``, ``jwks_allowed_networks``) are TOML arrays, or
+comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
+tables, in the file only (``load_oidc_providers``; docs/operator/identity.md); so are the
+Kubernetes API servers that review workload tokens, ``[kubernetes_clusters.NAME]``
+(``load_kubernetes_clusters``; docs/operator/workload-identity.md).
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ _ENV = {
     "login_lockout_failures": "SIKKER_LOGIN_LOCKOUT_FAILURES",
     "login_lockout_seconds": "SIKKER_LOGIN_LOCKOUT_SECONDS",
     "allow_maintenance_database": "SIKKER_ALLOW_MAINTENANCE_DATABASE",
+    "jwks_allowed_networks": "SIKKER_JWKS_ALLOWED_NETWORKS",
+    "jwks_timeout_seconds": "SIKKER_JWKS_TIMEOUT_SECONDS",
+    "jwt_login_attempts_per_minute": "SIKKER_JWT_LOGIN_ATTEMPTS_PER_MINUTE",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -81,6 +87,8 @@ _INTS = {
     "session_max_seconds": 12 * 3600,
     "login_lockout_failures": 5,
     "login_lockout_seconds": 15 * 60,
+    "jwks_timeout_seconds": 5,
+    "jwt_login_attempts_per_minute": 60,
 }
 MAX_WORKERS = 64
 
@@ -108,6 +116,18 @@ class OidcProvider:
     group_roles: tuple[GroupRole, ...] = ()
     redirect_uri: str = ""  # "": the caller's default
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesCluster:
+    """A Kubernetes API server that reviews service-account tokens (TokenReview). Set by the
+    operator only: a vault admin names a cluster, never a URL or a file."""
+
+    name: str
+    api_url: str
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    token_file: Path | None = None  # the reviewer's token, re-read on every review; None: the
+    # presented token is its own bearer (it then needs permission to create TokenReviews)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +170,13 @@ class Settings:
     login_lockout_failures: int = 5
     login_lockout_seconds: int = 15 * 60
     oidc_providers: tuple[OidcProvider, ...] = ()
+    # Workload identity: networks a JWT role's discovery/JWKS URL may reach although they are
+    # loopback, private or link-local (denied by default, like stream_allowed_networks; plain
+    # http:// only inside them), the time one fetch may take, and login attempts per address.
+    jwks_allowed_networks: tuple[str, ...] = ()
+    jwks_timeout_seconds: int = 5
+    jwt_login_attempts_per_minute: int = 60
+    kubernetes_clusters: tuple[KubernetesCluster, ...] = ()
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
 
@@ -185,7 +212,7 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             merged.update(tomllib.loads(config_file.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise InvalidInput(f"cannot read config file {config_file}: {e}") from e
-        unknown = set(merged) - set(_ENV) - {"oidc_providers"}
+        unknown = set(merged) - set(_ENV) - {"oidc_providers", "kubernetes_clusters"}
         if unknown:
             raise InvalidInput(f"unknown keys in config file: {', '.join(sorted(unknown))}")
     for key, env in _ENV.items():
@@ -228,7 +255,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             if merged.get("audit_stream_dir")
             else None,
             stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
+            jwks_allowed_networks=_networks(merged.get("jwks_allowed_networks"), "jwks_allowed_networks"),
             oidc_providers=load_oidc_providers(merged.get("oidc_providers", [])),
+            kubernetes_clusters=load_kubernetes_clusters(merged.get("kubernetes_clusters", {})),
             allow_maintenance_database=_flag(
                 "allow_maintenance_database", merged.get("allow_maintenance_database")
             ),
@@ -313,6 +342,31 @@ def load_oidc_providers(data: object) -> tuple[OidcProvider, ...]:
     return tuple(providers)
 
 
+_CLUSTER_KEYS = {"api_url", "ca_file", "token_file"}
+
+
+def load_kubernetes_clusters(data: object) -> tuple[KubernetesCluster, ...]:
+    """``[kubernetes_clusters.NAME]`` tables: ``api_url`` (https://, or http:// on loopback),
+    optional ``ca_file`` and ``token_file``. Files are checked at each review, not here."""
+    if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+        raise InvalidInput("kubernetes_clusters must be tables ([kubernetes_clusters.NAME])")
+    clusters = []
+    for name, table in data.items():
+        where = f"kubernetes_clusters {name!r}"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+            raise InvalidInput(f"{where}: name clusters with a-z, 0-9, _ and -")
+        if set(table) - _CLUSTER_KEYS:
+            raise InvalidInput(f"{where}: unknown keys {', '.join(sorted(set(table) - _CLUSTER_KEYS))}")
+        problem = endpoint_problem(table.get("api_url"))
+        if problem:
+            raise InvalidInput(f"{where}: api_url is {problem}")
+        files = {
+            k: Path(str(table[k])).expanduser() if table.get(k) else None for k in ("ca_file", "token_file")
+        }
+        clusters.append(KubernetesCluster(name, str(table["api_url"]).rstrip("/"), **files))
+    return tuple(clusters)
+
+
 _URL_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _URL_PATH = re.compile(r"[A-Za-z0-9._~/-]*")
 
@@ -369,7 +423,7 @@ def _flag(name: str, value: object) -> bool:
     raise InvalidInput(f"{name} must be true or false, not {str(value)[:20]!r}")
 
 
-def _networks(value: object) -> tuple[str, ...]:
+def _networks(value: object, name: str = "stream_allowed_networks") -> tuple[str, ...]:
     """CIDRs from a TOML list or a comma-separated string; each checked."""
     import ipaddress
 
@@ -381,5 +435,5 @@ def _networks(value: object) -> tuple[str, ...]:
         try:
             out.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
         except ValueError as e:
-            raise InvalidInput(f"stream_allowed_networks: {e}") from e
+            raise InvalidInput(f"{name}: {e}") from e
     return tuple(out)

@@ -52,6 +52,13 @@ NOT_SCRIPTED = {
     Action.USER_MFA_CONFIRM,
     Action.USER_MFA_RECOVERY,
     Action.USER_TOKEN_CREATE,
+    # Workload identity (JWT roles): tests/integration/test_jwt_roles.py
+    Action.ADMIN_JWT_ROLE_CREATE,
+    Action.ADMIN_JWT_ROLE_UPDATE,
+    Action.ADMIN_JWT_ROLE_DISABLE,
+    Action.ADMIN_JWT_ROLE_ENABLE,
+    Action.ADMIN_JWT_ROLE_DELETE,
+    Action.MACHINE_JWT_LOGIN,
 }
 
 

@@ -26,6 +26,7 @@ from sikker.api.app import create_app
 from sikker.config import Settings
 from sikker.service.bootstrap import bootstrap
 from tests.support import Api, Machine, Server, init_and_unseal
+from tests.workload import SigningKey
 
 ROLES = ("owner", "admin", "developer", "viewer", "auditor")
 PRINCIPALS = (*ROLES, "developer@project", "developer@other")
@@ -185,6 +186,58 @@ def _binding(w: World) -> Req:
     made = w.root.ok("POST", "/api/role-bindings", {"role": "viewer", "vaultId": w.vault, "group": _name()})
     return Req(f"/api/role-bindings/{made['id']}")
 
+
+ISSUER_PEM = SigningKey("EdDSA").public_pem
+
+
+def _jwt_role_body() -> dict[str, Any]:
+    return {
+        "name": _name(),
+        "issuer": "https://issuer.example",
+        "publicKeys": [ISSUER_PEM],
+        "boundAudiences": ["a"],
+    }
+
+
+def _jwt_role(w: World) -> str:
+    return str(w.root.ok("POST", f"/api/vaults/{w.vault}/jwt-roles", _jwt_role_body())["id"])
+
+
+JWT_ROLES: list[Case] = [
+    Case(
+        "POST",
+        "/api/vaults/{vault}/jwt-roles",
+        MANAGERS,
+        lambda w: Req(f"/api/vaults/{w.vault}/jwt-roles", _jwt_role_body()),
+    ),
+    Case("GET", "/api/vaults/{vault}/jwt-roles", MANAGERS, lambda w: Req(f"/api/vaults/{w.vault}/jwt-roles")),
+    Case("GET", "/api/jwt-roles/{role}", MANAGERS, lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}")),
+    Case(
+        "PUT",
+        "/api/jwt-roles/{role}",
+        MANAGERS,
+        lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}", {"boundSubject": "repo:acme/*"}),
+    ),
+    Case("DELETE", "/api/jwt-roles/{role}", MANAGERS, lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}")),
+    Case(
+        "POST",
+        "/api/jwt-roles/{role}/disable",
+        MANAGERS,
+        lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}/disable"),
+    ),
+    Case(
+        "POST",
+        "/api/jwt-roles/{role}/enable",
+        MANAGERS,
+        lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}/enable"),
+    ),
+    Case(
+        "POST",
+        "/api/jwt-roles/{role}/test",
+        MANAGERS,
+        lambda w: Req(f"/api/jwt-roles/{_jwt_role(w)}/test", {"jwt": "not-a-jwt"}),
+    ),
+]
 
 PEOPLE: list[Case] = [
     Case("GET", "/api/auth/whoami", EVERYONE, lambda w: Req("/api/auth/whoami")),
@@ -493,6 +546,7 @@ CASES: list[Case] = [
         lambda w: Req("/api/sys/rotate-keys", {"projectId": w.project}),
     ),
     *PEOPLE,
+    *JWT_ROLES,
     C("POST", "/api/sys/seal", ROOT_ONLY, lambda w: Req("/api/sys/seal")),
 ]
 

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
+from sikker.api import admin, audit, canaries, jwt_roles, machine, machines_admin, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
@@ -75,6 +75,7 @@ def _maintenance(services: Services) -> None:
         services.secrets.purge_trash()
         services.keys.rewrap_all()
         services.plane.purge_nonces()
+        services.jwt.prune()
 
 
 def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INTERVAL_S) -> ASGIApp:
@@ -112,6 +113,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *rotation.ROUTES,
             *canaries.ROUTES,
             *people.ROUTES,
+            *jwt_roles.ROUTES,
             *machine.ROUTES,
         ],
         exception_handlers=HANDLERS,

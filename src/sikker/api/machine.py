@@ -15,13 +15,16 @@ from starlette.types import Scope
 
 from sikker.api import schema
 from sikker.api.context import call, ok, services
+from sikker.api.jwt_roles import enrollment_answer
 from sikker.api.scripts import bootstrap_script, identity_head
 from sikker.core import ids
 from sikker.core.audit import Action
+from sikker.core.jwt_roles import looks_like_jwt
 from sikker.core.model import GrantedSecret
 from sikker.core.signing import SignedRequest
 from sikker.errors import InvalidInput, NotFound
 
+ENROLL_TOKEN_MAX = 256  # enrollment tokens are short; anything longer is taken for a JWT
 HEADER_LIMITS = {b"x-machine-id": 64, b"x-timestamp": 12, b"x-nonce": 128, b"x-signature": 128}
 WANTED = frozenset({*HEADER_LIMITS, b"user-agent"})
 
@@ -169,7 +172,8 @@ async def cli_secrets(request: Request) -> Response:
 
 
 ENROLL_BODY = {
-    "token": schema.Field(str, required=True, max_len=256),
+    # An enrollment token, or a workload's JWT (at most 8 KiB; larger ones are refused, audited).
+    "token": schema.Field(str, required=True, max_len=16 * 1024),
     "publicKey": schema.Field(str, required=True, max_len=64),
     "hostname": schema.Field(str, max_len=255),
     "name": schema.Field(str, max_len=255),
@@ -187,26 +191,35 @@ async def enroll(request: Request) -> Response:
     if kind not in ("ephemeral", "standard"):
         raise InvalidInput("kind must be 'ephemeral' or 'standard'")
     svc = services(request)
-    machine = await call(
-        svc.plane.enroll,
-        vault_id,
-        body["token"],
-        body["publicKey"],
-        body.get("hostname") or "serverless",
-        body.get("name"),
-        kind,
-        request.client.host if request.client else "",
-        request.headers.get("user-agent", "")[:256],
-    )
-    response: dict[str, Any] = {
-        "machineId": machine.id,
-        "machineName": machine.name,
-        "vaultId": machine.vault_id,
-    }
-    if machine.expires_ms is not None:
-        response["expiresAt"] = machine.expires_ms
-    response["apiUrl"] = svc.deps.settings.url
-    return ok(response)
+    source_ip = request.client.host if request.client else ""
+    user_agent = request.headers.get("user-agent", "")[:256]
+    hostname = body.get("hostname") or "serverless"
+    if looks_like_jwt(body["token"]) or len(body["token"]) > ENROLL_TOKEN_MAX:
+        # A workload's JWT: the one enabled JWT role that fits its issuer and audience decides.
+        args = (
+            vault_id,
+            None,
+            body["token"],
+            body["publicKey"],
+            hostname,
+            body.get("name"),
+            source_ip,
+            user_agent,
+        )
+        machine = await call(svc.jwt.login, *args)
+    else:
+        machine = await call(
+            svc.plane.enroll,
+            vault_id,
+            body["token"],
+            body["publicKey"],
+            hostname,
+            body.get("name"),
+            kind,
+            source_ip,
+            user_agent,
+        )
+    return ok(enrollment_answer(machine, svc.deps.settings.url))
 
 
 async def bootstrap(request: Request) -> Response:

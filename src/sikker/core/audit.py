@@ -91,6 +91,12 @@ class Action(enum.StrEnum):
     USER_MFA_CONFIRM = "user:mfa:confirm"
     USER_MFA_RECOVERY = "user:mfa:recovery"
     USER_TOKEN_CREATE = "user:token:create"
+    ADMIN_JWT_ROLE_CREATE = "admin:jwt-role:create"
+    ADMIN_JWT_ROLE_UPDATE = "admin:jwt-role:update"
+    ADMIN_JWT_ROLE_DISABLE = "admin:jwt-role:disable"
+    ADMIN_JWT_ROLE_ENABLE = "admin:jwt-role:enable"
+    ADMIN_JWT_ROLE_DELETE = "admin:jwt-role:delete"
+    MACHINE_JWT_LOGIN = "machine:jwt:login"  # accepted (ok) or refused (denied, naming the check)
 
 
 class Severity(enum.StrEnum):
@@ -146,6 +152,11 @@ SEVERITY = {
     Action.MACHINE_ROTATION_REJECT: Severity.HIGH,
     Action.MACHINE_AGENT_SYNC: Severity.LOW,
     Action.ADMIN_STREAM_REMOVE: Severity.HIGH,
+    Action.ADMIN_JWT_ROLE_CREATE: Severity.MEDIUM,
+    Action.ADMIN_JWT_ROLE_UPDATE: Severity.MEDIUM,
+    Action.ADMIN_JWT_ROLE_DISABLE: Severity.MEDIUM,
+    Action.ADMIN_JWT_ROLE_DELETE: Severity.HIGH,
+    Action.MACHINE_JWT_LOGIN: Severity.LOW,
 }
 
 

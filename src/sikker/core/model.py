@@ -109,6 +109,7 @@ class Machine:
     expires_ms: int | None
     revoked_ms: int | None
     last_poll_ms: int | None
+    jwt_role_id: str | None = None  # the JWT role that created it (revoked with the role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,38 @@ class EnrollmentToken:
     created_ms: int
     expires_ms: int
     revoked_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JwtRole:
+    """Workloads whose platform-issued JWT passes these bindings enroll as ephemeral machines
+    (core/jwt_roles.py decides; service/jwt_login.py fetches keys and enrolls)."""
+
+    id: str
+    vault_id: str
+    name: str
+    issuer: str
+    discovery_url: str | None
+    jwks_url: str | None
+    public_keys: tuple[str, ...] | None  # PEM
+    bound_audiences: tuple[str, ...]
+    bound_subject: str | None  # exact, or a glob with * and ?
+    bound_claims: dict[str, tuple[str, ...]] | None  # claim path -> any of these values
+    name_claim: str | None  # None: "sub"
+    project_ids: tuple[str, ...]
+    secret_ids: tuple[str, ...]
+    machine_ttl_s: int
+    source_cidrs: tuple[str, ...] | None
+    kubernetes_mode: str | None  # "jwks" | "tokenreview"
+    kubernetes_cluster: str | None  # a [kubernetes_clusters.NAME] of the server's config
+    enabled: bool
+    created_ms: int
+    updated_ms: int
+
+    @property
+    def key_source(self) -> tuple[object, ...]:
+        """Where the keys come from: a cache filled from another source is dropped."""
+        return (self.discovery_url, self.jwks_url, self.public_keys)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,3 +74,13 @@ def address_allowed(ip: IPAddress | str, allowed_networks: Iterable[str] = ()) -
     # Mapped and NAT64 addresses are just the IPv4 address; 6to4 must be public both ways.
     is_6to4 = isinstance(address, IPv6Address) and address.sixtofour is not None
     return is_public(v4) and (is_public(address) or not is_6to4)
+
+
+def inside(ip: IPAddress | str, networks: Iterable[str]) -> bool:
+    """Whether ``ip`` (or the IPv4 address it carries) lies in one of ``networks`` (CIDRs)."""
+    address = ip_address(ip) if isinstance(ip, str) else ip
+    if isinstance(address, IPv6Address) and address.scope_id:
+        address = IPv6Address(address.compressed.split("%", 1)[0])
+    candidates = [c for c in (address, embedded_ipv4(address)) if c is not None]
+    parsed = [ip_network(n, strict=False) for n in networks]
+    return any(c in n for n in parsed for c in candidates if c.version == n.version)

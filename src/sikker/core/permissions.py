@@ -40,6 +40,7 @@ AUDIT_READ = "audit:read"  # read, export and verify (checkpoints, proofs) a vau
 STREAM_MANAGE = "stream:manage"  # network audit streams of a vault
 TOKEN_LIST = "token:list"  # see the admin tokens of a vault (never their plaintext)
 MEMBER_MANAGE = "member:manage"  # who holds which role (people)
+JWT_ROLE_MANAGE = "jwt_role:manage"  # workload identity: which JWTs enroll machines, with what
 
 # Root only: granted by no role.
 VAULT_CREATE = "vault:create"
@@ -82,6 +83,7 @@ _ADMIN = _DEVELOP | {
     AUDIT_READ,
     STREAM_MANAGE,
     TOKEN_LIST,
+    JWT_ROLE_MANAGE,
 }
 
 ROLES: dict[str, frozenset[str]] = {

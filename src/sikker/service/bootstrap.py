@@ -13,6 +13,8 @@ from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
+from sikker.service.jwt_login import JwtLogin
+from sikker.service.jwt_roles import JwtRoleAdmin
 from sikker.service.keys import KeyService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
@@ -43,6 +45,8 @@ class Services:
     rotation: RotationService
     canaries: CanaryService
     people: PeopleService
+    jwt: JwtLogin
+    jwt_roles: JwtRoleAdmin
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -56,6 +60,7 @@ class Services:
     def close(self) -> None:
         self.reads.stop()
         self.streams.close()
+        self.jwt.close()
         self.deps.keyring.clear()
         self.deps.db.dispose()
 
@@ -75,6 +80,7 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
     )
     reads = ReadLane(deps, plane)
     seal.on_seal.append(reads.cache.clear)
+    jwt = JwtLogin(deps, plane)
     return Services(
         deps=deps,
         seal=seal,
@@ -90,4 +96,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         rotation=RotationService(deps, secrets, plane),
         canaries=CanaryService(deps, secrets),
         people=people,
+        jwt=jwt,
+        jwt_roles=JwtRoleAdmin(deps, jwt),
     )

@@ -40,6 +40,7 @@ def machine_from_row(row: Row[tuple[object, ...]]) -> Machine:
         m["expires_ms"],
         m["revoked_ms"],
         m["last_poll_ms"],
+        m["jwt_role_id"],
     )
 
 
@@ -60,6 +61,7 @@ def insert_machine(conn: Connection, machine: Machine) -> None:
             expires_ms=machine.expires_ms,
             revoked_ms=None,
             last_poll_ms=None,
+            jwt_role_id=machine.jwt_role_id,
         )
     )
 

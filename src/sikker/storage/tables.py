@@ -193,7 +193,9 @@ machines = Table(
     Column("expires_ms", BigInteger, nullable=True),
     Column("revoked_ms", BigInteger, nullable=True),
     Column("last_poll_ms", BigInteger, nullable=True),
+    Column("jwt_role_id", String(32), nullable=True),  # no FK: a deleted role's machines stay listed
     Index("ix_machines_vault", "vault_id"),
+    Index("ix_machines_jwt_role", "jwt_role_id"),
 )
 
 machine_projects = Table(
@@ -466,4 +468,39 @@ role_bindings = Table(
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_role_bindings_user", "user_id"),
     Index("ix_role_bindings_group", "group_name"),
+)
+
+# Workload identity: JWT roles (lists and maps as JSON text) and the JWTs already used.
+jwt_roles = Table(
+    "jwt_roles",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), ForeignKey("vaults.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("issuer", String(512), nullable=False),
+    Column("discovery_url", String(2048), nullable=True),
+    Column("jwks_url", String(2048), nullable=True),
+    Column("public_keys", Text, nullable=True),
+    Column("bound_audiences", Text, nullable=False),
+    Column("bound_subject", String(256), nullable=True),
+    Column("bound_claims", Text, nullable=True),
+    Column("name_claim", String(128), nullable=True),
+    Column("project_ids", Text, nullable=False),
+    Column("secret_ids", Text, nullable=False),
+    Column("machine_ttl_s", BigInteger, nullable=False),
+    Column("source_cidrs", Text, nullable=True),
+    Column("kubernetes_mode", String(16), nullable=True),
+    Column("kubernetes_cluster", String(64), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("vault_id", "name", name="uq_jwt_roles_vault_name"),
+)
+jwt_uses = Table(
+    "jwt_uses",
+    metadata,
+    Column("vault_id", String(32), primary_key=True),
+    Column("digest", LargeBinary(32), primary_key=True),  # sha256 of (iss, jti), or of the token
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_jwt_uses_expires", "expires_ms"),
 )
