@@ -147,7 +147,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = Server(
         f"sqlite:///{base / 'sikker.db'}",
         base / "data",
-        env={"SIKKER_JWKS_ALLOWED_NETWORKS": "127.0.0.0/8"},
+        # The refusal tests fail on purpose from 127.0.0.1: they must not throttle the address (429).
+        env={"SIKKER_JWKS_ALLOWED_NETWORKS": "127.0.0.0/8", "SIKKER_AUTH_LOCKOUT_FAILURES": "1000"},
     ).start()
     try:
         _, root = init_and_unseal(server.url)

@@ -121,7 +121,12 @@ def role_options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., A
     """The options of a role, shared by ``create`` (issuer and audience required) and ``update``."""
     options = [
         click.option("--issuer", required=create, help="The token's 'iss', exactly."),
-        click.option("--discovery-url", default=None, help="Keys through OIDC discovery at this URL."),
+        click.option(
+            "--discovery-url",
+            default=None,
+            help="Keys through OIDC discovery: the discovery document's URL "
+            "(ISSUER/.well-known/openid-configuration).",
+        ),
         click.option("--jwks-url", default=None, help="Keys from this JWKS URL."),
         click.option(
             "--public-key-file",
@@ -164,7 +169,7 @@ def role_options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., A
         click.option(
             "--machine-ttl",
             default=None,
-            help="Lifetime of a machine it creates (default 1h, at most 24h), e.g. 15m.",
+            help="Lifetime of a machine it creates (default 1h; 1m to 24h), e.g. 15m.",
         ),
         click.option(
             "--source-cidr",
@@ -243,13 +248,17 @@ def jwt_role_create(client: Client, as_json: bool, vault_id: str, name: str, **o
     \b
       sikker jwt-role create --vault acme deploy \\
         --issuer https://token.actions.githubusercontent.com \\
-        --discovery-url https://token.actions.githubusercontent.com \\
+        --discovery-url https://token.actions.githubusercontent.com/.well-known/openid-configuration \\
         --bound-audience sikker --bound-subject 'repo:acme/api:ref:refs/heads/main' \\
         --project acme/payments --secret acme/payments/DB_URL --machine-ttl 15m
     """
     body = role_body(**options)
-    if not any(k in body for k in ("discoveryUrl", "jwksUrl", "publicKeys")):
-        raise InvalidInput("give where the keys come from: --discovery-url, --jwks-url or --public-key-file")
+    tokenreview = (body.get("kubernetes") or {}).get("mode") == "tokenreview"
+    if not tokenreview and not any(k in body for k in ("discoveryUrl", "jwksUrl", "publicKeys")):
+        raise InvalidInput(
+            "give where the keys come from: --discovery-url, --jwks-url or --public-key-file "
+            "(or --kubernetes-mode tokenreview)"
+        )
     result = client.post(f"/api/vaults/{vault_id}/jwt-roles", {"name": name, **body})
     emit_json(result) if as_json else console.print(f"Created JWT role {result['name']} ({result['id']}).")
 
