@@ -332,6 +332,15 @@ def test_disabling_the_role_revokes_its_machines(world: World) -> None:
         "--jwks-url", world.issuer.url_for("/.well-known/jwks"), "--bound-audience", "revocable",
         "--project", "acme/web", "--secret", "acme/web/api-key",
     )  # fmt: skip
+    world.ok(
+        "jwt-role", "update", "short-lived", "--vault", "acme", "--machine-ttl", "2m",
+        "--bound-claim", "repository=acme/*", "--bound-claim", "repository=acme-labs/*",
+        "--source-cidr", "127.0.0.0/8",
+    )  # fmt: skip
+    world.ok("jwt-role", "update", "short-lived", "--vault", "acme", "--clear", "source-cidrs")
+    role = json.loads(world.ok("jwt-role", "show", "short-lived", "--vault", "acme", "--json"))
+    assert role["machineTtl"] == 120 and role["boundClaims"] == {"repository": ["acme/*", "acme-labs/*"]}
+    assert not role["sourceCidrs"]
     home = world.base / "revoked-home"
     world.ok(
         "machine", "bootstrap", "--url", world.server.public_url, "--vault", world.vault,
