@@ -52,7 +52,7 @@ NOT_SCRIPTED = {
     Action.USER_MFA_CONFIRM,
     Action.USER_MFA_RECOVERY,
     Action.USER_TOKEN_CREATE,
-    # Workload identity (JWT roles): tests/integration/test_jwt_roles.py
+    # Workload identity (JWT roles): tests/integration/test_jwt_roles.py, test_jwt_refusals.py
     Action.ADMIN_JWT_ROLE_CREATE,
     Action.ADMIN_JWT_ROLE_UPDATE,
     Action.ADMIN_JWT_ROLE_DISABLE,

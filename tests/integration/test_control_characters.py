@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, rotation, sys
+from sikker.api import admin, audit, canaries, jwt_roles, machine, machines_admin, rotation, sys
 from tests.support import Api, Server, init_and_unseal
 
 BAD = ["\x00", "\x01", "\x1b", "\x7f", "\x85", "\x9f"]
@@ -120,12 +120,25 @@ def test_rotate_keys_project_id_with_nul_is_400(world: World) -> None:
     assert_refused(world.root.raw("POST", "/api/sys/rotate-keys", json={"projectId": "p\x00"}))
 
 
+def test_jwt_role_fields_with_control_characters_are_400(world: World) -> None:
+    body = {"name": "r", "issuer": "https://i.example", "publicKeys": ["k"], "boundAudiences": ["a\x00"]}
+    assert_refused(world.root.raw("POST", f"/api/vaults/{world.vault}/jwt-roles", json=body))
+    claims = {
+        "name": "r",
+        "issuer": "https://i.example",
+        "boundAudiences": ["a"],
+        "boundClaims": {"x": ["\x1b"]},
+    }
+    assert_refused(world.root.raw("POST", f"/api/vaults/{world.vault}/jwt-roles", json=claims))
+
+
 def test_every_route_refuses_nul_in_its_path(world: World) -> None:
     """Each route, its path parameters replaced by a value holding NUL: 400, never 500."""
     routes = [
         *admin.ROUTES,
         *audit.ROUTES,
         *canaries.ROUTES,
+        *jwt_roles.ROUTES,
         *machine.ROUTES,
         *machines_admin.ROUTES,
         *rotation.ROUTES,

@@ -1,20 +1,16 @@
-"""Workload identity end to end (docs/security.md "Workloads"): JWT roles, logins with tokens
+"""Workload identity end to end (docs/security.md "Workload"): JWT roles, logins with tokens
 shaped like GitHub Actions' and Kubernetes', keys served over real HTTP on loopback
 (pytest-httpserver), key rotation, a JWKS that is down or hangs, TokenReview, revocation of a
-role's machines (on a second node too, on PostgreSQL), replay, and the refusal matrix: every
-bad token is a 401 with an audit record naming the failing check.
+role's machines (on a second node too, on PostgreSQL), replay, and the outbound network policy.
+The refusal matrix is in test_jwt_refusals.py.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import re
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,171 +18,31 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
+from tests.jwt_world import LOGIN_KEYS, Issuers, World, serve_issuers, start_world
 from tests.support import Api, Machine, Server, free_port, init_and_unseal
 from tests.workload import (
     GITHUB_ISSUER,
     KUBERNETES_ISSUER,
     SigningKey,
     github_claims,
-    hmac_with_public_key,
     jwks,
     kubernetes_claims,
-    unsigned,
 )
-
-QUIET = {
-    "SIKKER_JWKS_ALLOWED_NETWORKS": "127.0.0.1/32",
-    "SIKKER_JWKS_TIMEOUT_SECONDS": "1",
-    "SIKKER_AUTH_LOCKOUT_FAILURES": "100000",  # the matrix below refuses many logins from 127.0.0.1
-    "SIKKER_JWT_LOGIN_ATTEMPTS_PER_MINUTE": "100000",
-}
-LOGIN_KEYS = {"machineId", "machineName", "vaultId", "expiresAt", "apiUrl"}
-REFUSALS: Counter[str] = Counter()  # check -> refused, over the matrix
-ACCEPTED: Counter[str] = Counter()  # check -> accepted (must stay empty)
-
-
-@dataclass
-class Issuers:
-    """What the loopback issuer serves; tests change it while the server runs."""
-
-    http: HTTPServer
-    documents: dict[str, Any] = field(default_factory=dict)
-    reviews: list[dict[str, Any]] = field(default_factory=list)
-    revoked: set[str] = field(default_factory=set)
-    entered: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def url(self, path: str) -> str:
-        return self.http.url_for(path)
-
-    def serve(self, path: str, document: Any) -> str:
-        self.documents[path] = document
-        return self.url(path)
-
-
-@dataclass
-class World:
-    server: Server
-    root: Api
-    vault: str
-    project: str
-    secret: str
-    issuers: Issuers
-    reviewer_token: Path
-    nodes: list[Server]
-    gh: SigningKey = field(default_factory=lambda: SigningKey("RS256"))
-
-    def new_vault(self) -> tuple[str, str, str]:
-        vault = self.root.ok("POST", "/api/vaults", {"name": f"v-{uuid.uuid4().hex[:6]}"})["id"]
-        project = self.root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
-        secret = self.root.ok("POST", f"/api/projects/{project}/secrets", {"name": "DB", "value": "s3cret"})[
-            "id"
-        ]
-        return vault, project, secret
-
-    def role(self, vault: str | None = None, **spec: Any) -> dict[str, Any]:
-        body = {
-            "name": f"r-{uuid.uuid4().hex[:8]}",
-            "issuer": GITHUB_ISSUER,
-            "jwksUrl": self.issuers.url("/gh/jwks"),
-            "boundAudiences": ["sikker"],
-            "projects": [self.project],
-            "secrets": [self.secret],
-        } | spec
-        return dict(self.root.ok("POST", f"/api/vaults/{vault or self.vault}/jwt-roles", body))
-
-    def login(self, role: str, token: str, vault: str | None = None, **extra: Any) -> tuple[int, Any, Any]:
-        """(status, body, private key) of a login."""
-        key = Ed25519PrivateKey.generate()
-        public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-        body = {"role": role, "jwt": token, "publicKey": public, "hostname": "runner-1"} | extra
-        response = httpx.post(
-            f"{self.server.url}/v1/{vault or self.vault}/auth/jwt/login", json=body, timeout=30
-        )
-        return response.status_code, response.json(), key
-
-    def machine(self, answer: dict[str, Any], key: Any, node: Server | None = None) -> Machine:
-        return Machine((node or self.server).url, answer["machineId"], key)
-
-    def last_login_record(self, chain: str | None = None) -> dict[str, Any]:
-        found = self.root.ok(
-            "GET", f"/api/audit/{chain or self.vault}", params={"action": "machine:jwt:login", "limit": 1}
-        )["records"]
-        return dict(found[0])
 
 
 @pytest.fixture(scope="module")
 def issuers() -> Iterator[Issuers]:
-    http = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    http.start()
-    state = Issuers(http)
-
-    def document(request: Request) -> Response:
-        found = state.documents.get(request.path)
-        if found is None:
-            return Response("not found", status=404)
-        return Response(json.dumps(found), content_type="application/json")
-
-    def hang(_request: Request) -> Response:
-        state.entered.set()
-        state.release.wait(20)
-        return Response(json.dumps({"keys": []}), content_type="application/json")
-
-    def review(request: Request) -> Response:
-        body = request.get_json()
-        state.reviews.append({"authorization": request.headers.get("Authorization"), "body": body})
-        token = body["spec"]["token"]
-        status = {"authenticated": token not in state.revoked, "audiences": body["spec"]["audiences"]}
-        return Response(
-            json.dumps({"kind": "TokenReview", "status": status}), content_type="application/json"
-        )
-
-    # Handlers match in the order they were added: the catch-all document server goes last.
-    http.expect_request("/slow/jwks").respond_with_handler(hang)
-    http.expect_request("/apis/authentication.k8s.io/v1/tokenreviews", method="POST").respond_with_handler(
-        review
-    )
-    http.expect_request(re.compile(r"/.*"), method="GET").respond_with_handler(document)
-    try:
-        yield state
-    finally:
-        state.release.set()
-        http.clear()
-        http.stop()
+    with serve_issuers() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def world(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory, issuers: Issuers
 ) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("jwt")
-    reviewer = directory / "reviewer-token"
-    reviewer.write_text("reviewer-1\n")
-    config = directory / "sikker.toml"
-    config.write_text(
-        f'[kubernetes_clusters.test]\napi_url = "{issuers.url("")}"\ntoken_file = "{reviewer}"\n'
-        f'[kubernetes_clusters.self]\napi_url = "{issuers.url("")}"\n'
-    )
-    extra = ["--config", str(config)]
-    server = Server(module_database_url, directory / "node1", extra, QUIET).start()
-    nodes = [server]
-    try:
-        shares, token = init_and_unseal(server.url, 1, 1)
-        if module_database_url.startswith("postgresql"):
-            second = Server(module_database_url, directory / "node2", extra, QUIET).start()
-            nodes.append(second)
-            Api(second.url).ok("POST", "/api/sys/unseal", {"share": shares[0]})
-        root = Api(server.url, token)
-        w = World(server, root, "", "", "", issuers, reviewer, nodes)
-        w.vault, w.project, w.secret = w.new_vault()
-        issuers.serve("/gh/jwks", jwks(w.gh))
-        yield w
-    finally:
-        for node in nodes:
-            node.stop()
+    with start_world(module_database_url, tmp_path_factory.mktemp("jwt"), issuers) as found:
+        yield found
 
 
 def test_a_github_actions_job_logs_in_and_reads_its_granted_secret(world: World) -> None:
@@ -222,6 +78,9 @@ def test_the_role_id_works_as_its_name_and_the_admin_routes_answer_the_role_obje
     role = world.role(sourceCidrs=["127.0.0.0/8"], machineTtl=600)
     status, answer, _ = world.login(role["id"], world.gh.sign(github_claims()))
     assert status == 200, answer
+    listed = world.root.ok("GET", f"/api/vaults/{world.vault}/machines")["machines"]
+    mine = next(m for m in listed if m["id"] == answer["machineId"])
+    assert mine["allowedCidr"] == "127.0.0.0/8"  # the role's one source CIDR binds the machine too
     shown = world.root.ok("GET", f"/api/jwt-roles/{role['id']}")
     assert shown == role
     listed = world.root.ok("GET", f"/api/vaults/{world.vault}/jwt-roles")["roles"]
@@ -493,140 +352,6 @@ def test_an_unknown_vault_refusal_goes_to_the_system_chain(world: World) -> None
     assert status == 401
     record = world.last_login_record("system")
     assert record["target"]["vault"] == "vault_0000000000000000" and record["target"]["check"] == "role"
-
-
-# -- the refusal matrix ---------------------------------------------------------------------------
-BOUND = {
-    "repository": ["acme/api"],
-    "repository_owner": ["acme"],
-    "ref": ["refs/heads/main"],
-    "environment": ["production"],
-    "event_name": ["push", "workflow_dispatch"],
-    "job_workflow_ref": ["acme/api/.github/workflows/*.yml@refs/heads/main"],
-    "run_attempt": ["1"],
-    "actor": ["octocat"],
-}
-WRONG = {
-    "repository": "acme/other",
-    "repository_owner": "evil",
-    "ref": "refs/heads/feature",
-    "environment": "staging",
-    "event_name": "pull_request",
-    "job_workflow_ref": "evil/api/.github/workflows/deploy.yml@refs/heads/main",
-    "run_attempt": "2",
-    "actor": "mallory",
-}
-
-
-@dataclass
-class Matrix:
-    roles: dict[str, dict[str, Any]]
-    key: SigningKey
-
-
-@pytest.fixture(scope="module")
-def matrix(world: World) -> Matrix:
-    key = SigningKey("RS256")
-    url = world.issuers.serve("/matrix/jwks", jwks(key))
-    spec = {"jwksUrl": url, "boundSubject": "repo:acme/api:ref:refs/heads/main", "boundClaims": BOUND}
-    roles = {
-        "a": world.role(**spec),
-        "b": world.role(**(spec | {"boundAudiences": ["sikker-b"]})),
-        "cidr": world.role(**(spec | {"sourceCidrs": ["10.0.0.0/8"]})),
-        "off": world.role(**spec),
-    }
-    world.root.ok("POST", f"/api/jwt-roles/{roles['off']['id']}/disable")
-    return Matrix(roles, key)
-
-
-def _truncated(token: str) -> str:
-    head, body, sig = token.split(".")
-    return f"{head}.{body}.{sig[: len(sig) // 2]}"
-
-
-def _cases() -> list[tuple[str, str, str, Any]]:
-    """(case, role, expected check, token maker(matrix, now))."""
-    good = github_claims
-    cases: list[tuple[str, str, str, Any]] = [
-        (
-            f"claim {name} wrong",
-            "a",
-            f"claim:{name}",
-            lambda m, name=name: m.key.sign(good(**{name: WRONG[name]})),
-        )
-        for name in BOUND
-    ]
-    missing = {k: v for k, v in github_claims().items() if k != "environment"}
-    cases += [
-        (
-            "claim missing",
-            "a",
-            "claim:environment",
-            lambda m: m.key.sign(missing | {"jti": str(uuid.uuid4())}),
-        ),
-        ("subject wrong", "a", "subject", lambda m: m.key.sign(good(sub="repo:acme/api:ref:refs/heads/dev"))),
-        ("expired", "a", "expired", lambda m: m.key.sign(good(exp=int(good()["iat"]) - 120))),
-        ("not yet valid", "a", "not_yet_valid", lambda m: m.key.sign(good(nbf=int(good()["iat"]) + 600))),
-        (
-            "iat in the future",
-            "a",
-            "issued_in_future",
-            lambda m: m.key.sign(good(iat=int(good()["iat"]) + 600)),
-        ),
-        ("wrong issuer", "a", "issuer", lambda m: m.key.sign(good(iss="https://token.actions.evil.example"))),
-        ("wrong audience", "a", "audience", lambda m: m.key.sign(good(audience="someone-else"))),
-        (
-            "missing audience",
-            "a",
-            "audience",
-            lambda m: m.key.sign({k: v for k, v in good().items() if k != "aud"}),
-        ),
-        ("alg none", "a", "alg", lambda m: unsigned(good())),
-        ("HS256 with the public key", "a", "alg", lambda m: hmac_with_public_key(m.key, good())),
-        ("unknown kid", "a", "kid", lambda m: SigningKey("RS256").sign(good())),
-        (
-            "signed by another key, same kid",
-            "a",
-            "signature",
-            lambda m: SigningKey("RS256", kid=m.key.kid).sign(good()),
-        ),
-        ("truncated signature", "a", "signature", lambda m: _truncated(m.key.sign(good()))),
-        ("role A's JWT at role B", "b", "audience", lambda m: m.key.sign(good())),
-        ("oversized", "a", "size", lambda m: m.key.sign(good(padding="x" * 9000))),
-        ("garbage", "a", "format", lambda m: "not-a-jwt"),
-        ("garbage segments", "a", "format", lambda m: "eyJ.eyJ.sig"),
-        ("wrong source CIDR", "cidr", "source_cidr", lambda m: m.key.sign(good())),
-        ("disabled role", "off", "role_disabled", lambda m: m.key.sign(good())),
-        ("unknown role", "nope", "role", lambda m: m.key.sign(good())),
-        ("JWT reused", "a", "replay", None),
-    ]
-    return cases
-
-
-@pytest.mark.parametrize(("case", "role", "check", "make"), _cases(), ids=[c[0] for c in _cases()])
-def test_refusal_matrix(world: World, matrix: Matrix, case: str, role: str, check: str, make: Any) -> None:
-    name = matrix.roles[role]["name"] if role in matrix.roles else role
-    if make is None:  # the reuse case: accepted once, then refused
-        token = matrix.key.sign(github_claims())
-        assert world.login(name, token)[0] == 200
-    else:
-        token = make(matrix)
-    status, answer, _ = world.login(name, token)
-    (REFUSALS if status == 401 else ACCEPTED)[check] += 1
-    assert status == 401 and answer == {"error": "JWT login refused"}, (case, status, answer)
-    record = world.last_login_record()
-    assert record["result"] == "denied" and record["target"]["check"] == check, record
-    assert token not in json.dumps(record)
-
-
-def test_the_matrix_refused_everything(world: World) -> None:
-    """Runs after the matrix of each store: N refused, 0 accepted (printed for the report)."""
-    rows = "\n".join(
-        f"  {check:28} refused {REFUSALS[check]:3}  accepted {ACCEPTED[check]}" for check in sorted(REFUSALS)
-    )
-    total = f"total refused {sum(REFUSALS.values())}, accepted {sum(ACCEPTED.values())}"
-    print(f"\nrefusal matrix (cumulative over stores):\n{rows}\n  {total}")
-    assert sum(REFUSALS.values()) >= len(_cases()) and not ACCEPTED
 
 
 def test_a_loopback_jwks_url_is_refused_unless_the_operator_allows_it(tmp_path: Path) -> None:

@@ -100,6 +100,7 @@ async def list_roles(request: Request) -> Response:
 
 
 async def show_role(request: Request) -> Response:
+    """One JWT role."""
     principal, _ = await authenticate(request)
     role = await call(services(request).jwt_roles.get, principal, request.path_params["role"])
     return ok(role_json(role))

@@ -139,7 +139,7 @@ class JwtLogin:
         now = self.deps.clock()
         with self._lock:
             admitted = self._budget.admit(source_ip, now)
-        if not admitted or self.plane._throttled([source_ip], now):
+        if not admitted or self.plane.throttled([source_ip], now):
             raise RateLimited(
                 THROTTLED if admitted else "too many JWT logins from this address; retry in a minute"
             )
@@ -254,7 +254,7 @@ class JwtLogin:
     ) -> SikkerError:
         """Audit a refusal (own transaction); the caller gets a generic 401 (429 once throttled)."""
         now = self.deps.clock()
-        if self.plane._throttled([actor.source_ip], now):
+        if self.plane.throttled([actor.source_ip], now):
             return RateLimited(THROTTLED)
         check = refused.check
         target = {"vault": vault_id[:40], "check": check.check[:140]} | _who(refused.role, parsed)
@@ -269,7 +269,7 @@ class JwtLogin:
                 "denied",
                 f"refused by check {check.check}: {check.reason or ''}"[:500],
             )
-            if self.plane._count_failure([actor.source_ip], now):
+            if self.plane.count_failure([actor.source_ip], now):
                 audit_store.append(
                     conn,
                     SYSTEM_CHAIN,

@@ -65,6 +65,14 @@ class MachinePlane:
         with self._lock:
             return any([self.lockout.fail(k, now_ms) for k in keys])
 
+    def throttled(self, keys: list[str], now_ms: int) -> bool:
+        """Whether failures from one of ``keys`` (source address, claimed machine) are throttled."""
+        return self._throttled(keys, now_ms)
+
+    def count_failure(self, keys: list[str], now_ms: int) -> bool:
+        """Count an authentication failure of another path (JWT logins); True when a throttle started."""
+        return self._count_failure(keys, now_ms)
+
     def sweep_lockouts(self) -> None:
         with self._lock:
             self.lockout.sweep(self.deps.clock())

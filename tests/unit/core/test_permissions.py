@@ -21,12 +21,13 @@ EXPECTED: dict[str, set[str]] = {
         "vault:read", "project:read", "project:write", "project:unfreeze", "secret:list",
         "secret:read", "secret:write", "machine:manage", "enrollment:manage", "grant:manage",
         "canary:manage", "rotation:manage", "audit:read", "stream:manage", "token:list",
-        "member:manage",
+        "jwt_role:manage", "member:manage",
     },
     "admin": {
         "vault:read", "project:read", "project:write", "project:unfreeze", "secret:list",
         "secret:read", "secret:write", "machine:manage", "enrollment:manage", "grant:manage",
         "canary:manage", "rotation:manage", "audit:read", "stream:manage", "token:list",
+        "jwt_role:manage",
     },
     "developer": {
         "vault:read", "project:read", "secret:list", "secret:read", "secret:write",
