@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pytest_httpserver import HTTPServer
 from sikkerkey import SikkerKey
 from werkzeug import Request, Response
@@ -357,3 +357,70 @@ def test_disabling_the_role_revokes_its_machines(world: World) -> None:
     assert refused.returncode == 3
     world.ok("jwt-role", "delete", "short-lived", "--vault", "acme")
     assert "short-lived" not in world.ok("jwt-role", "list", "--vault", "acme")
+
+
+K8S_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def kubernetes_claims(namespace: str = "payments", account: str = "api") -> dict[str, Any]:
+    """A projected service-account token's claims (audience set in the pod's volume)."""
+    now = int(time.time())
+    return {
+        "aud": ["sikker-k8s"],
+        "exp": now + 600,
+        "iat": now,
+        "nbf": now,
+        "iss": K8S_ISSUER,
+        "jti": str(uuid.uuid4()),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "node": {"name": "node-1", "uid": str(uuid.uuid4())},
+            "pod": {"name": "api-7d9f8c-x2x1q", "uid": str(uuid.uuid4())},
+            "serviceaccount": {"name": account, "uid": "0c8f3f4e-5a9b-4f0e-8a43-2b1d6c7e9f10"},
+            "warnafter": now + 480,
+        },
+        "sub": f"system:serviceaccount:{namespace}:{account}",
+    }
+
+
+def test_a_kubernetes_service_account_token_logs_in_with_dotted_claim_bindings(world: World) -> None:
+    cluster_key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(cluster_key.public_key())) | {"kid": "k8s-1"}
+    world.issuer.expect_request("/k8s/openid/v1/jwks").respond_with_json({"keys": [jwk]})
+    world.ok(
+        "jwt-role", "create", "--vault", "acme", "payments-api", "--issuer", K8S_ISSUER,
+        "--jwks-url", world.issuer.url_for("/k8s/openid/v1/jwks"), "--bound-audience", "sikker-k8s",
+        "--bound-claim", "kubernetes.io.namespace=payments",
+        "--bound-claim", "kubernetes.io.serviceaccount.name=api",
+        "--name-claim", "kubernetes.io.pod.name", "--kubernetes-mode", "jwks",
+        "--project", "acme/web", "--secret", "acme/web/api-key",
+    )  # fmt: skip
+
+    def token_file(**claims: str) -> Path:
+        path = world.base / f"k8s-{uuid.uuid4().hex[:8]}"
+        token = jwt.encode(
+            kubernetes_claims(**claims), cluster_key, algorithm="ES256", headers={"kid": "k8s-1"}
+        )
+        path.write_text(token)
+        return path
+
+    home = world.base / "k8s-home"
+    printed = json.loads(
+        world.ok(
+            "machine", "bootstrap", "--url", world.server.public_url, "--vault", world.vault,
+            "--role", "payments-api", "--jwt-file", str(token_file()), "--json",
+            home=home,
+        )
+    )  # fmt: skip
+    assert printed["machineName"] == "api-7d9f8c-x2x1q"
+    assert world.ok("get", world.secret, home=home) == "s3cret\n"
+
+    other = token_file(namespace="default")
+    report = world.sikker("jwt-role", "test", "payments-api", "--vault", "acme", "--jwt-file", str(other))
+    assert report.returncode == 8
+    assert "claim:kubernetes.io.namespace" in report.stdout and "FAIL" in report.stdout
+    refused = world.sikker(
+        "run", "--url", world.server.public_url, "--vault", world.vault, "--role", "payments-api",
+        "--jwt-file", str(other), "--all", "--", sys.executable, "-c", PRINT_KEY,
+    )  # fmt: skip
+    assert refused.returncode == 3 and "s3cret" not in refused.stdout

@@ -17,7 +17,7 @@ from sikker.cli.client import Client
 from sikker.cli.options import client_command, read_text_input
 from sikker.cli.output import console, emit_json, table, when
 from sikker.cli.refs import PROJECT, SECRET, VAULT
-from sikker.cli.workload import JwtSource, read_jwt
+from sikker.cli.workload import JwtSource, read_jwt, refuse_jwt_argument
 from sikker.errors import InvalidInput, NotFound, VerificationFailed
 
 ROLE_ARG_HELP = "ROLE is a role id, or its name with --vault."
@@ -394,6 +394,7 @@ jwt_role.add_command(_role_action("enable", "Enable a disabled JWT role (revoked
 @vault_for_names
 @click.option("--jwt-file", default=None, metavar="PATH", help="The JWT to test, from this file.")
 @click.option("--jwt-env", default=None, metavar="VAR", help="The JWT to test, from this variable.")
+@refuse_jwt_argument
 @client_command
 def jwt_role_test(
     client: Client,

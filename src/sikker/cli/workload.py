@@ -149,6 +149,17 @@ def _refuse_jwt_argument(ctx: click.Context, param: click.Parameter, value: str 
         )
 
 
+def refuse_jwt_argument(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A hidden ``--jwt`` that explains why a JWT is never taken as an argument."""
+    return click.option(
+        "--jwt",
+        hidden=True,
+        expose_value=False,
+        callback=_refuse_jwt_argument,
+        help="Refused: a JWT on the command line leaks through ps.",
+    )(fn)
+
+
 def jwt_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add --role, --jwt-file, --jwt-env, --github-actions and --audience; the command gets
     ``role`` and ``jwt_source`` (a ``JwtSource``)."""
@@ -172,13 +183,7 @@ def jwt_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="With --github-actions: the audience to ask the runner for (a bound audience of the role).",
     )
-    @click.option(
-        "--jwt",
-        hidden=True,
-        expose_value=False,
-        callback=_refuse_jwt_argument,
-        help="Refused: a JWT on the command line leaks through ps.",
-    )
+    @refuse_jwt_argument
     @functools.wraps(fn)
     def wrapper(
         role: str | None,

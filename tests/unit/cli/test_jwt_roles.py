@@ -234,3 +234,9 @@ def test_test_passes_when_every_check_passes(api: HTTPServer) -> None:
     result = invoke(api, "test", ROLE["id"], "--jwt-env", "THE_JWT", env={"THE_JWT": JWT})
     assert result.exit_code == 0, result.output
     assert "pass" in result.output
+
+
+def test_test_refuses_a_jwt_on_the_command_line(api: HTTPServer) -> None:
+    result = invoke(api, "test", ROLE["id"], "--jwt", JWT)
+    assert isinstance(result.exception, InvalidInput) and "--jwt-file" in str(result.exception)
+    assert JWT not in str(result.exception)
