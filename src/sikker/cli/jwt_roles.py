@@ -209,6 +209,16 @@ def role_ref(client: Client, role: str, vault_id: str | None) -> str:
     return str(found[0]["id"])
 
 
+def _duration(seconds: Any) -> str:
+    """900 -> 15m: the units ``--machine-ttl`` takes."""
+    if not isinstance(seconds, int) or seconds <= 0:
+        return "-"
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _state(r: dict[str, Any]) -> str:
     return "enabled" if r.get("enabled", True) else "disabled"
 
@@ -321,7 +331,7 @@ def jwt_role_list(client: Client, as_json: bool, vault_id: str) -> None:
                 r["issuer"],
                 "\n".join(r.get("boundAudiences") or []),
                 r.get("boundSubject") or "-",
-                f"{r.get('machineTtl')}s",
+                _duration(r.get("machineTtl")),
                 _state(r),
             )
             for r in roles
@@ -354,7 +364,7 @@ def jwt_role_show(client: Client, as_json: bool, role: str, vault_id: str | None
         ("name claim", r.get("nameClaim") or "-"),
         ("projects", "\n".join(r.get("projects") or []) or "-"),
         ("secrets", "\n".join(r.get("secrets") or []) or "-"),
-        ("machine ttl", f"{r.get('machineTtl')}s"),
+        ("machine ttl", _duration(r.get("machineTtl"))),
         ("source cidrs", "\n".join(r.get("sourceCidrs") or []) or "-"),
         ("kubernetes", " ".join(f"{k}={v}" for k, v in kubernetes.items()) or "-"),
         ("created", when(r.get("createdAt"))),

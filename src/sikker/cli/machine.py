@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from sikker.cli import identity as identities
 from sikker.cli import workload
+from sikker.cli.client import ADDR_FROM_FLAG
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import MachineClient, check_api_url, check_id
-from sikker.cli.options import JSON_ERRORS_HELP, ca_cert_option, json_option, resolve_token
+from sikker.cli.options import JSON_ERRORS_HELP, addr_source, ca_cert_option, json_option, resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
 from sikker.cli.workload import JwtSource, jwt_options
@@ -226,6 +227,8 @@ def run_cmd(
         raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
+    if url and not role and addr_source("url") == ADDR_FROM_FLAG:
+        raise InvalidInput("--url applies only with a JWT (--role); an identity names its server")
     client = login_in_memory(url, vault, role, jwt_source, ca_cert) if role else open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
     source = SecretSource(client, wanted, resolve_project(client, project))

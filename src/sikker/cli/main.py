@@ -37,7 +37,7 @@ Exit codes:
   5 conflict, or the project is frozen by a canary
   6 rate limited: slow down and retry
   7 unavailable: sealed, or the database is down; retry
-  8 verification failed (sikker audit verify)
+  8 verification failed (sikker audit verify, sikker jwt-role test)
   130 interrupted
 'sikker run' exits with its command's exit code.
 """

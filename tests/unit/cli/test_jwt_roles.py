@@ -240,3 +240,12 @@ def test_test_refuses_a_jwt_on_the_command_line(api: HTTPServer) -> None:
     result = invoke(api, "test", ROLE["id"], "--jwt", JWT)
     assert isinstance(result.exception, InvalidInput) and "--jwt-file" in str(result.exception)
     assert JWT not in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(900, "15m"), (3600, "1h"), (86_400, "1d"), (90, "90s"), (None, "-")]
+)
+def test_ttls_are_shown_in_the_units_machine_ttl_takes(seconds: int | None, shown: str) -> None:
+    from sikker.cli.jwt_roles import _duration
+
+    assert _duration(seconds) == shown

@@ -271,3 +271,8 @@ def test_run_with_a_jwt_needs_the_server_url_and_the_vault(login_server: FakeLog
     )  # fmt: skip
     assert isinstance(result.exception, InvalidInput) and "--vault" in str(result.exception)
     assert login_server.requests == []
+
+
+def test_run_refuses_url_without_a_jwt(home: Path) -> None:
+    result = invoke(machine.run_cmd, "--url", "http://localhost:8300", "--all", "--", "true")
+    assert isinstance(result.exception, InvalidInput) and "only with a JWT" in str(result.exception)
