@@ -5,38 +5,30 @@ Ed25519 key from ``~/.sikkerkey`` (or ``$SIKKERKEY_HOME``), like the SikkerKey C
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sikker.cli import identity as identities
-from sikker.cli.client import error_for_status, tls_verify, unreachable
+from sikker.cli import workload
+from sikker.cli.client import ADDR_FROM_FLAG
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
-from sikker.cli.machine_client import (
-    USER_AGENT,
-    MachineClient,
-    check_api_url,
-    check_id,
-    encode,
-    error_message,
-)
-from sikker.cli.options import JSON_ERRORS_HELP, ca_cert_option, json_option, resolve_token
+from sikker.cli.machine_client import MachineClient, check_api_url, check_id
+from sikker.cli.options import JSON_ERRORS_HELP, addr_source, ca_cert_option, json_option, resolve_token
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import supervise
+from sikker.cli.workload import JwtSource, jwt_options
 from sikker.errors import InvalidInput, NotFound, SikkerError
 
 _EXIT_NOT_FOUND = 127  # what sh and env(1) use when the command does not exist
 _EXIT_NOT_EXECUTABLE = 126
-_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def warn(message: str) -> None:
@@ -202,6 +194,10 @@ class SecretSource:
 @click.option(
     "--interval", type=click.IntRange(min=10), default=15, show_default=True, help="Seconds between polls."
 )
+@click.option(
+    "--url", envvar="SIKKERKEY_API_URL", default=None, help="With a JWT: server URL (env SIKKERKEY_API_URL)."
+)
+@jwt_options
 @json_option(help=JSON_ERRORS_HELP, expose_value=False)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_cmd(
@@ -212,6 +208,9 @@ def run_cmd(
     project: str | None,
     watch: bool,
     interval: int,
+    url: str | None,
+    role: str | None,
+    jwt_source: JwtSource,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND with secrets in its environment and exit with its exit code.
@@ -219,13 +218,18 @@ def run_cmd(
     \b
       sikker run --secret sk_... -- ./server
       sikker run --all --project api --watch -- ./server
+      sikker run --vault V --role ci --jwt-file /var/run/token --all -- ./deploy
+    With a JWT (--jwt-file, --jwt-env, --github-actions) this process logs in through the
+    JWT role with a key held in memory only: no identity is written.
     Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND.
     """
     if bool(secret_ids) == all_secrets:
         raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
-    client = open_client(vault, ca_cert)
+    if url and not role and addr_source("url") == ADDR_FROM_FLAG:
+        raise InvalidInput("--url applies only with a JWT (--role); an identity names its server")
+    client = login_in_memory(url, vault, role, jwt_source, ca_cert) if role else open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
     source = SecretSource(client, wanted, resolve_project(client, project))
     source.load()
@@ -288,35 +292,38 @@ def enroll(
     ca_cert: str | None = None,
 ) -> dict[str, Any]:
     """Register ``public_key`` with an enrollment token (unsigned: the token is the credential)."""
-    base = check_api_url(url)
-    vault = identities.normalise_vault_id(vault_id)
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     body: dict[str, str] = {
         "token": token,
-        "publicKey": base64.b64encode(raw).decode(),
+        "publicKey": workload.public_key_b64(public_key),
         "hostname": socket.gethostname() or "serverless",
         "kind": "standard",
     }
     if name:
         body["name"] = name
-    headers = {"Content-Type": "application/json", "user-agent": USER_AGENT}
-    try:
-        with httpx.Client(timeout=30.0, transport=transport, verify=tls_verify(ca_cert)) as http:
-            response = http.post(f"{base}/v1/{vault}/enroll/register", content=encode(body), headers=headers)
-    except httpx.HTTPError as e:
-        raise unreachable(base, "(from --url or SIKKERKEY_API_URL)", e) from e
-    if not response.is_success:
-        raise error_for_status(response.status_code, error_message(response))
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    # Both end up in a file path and in request headers, so they must be plain ids.
-    if not isinstance(answer, dict) or not all(
-        isinstance(answer.get(k), str) and _PLAIN_ID.fullmatch(answer[k]) for k in ("machineId", "vaultId")
-    ):
-        raise SikkerError("malformed enrollment response: machineId and vaultId are required")
-    return answer
+    return workload.register(url, vault_id, "enroll/register", body, transport=transport, ca_cert=ca_cert)
+
+
+def login_in_memory(
+    url: str | None, vault: str | None, role: str, source: JwtSource, ca_cert: str | None
+) -> MachineClient:
+    """A machine that exists only in this process: a fresh key, a JWT login, no files."""
+    if not url:
+        raise InvalidInput("logging in with a JWT needs the server URL: --url or SIKKERKEY_API_URL")
+    if not vault:
+        raise InvalidInput("logging in with a JWT needs --vault (the vault id)")
+    key = Ed25519PrivateKey.generate()
+    answer = workload.jwt_login(
+        url, vault, role, workload.read_jwt(source), None, key.public_key(), ca_cert=ca_cert
+    )
+    api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url
+    identity = identities.Identity(
+        machine_id=answer["machineId"],
+        machine_name=str(answer.get("machineName") or ""),
+        vault_id=identities.normalise_vault_id(answer["vaultId"]),
+        api_url=str(api_url).rstrip("/"),
+        private_key_path=Path(),  # the key never touches the disk
+    )
+    return MachineClient(identity, key, ca_cert=ca_cert)
 
 
 @click.group("machine")
@@ -336,6 +343,7 @@ def machine_local() -> None:
 )
 @click.option("--token-file", default=None, help="Read the enrollment token from this file ('-' for stdin).")
 @click.option("--name", default=None, help="Machine name (the token's name pattern may override it).")
+@jwt_options
 @ca_cert_option
 @json_option()
 def bootstrap_command(
@@ -344,19 +352,35 @@ def bootstrap_command(
     token: str | None,
     token_file: str | None,
     name: str | None,
+    role: str | None,
+    jwt_source: JwtSource,
     ca_cert: str | None,
     as_json: bool,
 ) -> None:
-    """Enroll this machine with an enrollment token and store its identity.
+    """Enroll this machine with an enrollment token, or a JWT through a JWT role, and store
+    its identity.
 
     The Ed25519 key is generated here and never leaves the machine; only its public half is
     sent. Enrolling again into the same vault replaces the stored identity.
+
+    \b
+      sikker machine bootstrap --url URL --vault V --token-file enroll.txt
+      sikker machine bootstrap --url URL --vault V --role ci --jwt-file /var/run/token
     """
-    token = resolve_token(token, token_file)
-    if not token:
-        raise InvalidInput("give the enrollment token: SIKKERKEY_ENROLL_TOKEN, --token-file or --token")
     private_key = Ed25519PrivateKey.generate()
-    answer = enroll(url, vault_id, token, name, private_key.public_key(), ca_cert=ca_cert)
+    if role:
+        if token or token_file:
+            raise InvalidInput("give an enrollment token or a JWT role, not both")
+        jwt = workload.read_jwt(jwt_source)
+        answer = workload.jwt_login(url, vault_id, role, jwt, name, private_key.public_key(), ca_cert=ca_cert)
+    else:
+        token = resolve_token(token, token_file)
+        if not token:
+            raise InvalidInput(
+                "give the enrollment token (SIKKERKEY_ENROLL_TOKEN, --token-file or --token) "
+                "or a JWT role (--role with --jwt-file, --jwt-env or --github-actions)"
+            )
+        answer = enroll(url, vault_id, token, name, private_key.public_key(), ca_cert=ca_cert)
     api_url = answer.get("apiUrl") if isinstance(answer.get("apiUrl"), str) and answer["apiUrl"] else url
     machine_name = answer.get("machineName") if isinstance(answer.get("machineName"), str) else None
     machine_name = machine_name or name or socket.gethostname()

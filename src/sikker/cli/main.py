@@ -14,6 +14,7 @@ from sikker.cli.audit import audit
 from sikker.cli.backup import backup_command, restore_command
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
+from sikker.cli.jwt_roles import jwt_role
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -38,7 +39,7 @@ Exit codes:
   5 conflict, or the project is frozen by a canary
   6 rate limited: slow down and retry
   7 unavailable: sealed, or the database is down; retry
-  8 verification failed (sikker audit verify)
+  8 verification failed (sikker audit verify, sikker jwt-role test)
   130 interrupted
 'sikker run' exits with its command's exit code.
 """
@@ -83,6 +84,7 @@ for command in (
     machine,
     grant,
     enroll_token,
+    jwt_role,
     get_cmd,
     list_cmd,
     export_cmd,
