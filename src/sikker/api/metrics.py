@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format (docs/operator/metrics.md).
+"""``GET /metrics``: Prometheus text format (docs/operator/observability.md).
 
 Served on the main listener (before the seal gate: a sealed server is worth watching), or, with
 ``metrics_listen``, only on a listener of its own in every worker (``SO_REUSEPORT``: any worker
