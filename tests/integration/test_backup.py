@@ -274,6 +274,26 @@ def test_a_tampered_backup_with_a_recomputed_checksum_is_refused_and_nothing_wri
     assert not (tmp_path / "dst").exists()
 
 
+def test_a_backup_of_another_format_version_is_refused_and_nothing_written(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    """Header version 2 with a valid checksum (so only the version is wrong)."""
+    import hashlib
+
+    src, backup = backed_up
+    data = backup.read_bytes()
+    line, rest = data[:-40].split(b"\n", 1)
+    header = json.loads(line)
+    assert header["version"] == 1
+    body = json.dumps({**header, "version": 2}, separators=(",", ":")).encode() + b"\n" + rest
+    bad = tmp_path / "v2.backup"
+    bad.write_bytes(body + b"SKBKSUM1" + hashlib.sha256(body).digest())
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    with pytest.raises(InvalidInput, match="version 2 is not supported"):
+        restore(bad, url, src.shares[:2])
+    assert not (tmp_path / "dst").exists()
+
+
 def test_the_shares_of_another_server_are_refused(backed_up: tuple[Source, Path]) -> None:
     _, backup = backed_up
     shares = [shamir.encode_share(s) for s in shamir.split(envelope.new_key(), 3, 2)]  # as init makes
