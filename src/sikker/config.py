@@ -193,7 +193,7 @@ class Settings:
     hsm_token: str = ""
     hsm_key: str = ""
     hsm_pin_file: Path | None = None
-    # Logs: one access-log line per request at "info" (docs/operator/logs.md).
+    # Logs: one access-log line per request at "info" (docs/operator/observability.md).
     log_format: str = "auto"
     log_level: str = "info"
     # GET /metrics (Prometheus text): on by default, on the main listener unless metrics_listen

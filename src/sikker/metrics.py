@@ -1,4 +1,4 @@
-"""The server's Prometheus metrics (docs/operator/metrics.md), defined once for every layer.
+"""The server's Prometheus metrics (docs/operator/observability.md), defined once for every layer.
 
 Labels are bounded, closed sets: a route TEMPLATE, a status class, a reason or outcome word.
 Never an id, a name, a token or a value: ``tests/e2e/test_metrics.py`` scrapes after real

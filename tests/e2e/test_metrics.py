@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import Api, Machine, Server, free_port, init_and_unseal
 
 NAMES = ("metrics-vault-name", "metrics-project-name", "metrics-secret-name", "metrics-machine-name")
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "operator" / "metrics.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "operator" / "observability.md"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

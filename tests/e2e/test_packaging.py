@@ -1,5 +1,5 @@
 """What can be checked of packaging/ on a machine without a container engine or a cluster
-(docs/operator/packaging.md says what is and is not verified): the systemd units pass
+(docs/operator/deploy.md says what is and is not verified): the systemd units pass
 ``systemd-analyze verify``, the server works under MemoryDenyWriteExecute's rule (no memory
 both writable and executable, set with prctl PR_SET_MDWE as systemd's filter would), the
 Dockerfile passes hadolint, and the compose file and Helm chart are well-formed YAML that says

@@ -179,7 +179,11 @@ def test_a_backup_restores_into_either_store_and_the_old_shares_unseal_it(
 def table_rows(url: str) -> int:
     from sikker.storage import backup as backup_store
 
-    return sum(backup_store.occupied_tables(Database(url)).values())
+    db = Database(url)
+    try:
+        return sum(backup_store.occupied_tables(db).values())
+    finally:
+        db.dispose()
 
 
 def test_a_non_empty_store_is_refused_without_force_and_replaced_with_it(
@@ -195,6 +199,34 @@ def test_a_non_empty_store_is_refused_without_force_and_replaced_with_it(
     # The backup's rows once: not counting the access epoch row (which migrations insert, so it
     # does not make a store "occupied"), plus the one record of the restore that happened.
     assert table_rows(url) == first.rows - 1 + 1
+
+
+@pytest.mark.parametrize("target_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_restore_failing_half_way_leaves_the_target_empty_and_a_retry_needs_no_force(
+    backed_up: tuple[Source, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target_kind: str
+) -> None:
+    """The third table's rows carry a duplicate primary key: the database refuses them after two
+    tables went in. The one transaction rolls back: no table holds a row, and the same restore
+    then succeeds without --force."""
+    from sikker.storage import backup as backup_store
+
+    src, backup = backed_up
+    real = backup_store.insert_batch
+    inserted: list[str] = []
+
+    def insert_with_a_duplicate(conn: Any, spec: Any, rows: list[tuple[Any, ...]]) -> None:
+        inserted.append(spec.name)
+        real(conn, spec, rows + rows[:1] if len(inserted) == 3 and rows else rows)
+
+    with store(target_kind, tmp_path / "dst") as url:
+        monkeypatch.setattr(backup_store, "insert_batch", insert_with_a_duplicate)
+        with pytest.raises(Conflict, match="conflicts with existing data"):
+            restore(backup, url, src.shares[:2])
+        assert len(inserted) >= 3  # two tables' rows were in before the failure
+        assert table_rows(url) == 0
+        monkeypatch.setattr(backup_store, "insert_batch", real)
+        summary = restore(backup, url, src.shares[:2])
+        assert table_rows(url) == summary.rows - 1 + 1  # as in the --force test above
 
 
 def flip(data: bytes, at: int) -> bytes:
@@ -238,6 +270,26 @@ def test_a_tampered_backup_with_a_recomputed_checksum_is_refused_and_nothing_wri
     bad.write_bytes(body + b"SKBKSUM1" + hashlib.sha256(body).digest())
     url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
     with pytest.raises(InvalidInput, match="altered"):
+        restore(bad, url, src.shares[:2])
+    assert not (tmp_path / "dst").exists()
+
+
+def test_a_backup_of_another_format_version_is_refused_and_nothing_written(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    """Header version 2 with a valid checksum (so only the version is wrong)."""
+    import hashlib
+
+    src, backup = backed_up
+    data = backup.read_bytes()
+    line, rest = data[:-40].split(b"\n", 1)
+    header = json.loads(line)
+    assert header["version"] == 1
+    body = json.dumps({**header, "version": 2}, separators=(",", ":")).encode() + b"\n" + rest
+    bad = tmp_path / "v2.backup"
+    bad.write_bytes(body + b"SKBKSUM1" + hashlib.sha256(body).digest())
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    with pytest.raises(InvalidInput, match="version 2 is not supported"):
         restore(bad, url, src.shares[:2])
     assert not (tmp_path / "dst").exists()
 

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes (docs/operator/operations.md), over real HTTP."""
+"""Liveness and readiness probes (docs/operator/observability.md), over real HTTP."""
 
 from __future__ import annotations
 

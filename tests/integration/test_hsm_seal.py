@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,39 @@ def test_hsm_seal_unseals_itself_and_refuses_clearly_and_recovery_shares_still_w
             state = Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
         assert state["sealed"] is False and state["error"] == ""
         assert Api(server.url, init["rootToken"]).ok("GET", f"/api/secrets/{secret}")["value"] == "in-hsm"
+    finally:
+        server.stop()
+
+
+def test_an_hsm_that_disappears_while_running_is_reported_and_the_server_keeps_serving(
+    tmp_path: Path, hsm: Hsm
+) -> None:
+    """The token's directory is moved away under a running server (SoftHSM then fails every new
+    session with CKR_GENERAL_ERROR): secrets are still served from the in-memory root key,
+    /api/sys/health and /metrics report the provider down, readiness stays 200."""
+    server = start(tmp_path, hsm)
+    try:
+        init = Api(server.url).ok("POST", "/api/sys/init", {"shares": 3, "threshold": 2})
+        root = Api(server.url, init["rootToken"])
+        vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
+        project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
+        secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "S", "value": "kept"})["id"]
+        health = Api(server.url).ok("GET", "/api/sys/health")
+        assert health["sealProvider"] == {"kind": "pkcs11", "ok": True, "error": ""}
+        assert 'sikker_seal_provider_up{kind="pkcs11"} 1.0' in Api(server.url).raw("GET", "/metrics").text
+
+        (token_dir,) = (hsm.conf.parent / "hsm-tokens").iterdir()
+        token_dir.rename(hsm.conf.parent / "gone")
+        deadline = time.monotonic() + 60  # a health call re-checks once its last result is 5 s old
+        while (provider := Api(server.url).ok("GET", "/api/sys/health")["sealProvider"])["ok"]:
+            assert time.monotonic() < deadline, "the HSM's disappearance was never reported"
+            time.sleep(0.5)
+        assert provider["kind"] == "pkcs11" and provider["error"].startswith("HSM: "), provider
+        assert PIN not in json.dumps(provider)
+        assert 'sikker_seal_provider_up{kind="pkcs11"} 0.0' in Api(server.url).raw("GET", "/metrics").text
+        assert root.ok("GET", f"/api/secrets/{secret}")["value"] == "kept"
+        assert Api(server.url).call("GET", "/api/sys/health/ready")[0] == 200
+        assert server.output().count("seal provider pkcs11 unusable") == 1
     finally:
         server.stop()
 

@@ -36,6 +36,7 @@ from sikker.api.observe import Observe
 from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
+from sikker.service.health import SEAL_CHECK_INTERVAL_S
 from sikker.ui import ROUTES as CONSOLE_ROUTES
 
 log = logging.getLogger("sikker.server")
@@ -107,6 +108,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
             (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
+            (SEAL_CHECK_INTERVAL_S, services.health.check_seal_provider, "seal provider check"),
             (
                 float(services.deps.settings.lease_sweep_interval_seconds),
                 services.leases.sweep,

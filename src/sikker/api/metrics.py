@@ -1,4 +1,4 @@
-"""``GET /metrics``: Prometheus text format (docs/operator/metrics.md).
+"""``GET /metrics``: Prometheus text format (docs/operator/observability.md).
 
 Served on the main listener (before the seal gate: a sealed server is worth watching), or, with
 ``metrics_listen``, only on a listener of its own in every worker (``SO_REUSEPORT``: any worker
@@ -30,6 +30,7 @@ from sikker.api.errors import json_error
 from sikker.api.observe import READ_LANE_ROUTE
 from sikker.errors import InvalidInput, SikkerError
 from sikker.service.bootstrap import Services
+from sikker.service.health import SEAL_CHECK_INTERVAL_S
 
 PATH = "/metrics"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -93,6 +94,13 @@ class _AtScrape:
         yield GaugeMetricFamily(
             "sikker_sealed", "1 while this server is sealed.", value=int(svc.deps.keyring.sealed)
         )
+        provider = svc.health.seal_provider(SEAL_CHECK_INTERVAL_S)
+        if provider is not None:
+            up = GaugeMetricFamily(
+                "sikker_seal_provider_up", "1 when the seal provider (HSM) can be used.", labels=["kind"]
+            )
+            up.add_metric([provider.kind], int(provider.ok))
+            yield up
         try:
             overdue = svc.rotation.overdue()
             backlog = svc.streams.backlog()

@@ -30,11 +30,17 @@ async def status(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """200 when unsealed and serving; 503 otherwise (for load balancers)."""
+    """200 when unsealed and serving; 503 otherwise (for load balancers). With an HSM seal,
+    ``sealProvider`` says whether the HSM can be used now (the server serves either way: its
+    root key is in memory)."""
     body = await call(_status_body, request)
     if not body["initialized"] or body["sealed"]:
         return json_error(503, "sealed" if body["initialized"] else "not initialised")
-    return ok({"status": "ok"})
+    answer: dict[str, object] = {"status": "ok"}
+    provider = await call(services(request).health.seal_provider)
+    if provider is not None:
+        answer["sealProvider"] = {"kind": provider.kind, "ok": provider.ok, "error": provider.error}
+    return ok(answer)
 
 
 async def live(request: Request) -> Response:

@@ -16,8 +16,6 @@ from sikker.cli.output import console, emit_json, err_console
 from sikker.cli.seal_migration import read_shares
 from sikker.core.audit import Actor
 from sikker.errors import InvalidInput
-from sikker.service import restore as restoring
-from sikker.service.base import wall_clock_ms
 
 
 @click.command("backup")
@@ -123,6 +121,11 @@ def restore_command(
     file) unseal it.
     """
     settings = config.load({"database": database, "data_dir": data_dir}, config_file)
+    # Imported here: see migrate_seal_command (prometheus_client must load after the server
+    # has set its multiprocess directory, and main.py imports this module).
+    from sikker.service import restore as restoring
+    from sikker.service.base import wall_clock_ms
+
     info = restoring.open_backup(file)
     what = "Recovery share" if info.seal_kind == "pkcs11" else "Unseal share"
     shares = read_shares(info.threshold, what) if info.seal_kind in ("shamir", "pkcs11") else None

@@ -15,9 +15,6 @@ from sikker.core.audit import Actor
 from sikker.crypto.pkcs11_seal import Pkcs11Seal, pin_from
 from sikker.crypto.seal import AutoUnseal, KeyFileSeal
 from sikker.errors import InvalidInput
-from sikker.service import seal_migration
-from sikker.service.base import wall_clock_ms
-from sikker.storage.database import Database
 
 
 def read_shares(threshold: int, what: str) -> list[str]:
@@ -96,6 +93,12 @@ def migrate_seal_command(
         pin = pin_from(settings.hsm_pin_file)
         hsm = Pkcs11Seal(settings.hsm_module, settings.hsm_token, settings.hsm_key, pin)
     keyfile = KeyFileSeal(seal_key_file) if seal_key_file else None
+    # Imported here, not at the top: the store layer imports prometheus_client, which
+    # `sikker server --workers N` must import only after setting its multiprocess directory.
+    from sikker.service import seal_migration
+    from sikker.service.base import wall_clock_ms
+    from sikker.storage.database import Database
+
     db = Database(settings.database_url)
     try:
         current = seal_migration.current_seal(db)

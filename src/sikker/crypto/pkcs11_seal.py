@@ -87,6 +87,11 @@ class Pkcs11Seal:
         except (OSError, RuntimeError) as e:
             raise Unavailable(f"HSM: cannot load the PKCS#11 module {self.module}: {e}") from e
 
+    def check(self) -> None:
+        """Open a session and find the key (nothing is wrapped): ``Unavailable`` saying what is
+        wrong when the HSM, the token, the PIN or the key cannot be used now."""
+        self._run(lambda _pkcs11, _key: b"")
+
     def wrap(self, root_key: bytes) -> bytes:
         nonce = envelope.new_key()[:12]
 
