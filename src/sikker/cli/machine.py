@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sikker.cli import identity as identities
 from sikker.cli.client import error_for_status, tls_verify, unreachable
+from sikker.cli.dynamic_run import DynamicLease, env_prefix, resolve_dynamic
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import (
     USER_AGENT,
@@ -31,7 +32,7 @@ from sikker.cli.machine_client import (
 )
 from sikker.cli.options import JSON_ERRORS_HELP, ca_cert_option, json_option, resolve_token
 from sikker.cli.output import emit_json, table
-from sikker.cli.supervisor import supervise
+from sikker.cli.supervisor import Source, supervise
 from sikker.errors import InvalidInput, NotFound, SikkerError
 
 _EXIT_NOT_FOUND = 127  # what sh and env(1) use when the command does not exist
@@ -193,10 +194,43 @@ class SecretSource:
         self._by_secret.update(updates)
 
 
+class LeasedSource:
+    """``SecretSource``'s variables plus a dynamic lease's credential (which never changes:
+    renewal keeps the user and password)."""
+
+    def __init__(self, inner: SecretSource, leased: dict[str, str]) -> None:
+        self._inner = inner
+        self._leased = leased
+
+    def ids(self) -> list[str]:
+        return self._inner.ids()
+
+    def env(self) -> dict[str, str]:
+        return merge([self._inner.env(), self._leased], warn)
+
+    def poll(self, ids: list[str]) -> dict[str, Any]:
+        return self._inner.poll(ids)
+
+    def refresh(self, changed: list[str]) -> None:
+        self._inner.refresh(changed)
+
+
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @vault_option
 @click.option("--secret", "secret_ids", multiple=True, metavar="ID", help="Secret to inject (repeatable).")
 @click.option("--all", "all_secrets", is_flag=True, help="Inject every granted secret.")
+@click.option(
+    "--dynamic",
+    default=None,
+    metavar="ID",
+    help="Lease a fresh database user from this dynamic secret (id or name) for the command's lifetime.",
+)
+@click.option(
+    "--dynamic-env",
+    default=None,
+    metavar="PREFIX",
+    help="With --dynamic: inject PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_LEASE_ID [default: its name].",
+)
 @click.option("--project", default=None, help="With --all: only this project (id or name).")
 @click.option("--watch", is_flag=True, help="Restart the command when an injected secret changes.")
 @click.option(
@@ -209,6 +243,8 @@ def run_cmd(
     ca_cert: str | None,
     secret_ids: tuple[str, ...],
     all_secrets: bool,
+    dynamic: str | None,
+    dynamic_env: str | None,
     project: str | None,
     watch: bool,
     interval: int,
@@ -219,17 +255,29 @@ def run_cmd(
     \b
       sikker run --secret sk_... -- ./server
       sikker run --all --project api --watch -- ./server
-    Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND.
+      sikker run --dynamic pg-ro -- ./migrate    # PG_RO_USERNAME, PG_RO_PASSWORD
+    Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND. A --dynamic lease is renewed
+    while COMMAND runs and revoked when it ends.
     """
-    if bool(secret_ids) == all_secrets:
-        raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
+    if (secret_ids and all_secrets) or not (secret_ids or all_secrets or dynamic):
+        raise InvalidInput("pass --secret ID (repeatable) or --all, not both (or only --dynamic)")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
+    if dynamic_env is not None and not dynamic:
+        raise InvalidInput("--dynamic-env applies only with --dynamic")
     client = open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
-    source = SecretSource(client, wanted, resolve_project(client, project))
-    source.load()
+    lease: DynamicLease | None = None
     try:
+        secrets = SecretSource(
+            client, wanted if wanted or all_secrets else [], resolve_project(client, project)
+        )
+        secrets.load()
+        source: Source = secrets
+        if dynamic:
+            dynamic_id, name = resolve_dynamic(client, dynamic)
+            lease = DynamicLease(client, dynamic_id, env_prefix(name, dynamic_env), warn)
+            source = LeasedSource(secrets, lease.open())
         status = supervise(source, command, watch=watch, interval=interval, warn=warn)
     except FileNotFoundError:
         click.echo(f"sikker: command not found: {command[0]}", err=True)
@@ -238,6 +286,8 @@ def run_cmd(
         click.echo(f"sikker: cannot execute {command[0]}: permission denied", err=True)
         status = _EXIT_NOT_EXECUTABLE
     finally:
+        if lease is not None:
+            lease.close()
         client.close()
     sys.exit(status)
 

@@ -13,6 +13,8 @@ from sikker.cli.agent import agent
 from sikker.cli.audit import audit
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
+from sikker.cli.dynamic import dynamic
+from sikker.cli.leases import lease
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -66,6 +68,8 @@ for command in (
     vault,
     project,
     secret,
+    dynamic,
+    lease,
     audit,
     canary,
     agent,
