@@ -8,7 +8,7 @@ The config file is TOML with the same keys as the flags (``listen``,
 ``max_header_bytes``, ``header_timeout_seconds``, ``keepalive_timeout_seconds``,
 ``max_connections``, ``max_connections_per_address``, ``read_plan_cache_bytes``,
 ``session_idle_seconds``, ``session_max_seconds``, ``login_lockout_failures``,
-``login_lockout_seconds``, ``allow_maintenance_database``).
+``login_lockout_seconds``, ``allow_maintenance_database``, ``lease_sweep_interval_seconds``).
 Lists (``stream_allowed_networks``) are TOML arrays, or comma-separated in the environment.
 Single sign-on providers are ``[[oidc_providers]]`` tables, in the file only
 (``load_oidc_providers``; docs/operator/identity.md).
@@ -61,6 +61,7 @@ _ENV = {
     "login_lockout_failures": "SIKKER_LOGIN_LOCKOUT_FAILURES",
     "login_lockout_seconds": "SIKKER_LOGIN_LOCKOUT_SECONDS",
     "allow_maintenance_database": "SIKKER_ALLOW_MAINTENANCE_DATABASE",
+    "lease_sweep_interval_seconds": "SIKKER_LEASE_SWEEP_INTERVAL_SECONDS",
 }
 # Integer settings and their defaults (each also a config key and an environment variable).
 _INTS = {
@@ -81,6 +82,7 @@ _INTS = {
     "session_max_seconds": 12 * 3600,
     "login_lockout_failures": 5,
     "login_lockout_seconds": 15 * 60,
+    "lease_sweep_interval_seconds": 10,
 }
 MAX_WORKERS = 64
 
@@ -150,6 +152,8 @@ class Settings:
     login_lockout_failures: int = 5
     login_lockout_seconds: int = 15 * 60
     oidc_providers: tuple[OidcProvider, ...] = ()
+    # Dynamic secrets: how often each node expires leases and retries revocations.
+    lease_sweep_interval_seconds: int = 10
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
 

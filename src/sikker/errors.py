@@ -34,7 +34,7 @@ contain a secret value or a token.
     │   │                                           service/streams/destination.py)
     │   └── DeliveryRefused          500  exit 1   (its destination is not allowed)
     └── ProviderError                500  exit 1   (sikker agent: a database refused;
-        └── UnsupportedStrategy                     agent/providers/base.py)
+        └── UnsupportedStrategy                     engines/base.py)
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import signal
 import sys
 
 from sikker.agent import server
-from sikker.agent.providers import mysql, postgresql
+from sikker.engines import mysql, postgresql
 
 
 def die() -> None:

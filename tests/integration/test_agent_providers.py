@@ -35,10 +35,10 @@ import redis
 from psycopg import sql
 
 from sikker.agent.loop import SecretWorker
-from sikker.agent.providers.base import Connection, Provider, ProviderError, UnsupportedStrategy
-from sikker.agent.providers.mysql import MySQLProvider
-from sikker.agent.providers.postgresql import PostgresProvider
-from sikker.agent.providers.redis import RedisProvider
+from sikker.engines.base import Connection, Provider, ProviderError, UnsupportedStrategy
+from sikker.engines.mysql import MySQLProvider
+from sikker.engines.postgresql import PostgresProvider
+from sikker.engines.redis import RedisProvider
 from tests.support import IN_CI, PG_ADMIN_URL, free_port, scram_postgres
 from tests.unit.agent.fakes import FakeServer, api_for, creds
 

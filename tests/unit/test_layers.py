@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "sikker"
-ORDER = ["core", "crypto", "storage", "service", "api", "cli", "agent"]
+ORDER = ["core", "crypto", "storage", "service", "api", "cli", "agent", "engines"]
 # api and cli are siblings at the top: neither imports the other, nothing imports them.
 FORBIDDEN = {layer: set(ORDER[i + 1 :]) for i, layer in enumerate(ORDER)}
 # api talks to the services only: never to storage or crypto directly.
@@ -17,6 +17,10 @@ FORBIDDEN["api"] = {"cli", "agent", "storage", "crypto"}
 FORBIDDEN["cli"] = set()
 # The agent runs beside a database: it talks to the server over HTTP and imports only errors.
 FORBIDDEN["agent"] = {"core", "crypto", "storage", "service", "api", "cli"}
+# Database engines (providers) serve the agent and the server's services: they import only errors.
+FORBIDDEN["engines"] = {"core", "crypto", "storage", "service", "api", "cli", "agent"}
+# The services mint dynamic database credentials with them; nothing below service may.
+FORBIDDEN["service"] = FORBIDDEN["service"] - {"engines"}
 
 
 def imports_of(path: Path) -> set[str]:

@@ -10,7 +10,7 @@ the previous user (alternating) or drops the old password (dual).
     server     the sync-agent routes over a signed requester (the CLI's MachineClient)
     rotation   one rotation, step by step, against a Provider
     loop       per-secret workers, heartbeats, signals
-    providers  one module per database engine, behind the Provider protocol
+    (providers live in ``sikker.engines``, shared with the server's dynamic secrets)
 
 Live-tested (tests/integration/test_agent_providers.py): PostgreSQL, MariaDB, Redis.
 Not live-tested: MySQL 8 dual passwords (SQL unit-tested), MongoDB (wire fake, mockupdb),
@@ -18,7 +18,7 @@ SQL Server (SQL unit-tested with a recording fake connection).
 """
 
 from sikker.agent.loop import Agent, SecretWorker, TickResult, stop_on_signals
-from sikker.agent.providers.base import Connection, Credentials, Provider, ProviderError, get_provider
+from sikker.engines.base import Connection, Credentials, Provider, ProviderError, get_provider
 from sikker.agent.server import AgentApi
 
 __all__ = [

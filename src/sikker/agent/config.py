@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sikker.agent.providers.base import DEFAULT_PORTS, STRATEGIES, Connection, Credentials, Strategy
+from sikker.engines.base import DEFAULT_PORTS, STRATEGIES, Connection, Credentials, Strategy
 from sikker.errors import InvalidInput
 
 MIN_POLL_SECONDS = 5

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sikker.agent.config import DEFAULT_POLL_SECONDS, SyncConfig, parse_credentials
-from sikker.agent.providers.base import (
+from sikker.engines.base import (
     Connection,
     Provider,
     ProviderError,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sikker.agent.providers.base import (
+from sikker.engines.base import (
     Credentials,
     Provider,
     ProviderError,

@@ -25,6 +25,7 @@ PREFIXES = {
     "user": "usr_",
     "session": "ses_",
     "binding": "rb_",
+    "lease": "ls_",
 }
 _PATTERNS = {
     kind: re.compile(rf"^{re.escape(prefix)}[a-z0-9]{{{_SUFFIX_LEN}}}$") for kind, prefix in PREFIXES.items()

@@ -87,7 +87,7 @@ secrets = Table(
     Column("vault_id", String(32), ForeignKey("vaults.id"), nullable=False),
     Column("project_id", String(32), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
-    Column("kind", String(16), nullable=False),  # standard | structured
+    Column("kind", String(16), nullable=False),  # standard | structured | dynamic
     Column("current_version", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
@@ -466,4 +466,68 @@ role_bindings = Table(
     Column("created_ms", BigInteger, nullable=False),
     Index("ix_role_bindings_user", "user_id"),
     Index("ix_role_bindings_group", "group_name"),
+)
+
+# -- dynamic secrets -------------------------------------------------------------------------
+
+# How to mint users for a dynamic secret (a secrets row of kind 'dynamic'). The admin credential
+# is another (structured) secret, referenced by id; statements are JSON lists (not secret).
+dynamic_secrets = Table(
+    "dynamic_secrets",
+    metadata,
+    Column("secret_id", String(32), ForeignKey("secrets.id", ondelete="CASCADE"), primary_key=True),
+    Column("engine", String(16), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("database", String(255), nullable=False),
+    Column("admin_secret_id", String(32), nullable=False),
+    Column("grant_role", String(1000), nullable=False),
+    Column("default_ttl_s", BigInteger, nullable=False),
+    Column("max_ttl_s", BigInteger, nullable=False),
+    Column("username_template", String(64), nullable=False),
+    Column("creation_statements", Text, nullable=False),
+    Column("revocation_statements", Text, nullable=False),
+    Column("max_leases_per_machine", Integer, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# One minted database user. No foreign keys on purpose: a lease outlives its definition (the
+# sealed snapshot says how to revoke it) and is only ever deleted by nobody (history).
+leases = Table(
+    "leases",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("vault_id", String(32), nullable=False),
+    Column("project_id", String(32), nullable=False),
+    Column("dynamic_secret_id", String(32), nullable=False),
+    Column("machine_id", String(36), nullable=True),
+    Column("username", String(128), nullable=False),
+    # The password and the revocation snapshot, each sealed with the project key (AAD slot
+    # "lease|<id>|password" / "lease|<id>|snapshot"); the password is dropped once revoked.
+    Column("password_ct", LargeBinary, nullable=True),
+    Column("password_dek", LargeBinary, nullable=True),
+    Column("password_key_version", Integer, nullable=True),
+    Column("snapshot_ct", LargeBinary, nullable=False),
+    Column("snapshot_dek", LargeBinary, nullable=False),
+    Column("snapshot_key_version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # core/dynamic.py STATES
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("max_expires_ms", BigInteger, nullable=False),
+    Column("revoke_requested_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("revoke_reason", String(500), nullable=True),
+    Column("revoked_by", String(100), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claim_until_ms", BigInteger, nullable=True),
+    Column("alerted_ms", BigInteger, nullable=True),
+    Index("ix_leases_state_expires", "state", "expires_ms"),
+    Index("ix_leases_state_next", "state", "next_attempt_ms"),
+    Index("ix_leases_machine", "machine_id", "dynamic_secret_id", "state"),
+    Index("ix_leases_dynamic", "dynamic_secret_id", "state"),
+    Index("ix_leases_vault", "vault_id", "id"),
 )

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sikker.agent.providers.base import Connection, ProviderError, Strategy, UnsupportedStrategy
+from sikker.engines.base import Connection, ProviderError, Strategy, UnsupportedStrategy
 from sikker.agent.server import AgentApi
 from sikker.cli.identity import Identity
 from sikker.cli.machine_client import MachineClient

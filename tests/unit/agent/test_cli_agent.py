@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sikker.agent.providers.base import Connection, Provider
+from sikker.engines.base import Connection, Provider
 from sikker.cli import agent as agent_cli
 from sikker.cli import identity as identities
 from sikker.cli.machine_client import MachineClient

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sikker.agent.loop import STOPPED_MESSAGE, Agent, SecretWorker
-from sikker.agent.providers.base import Connection, Provider, UnsupportedStrategy
+from sikker.engines.base import Connection, Provider, UnsupportedStrategy
 from tests.unit.agent.fakes import ADMIN, FakeDatabase, FakeServer, FakeUser, api_for, creds
 
 SECRET = "sk_db"

@@ -13,8 +13,8 @@ import pytest
 from mockupdb import Matcher, MockupDB
 from pymongo import MongoClient
 
-from sikker.agent.providers.base import Connection, ProviderError, UnsupportedStrategy
-from sikker.agent.providers.mongodb import MongoProvider
+from sikker.engines.base import Connection, ProviderError, UnsupportedStrategy
+from sikker.engines.mongodb import MongoProvider
 
 Document = dict[str, Any]
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pymssql import _mssql
 
-from sikker.agent.providers.base import Connection, ProviderError, UnsupportedStrategy
-from sikker.agent.providers.mssql import MSSQLProvider, quote_name, quote_string, set_password_sql
+from sikker.engines.base import Connection, ProviderError, UnsupportedStrategy
+from sikker.engines.mssql import MSSQLProvider, quote_name, quote_string, set_password_sql
 from tests.unit.agent.recording import RecordingConnection
 
 HOSTILE = ['a"; DROP ROLE x; --', "'", "\\", "O'Brien", "x]", "x]; DROP LOGIN sa; --", "a%sb%d"]

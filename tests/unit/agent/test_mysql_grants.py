@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sikker.agent.providers.base import ProviderError
-from sikker.agent.providers.mysql import parse_version
-from sikker.agent.providers.mysql_grants import account, copy_statements, retarget
+from sikker.engines.base import ProviderError
+from sikker.engines.mysql import parse_version
+from sikker.engines.mysql_grants import account, copy_statements, retarget
 
 
 def test_account_quoting_doubles_backticks_only() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from sikker.agent.providers import mysql
-from sikker.agent.providers.base import Connection, UnsupportedStrategy
+from sikker.engines import mysql
+from sikker.engines.base import Connection, UnsupportedStrategy
 from tests.unit.agent.recording import RecordingConnection
 
 CONNECTION = Connection("db", 3306, "", "root", "adm")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sikker.agent.providers.base import Connection, Credentials, ProviderError, failure, get_provider, scrub
+from sikker.engines.base import Connection, Credentials, ProviderError, failure, get_provider, scrub
 
 CONNECTION = Connection("db", 1, "", "admin", "adm-pw")
 
@@ -69,6 +69,6 @@ def test_reprs_hide_passwords() -> None:
     ],
 )
 def test_postgres_login_refusals_are_told_apart_from_outages(message: str, refused: bool) -> None:
-    from sikker.agent.providers.postgresql import _AUTH_REFUSALS, _NO_PASSWORD
+    from sikker.engines.postgresql import _AUTH_REFUSALS, _NO_PASSWORD
 
     assert bool(_AUTH_REFUSALS.search(message) or _NO_PASSWORD in message) is refused

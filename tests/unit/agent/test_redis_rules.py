@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sikker.agent.providers.base import Connection, ProviderError
-from sikker.agent.providers.redis import RedisProvider, acl_rules
+from sikker.engines.base import Connection, ProviderError
+from sikker.engines.redis import RedisProvider, acl_rules
 
 
 def test_rules_from_a_resp3_answer_keep_order_and_split_into_arguments() -> None:

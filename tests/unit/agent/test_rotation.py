@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sikker.agent.providers.base import Credentials, ProviderError
+from sikker.engines.base import Credentials, ProviderError
 from sikker.agent.rotation import plan_problem, retire_previous, rotate
 from tests.unit.agent.fakes import ADMIN, FakeDatabase, FakeUser
 

@@ -10,19 +10,20 @@ grants to the second account (after revoking whatever the second account had).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 
-from sikker.agent.providers.base import (
-    CONNECT_TIMEOUT,
+from sikker.engines.base import (
     Connection,
     ProviderError,
+    Statement,
     Strategy,
     UnsupportedStrategy,
     failure,
     refuse_admin,
 )
-from sikker.agent.providers.mysql_grants import copy_statements
+from sikker.engines.mysql_grants import copy_statements
 
 # Access denied (1044 database, 1045 login, 1698 plugin), account locked (MySQL 3118, MariaDB 4151).
 _AUTH_REFUSALS = {1044, 1045, 1698, 3118, 4151}
@@ -44,7 +45,7 @@ class MySQLProvider:
             user=user,
             password=password,
             database=self._c.database or None,
-            connect_timeout=CONNECT_TIMEOUT,
+            connect_timeout=self._c.connect_timeout,
             read_timeout=60,
             autocommit=True,
             charset="utf8mb4",
@@ -163,6 +164,109 @@ class MySQLProvider:
                 cur.execute("ALTER USER %s@'%%' DISCARD OLD PASSWORD", (username,))
         except pymysql.Error as e:
             raise failure(f"cannot discard the old password of {username!r}", e, [current_password]) from e
+
+
+    # -- dynamic secrets ---------------------------------------------------------------------
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        try:
+            with self._admin() as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (grant_role,))
+                row = cur.fetchone()
+        except pymysql.Error as e:
+            return [failure("cannot check the grant role", e, [self._c.admin_pass]).message]
+        if not row or not row[0]:
+            return [f"grant role {grant_role!r} does not exist: CREATE ROLE {grant_role} first"]
+        return []
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        role = quote_identifier(grant_role)
+        try:
+            with self._admin() as conn, conn.cursor() as cur:
+                if creation_statements:
+                    values = {"name": username, "password": password, "role": grant_role, "expiration": ""}
+                    for statement in creation_statements:
+                        text, args = _compose(statement, values)
+                        cur.execute(text, args)
+                    return
+                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (username, password))
+                cur.execute(f"GRANT {role} TO %s@'%%'", (username,))  # role: quote_identifier
+                cur.execute("SELECT VERSION()")
+                version = str((cur.fetchone() or [""])[0])
+                verb = "FOR" if "mariadb" in version.lower() else "TO"
+                cur.execute(f"SET DEFAULT ROLE {role} {verb} %s@'%%'", (username,))
+        except pymysql.Error as e:
+            raise failure(f"cannot create {username!r}", e, [password, self._c.admin_pass]) from e
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        return  # no database-side expiry: the sweeper is the only clock
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        refuse_admin(username, self._c.admin_user)
+        try:
+            with self._admin() as conn, conn.cursor() as cur:
+                if not _exists(cur, username):
+                    return
+                cur.execute("ALTER USER %s@'%%' ACCOUNT LOCK", (username,))
+                _kill_sessions(cur, username)
+                values = {"name": username, "password": "", "role": "", "expiration": ""}
+                for statement in revocation_statements:
+                    text, args = _compose(statement, values)
+                    cur.execute(text, args)
+                cur.execute("DROP USER IF EXISTS %s@'%%'", (username,))
+        except pymysql.Error as e:
+            raise failure(f"cannot revoke {username!r}", e, [self._c.admin_pass]) from e
+
+    def list_users(self, prefix: str) -> list[str]:
+        try:
+            with self._admin() as conn, conn.cursor() as cur:
+                cur.execute("SELECT User FROM mysql.user WHERE Host = '%%' ORDER BY User")
+                rows = cur.fetchall()
+        except pymysql.Error as e:
+            raise failure("cannot list users", e, [self._c.admin_pass]) from e
+        return [str(r[0]) for r in rows if str(r[0]).startswith(prefix)]
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def quote_identifier(name: str) -> str:
+    """A role name as a backtick-quoted identifier; only [A-Za-z0-9_] is accepted at all."""
+    if not _IDENTIFIER.match(name):
+        raise ProviderError("role names may hold only letters, digits and _")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _compose(statement: Statement, values: dict[str, str]) -> tuple[str, list[str]]:
+    """A checked statement (no %, quotes or semicolons in its text) with each placeholder a
+    bound string parameter: PyMySQL quotes it as a literal ('name', usable as 'name'@'%')."""
+    text, args = [], []
+    for kind, part in statement:
+        if kind == "sql":
+            text.append(part)
+        else:
+            text.append("%s")
+            args.append(values[part])
+    return "".join(text), args
+
+
+def _kill_sessions(cur: Cursor, username: str) -> None:
+    cur.execute(
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
+        (username,),
+    )
+    for (thread_id,) in cur.fetchall():
+        try:
+            cur.execute("KILL CONNECTION %s", (int(thread_id),))
+        except pymysql.err.OperationalError as e:
+            if not e.args or e.args[0] != _UNKNOWN_THREAD:  # it ended by itself
+                raise
 
 
 def _exists(cur: Cursor, username: str) -> bool:

@@ -12,7 +12,7 @@ keeps only their first line and blanks out every secret the provider knows.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -41,6 +41,7 @@ class Connection:
     database: str
     admin_user: str
     admin_pass: str = field(repr=False)
+    connect_timeout: int = CONNECT_TIMEOUT  # seconds; the server uses a shorter one
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,53 @@ class Provider(Protocol):
         ...
 
 
+Statement = Sequence[tuple[str, str]]  # ("sql", text) | ("placeholder", name)
+
+
+class DynamicProvider(Protocol):
+    """What the server needs to mint and remove one database user per lease.
+
+    Every step is idempotent; a user that does not exist counts as revoked. Custom statements
+    arrive already split by ``sikker.core.dynamic.split_statement`` into ``(kind, text)`` parts
+    (``sql`` text without quotes or semicolons, or a ``placeholder`` name): providers fill the
+    placeholders in as quoted identifiers and literals and run one statement at a time."""
+
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        """Why users cannot be given ``grant_role`` (missing, or able to log in itself)."""
+        ...
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        """Create ``username`` able to log in with ``password`` and the privileges of the role."""
+        ...
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        """Move the database-side expiry (where the engine has one) to ``expires_at_ms``."""
+        ...
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        """No more logins, its sessions ended, what it owns handed over, the user dropped."""
+        ...
+
+    def list_users(self, prefix: str) -> list[str]:
+        """Users whose name starts with ``prefix`` (the orphan sweeper)."""
+        ...
+
+
+def expiry_text(expires_at_ms: int) -> str:
+    """A UTC timestamp literal every SQL engine parses: ``2026-11-30 05:00:00+00``."""
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(expires_at_ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S+00")
+
+
 def _forms(secret: str) -> Iterable[str]:
     """A secret as drivers may echo it: raw, SQL-quoted, backslash-escaped, JSON-escaped."""
     yield secret
@@ -136,37 +184,37 @@ def refuse_admin(username: str, admin_user: str) -> None:
 
 
 def _postgresql(connection: Connection) -> Provider:
-    from sikker.agent.providers.postgresql import PostgresProvider
+    from sikker.engines.postgresql import PostgresProvider
 
     return PostgresProvider(connection)
 
 
 def _mysql(connection: Connection) -> Provider:
-    from sikker.agent.providers.mysql import MySQLProvider
+    from sikker.engines.mysql import MySQLProvider
 
     return MySQLProvider(connection)
 
 
 def _mariadb(connection: Connection) -> Provider:
-    from sikker.agent.providers.mysql import MySQLProvider
+    from sikker.engines.mysql import MySQLProvider
 
     return MySQLProvider(connection, mariadb=True)
 
 
 def _redis(connection: Connection) -> Provider:
-    from sikker.agent.providers.redis import RedisProvider
+    from sikker.engines.redis import RedisProvider
 
     return RedisProvider(connection)
 
 
 def _mongodb(connection: Connection) -> Provider:
-    from sikker.agent.providers.mongodb import MongoProvider
+    from sikker.engines.mongodb import MongoProvider
 
     return MongoProvider(connection)
 
 
 def _mssql(connection: Connection) -> Provider:
-    from sikker.agent.providers.mssql import MSSQLProvider
+    from sikker.engines.mssql import MSSQLProvider
 
     return MSSQLProvider(connection)
 
@@ -187,6 +235,14 @@ DEFAULT_PORTS = {
     "mongodb": 27017,
     "mssql": 1433,
 }
+
+
+def get_dynamic_provider(engine: str, connection: Connection) -> DynamicProvider:
+    """The provider for a dynamic secret's engine (``mysql`` covers MariaDB too)."""
+    provider = get_provider(engine, connection)
+    if not hasattr(provider, "create_user"):
+        raise ProviderError(f"dynamic secrets are not supported for {engine}")
+    return provider  # type: ignore[return-value]
 
 
 def get_provider(provider_type: str, connection: Connection) -> Provider:

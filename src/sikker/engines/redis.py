@@ -9,16 +9,17 @@ Redis user names cannot contain spaces; the server refuses them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sikker.agent.providers.base import (
-    CONNECT_TIMEOUT,
+from sikker.engines.base import (
     Connection,
     ProviderError,
+    Statement,
     Strategy,
     failure,
     refuse_admin,
@@ -42,8 +43,8 @@ class RedisProvider:
             db=self._db,
             username=username if username and (username != DEFAULT_USER or password) else None,
             password=password or None,
-            socket_timeout=CONNECT_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=self._c.connect_timeout,
+            socket_connect_timeout=self._c.connect_timeout,
             decode_responses=True,
             # No retries: redis-py retries connection errors, and a refused AUTH is one of them.
             retry=Retry(NoBackoff(), 0),
@@ -156,6 +157,52 @@ class RedisProvider:
             ("ACL", "SETUSER", name, "resetpass", f">{current_password}"),
             secrets=(current_password,),
         )
+
+
+    # -- dynamic secrets: the grant role is a string of ACL rules, one argument each ----------
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        try:
+            self._admin_call("admin cannot manage ACL users", ("ACL", "USERS"))
+        except ProviderError as e:
+            return [e.message]
+        return []
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        if creation_statements:
+            raise ProviderError("custom statements are not supported for Redis")
+        if username == self._admin_name:
+            raise ProviderError(f"refusing to change {username!r}: it is the admin user")
+        rules = grant_role.split()
+        self._admin_call(
+            f"cannot create {username!r}",
+            ("ACL", "SETUSER", username, "reset", "on", f">{password}", *rules),
+            secrets=(password,),
+        )
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        return  # Redis has no expiry for ACL users: the sweeper is the only clock
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        refuse_admin(username, self._admin_name)
+        if self._getuser(username) is None:
+            return  # never created, or already deleted: done
+        # 'off' first (no new logins), then DELUSER, which also closes the user's connections.
+        self._admin_call(
+            f"cannot revoke {username!r}",
+            ("ACL", "SETUSER", username, "off"),
+            ("ACL", "DELUSER", username),
+        )
+
+    def list_users(self, prefix: str) -> list[str]:
+        (names,) = self._admin_call("cannot list ACL users", ("ACL", "USERS"))
+        return sorted(str(n) for n in names if str(n).startswith(prefix))
 
 
 def acl_rules(info: dict[str, Any]) -> list[str]:

@@ -1,6 +1,8 @@
-"""Database providers for the sync agent; see ``base`` for the protocol and error tree."""
+"""Database engines: one provider per engine, used by the sync agent (rotation) and by the
+server (dynamic secrets). Imports nothing of Sikker but ``errors``; see ``base`` for the
+protocol and the error tree."""
 
-from sikker.agent.providers.base import (
+from sikker.engines.base import (
     Connection,
     Credentials,
     Provider,

@@ -20,8 +20,7 @@ from typing import Any, Protocol
 
 import pymssql
 
-from sikker.agent.providers.base import (
-    CONNECT_TIMEOUT,
+from sikker.engines.base import (
     Connection,
     ProviderError,
     Strategy,
@@ -87,7 +86,7 @@ def _default_connect(connection: Connection) -> Connect:
             user=user,
             password=password,
             database=connection.database or "master",
-            login_timeout=CONNECT_TIMEOUT,
+            login_timeout=connection.connect_timeout,
             timeout=60,
             autocommit=True,
             appname="sikker-agent",

@@ -18,8 +18,7 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from sikker.agent.providers.base import (
-    CONNECT_TIMEOUT,
+from sikker.engines.base import (
     Connection,
     ProviderError,
     Strategy,
@@ -37,7 +36,7 @@ ClientFactory = Callable[[str, str, str], "MongoClient[Document]"]
 
 def _connect(connection: Connection) -> ClientFactory:
     def open_client(username: str, password: str, auth_source: str) -> MongoClient[Document]:
-        ms = CONNECT_TIMEOUT * 1000
+        ms = connection.connect_timeout * 1000
         return MongoClient(
             host=connection.host,
             port=connection.port,

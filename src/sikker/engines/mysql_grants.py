@@ -9,7 +9,7 @@ line is never put into an error message: MariaDB includes the password hash in i
 
 from __future__ import annotations
 
-from sikker.agent.providers.base import ProviderError
+from sikker.engines.base import ProviderError
 
 _KEPT_TAILS = ("", " WITH GRANT OPTION", " WITH ADMIN OPTION")
 _ACCOUNT_LINE = "GRANT USAGE ON *.*"

@@ -11,16 +11,18 @@ role is granted the managed role and so inherits its privileges.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
 
-from sikker.agent.providers.base import (
-    CONNECT_TIMEOUT,
+from sikker.engines.base import (
     Connection,
     ProviderError,
+    Statement,
     Strategy,
     UnsupportedStrategy,
+    expiry_text,
     failure,
     no_dual,
     refuse_admin,
@@ -50,7 +52,7 @@ class PostgresProvider:
             dbname=self._c.database or "postgres",
             user=user,
             password=password,
-            connect_timeout=CONNECT_TIMEOUT,
+            connect_timeout=self._c.connect_timeout,
             application_name="sikker-agent",
             autocommit=True,
         )
@@ -152,6 +154,111 @@ class PostgresProvider:
 
     def discard_old(self, username: str, current_password: str) -> None:
         raise UnsupportedStrategy("dual password is not supported by PostgreSQL; nothing to discard")
+
+
+    # -- dynamic secrets ---------------------------------------------------------------------
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        try:
+            with self._admin() as conn:
+                row = conn.execute(
+                    "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (grant_role,)
+                ).fetchone()
+        except psycopg.Error as e:
+            return [failure("cannot check the grant role", e, [self._c.admin_pass]).message]
+        if row is None:
+            return [f"grant role {grant_role!r} does not exist: CREATE ROLE {grant_role} NOLOGIN first"]
+        if row[0]:
+            return [f"grant role {grant_role!r} can log in; leased users join a NOLOGIN group role"]
+        return []
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        try:
+            with self._admin() as conn, conn.transaction():
+                problems = self.check_grant_role(grant_role) if not creation_statements else []
+                if problems:
+                    raise ProviderError(problems[0])
+                verifier = conn.pgconn.encrypt_password(password.encode(), username.encode()).decode()
+                fill = {
+                    "name": sql.Identifier(username),
+                    "password": sql.Literal(verifier),
+                    "expiration": sql.Literal(expiry_text(expires_at_ms)),
+                    "role": sql.Identifier(grant_role),
+                }
+                if creation_statements:
+                    for statement in creation_statements:
+                        conn.execute(_compose(statement, fill))
+                else:
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {} VALID UNTIL {} IN ROLE {}").format(
+                            fill["name"], fill["password"], fill["expiration"], fill["role"]
+                        )
+                    )
+        except psycopg.Error as e:
+            raise failure(f"cannot create {username!r}", e, [password, self._c.admin_pass]) from e
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        try:
+            with self._admin() as conn:
+                if _role_exists(conn, username):
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
+                            sql.Identifier(username), sql.Literal(expiry_text(expires_at_ms))
+                        )
+                    )
+        except psycopg.Error as e:
+            raise failure(f"cannot renew {username!r}", e, [self._c.admin_pass]) from e
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        refuse_admin(username, self._c.admin_user)
+        name = sql.Identifier(username)
+        try:
+            with self._admin() as conn:
+                if not _role_exists(conn, username):
+                    return  # never created, or already dropped: done
+                conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(name))
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE usename = %s AND pid <> pg_backend_pid()",
+                    (username,),
+                )
+                if revocation_statements:
+                    fill = {"name": name, "password": sql.Literal(""), "expiration": sql.Literal("")}
+                    for statement in revocation_statements:
+                        conn.execute(_compose(statement, fill | {"role": name}))
+                else:
+                    # Objects it created stay, owned by the admin; its privileges go with it.
+                    conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(name))
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(name))
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
+        except psycopg.errors.UndefinedObject:
+            return  # dropped meanwhile: done
+        except psycopg.Error as e:
+            raise failure(f"cannot revoke {username!r}", e, [self._c.admin_pass]) from e
+
+    def list_users(self, prefix: str) -> list[str]:
+        try:
+            with self._admin() as conn:
+                rows = conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname", (prefix,)
+                ).fetchall()
+        except psycopg.Error as e:
+            raise failure("cannot list roles", e, [self._c.admin_pass]) from e
+        return [str(r[0]) for r in rows]
+
+
+def _compose(statement: Statement, fill: dict[str, sql.Composable]) -> sql.Composed:
+    """A checked statement with its placeholders as quoted identifiers and literals."""
+    parts: list[sql.Composable] = []
+    for kind, text in statement:
+        parts.append(sql.SQL(text) if kind == "sql" else fill[text])
+    return sql.Composed(parts)
 
 
 def _role_exists(conn: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
