@@ -21,25 +21,21 @@ from sikker.errors import InvalidInput
 
 ENGINES = ["postgresql", "mysql", "redis", "mongodb", "mssql"]
 STATEMENTS_HELP = (
-    "File ('-' for stdin): one statement per line; for statements that span lines, separate "
-    "them with lines holding only ';'. Replaces the engine's default statements."
+    "File ('-' for stdin) with one SQL statement per line (PostgreSQL, MySQL/MariaDB); "
+    "replaces the engine's own statements. See docs/operator/dynamic-secrets.md."
 )
 
 
 def parse_statements(text: str) -> list[str]:
-    """Statements from a file: separated by lines holding only ``;`` when there is such a
-    line, else one per non-blank line. Blank statements are dropped; none at all is an error."""
-    lines = text.splitlines()
-    if any(line.strip() == ";" for line in lines):
-        chunks: list[list[str]] = [[]]
-        for line in lines:
-            if line.strip() == ";":
-                chunks.append([])
-            else:
-                chunks[-1].append(line)
-        statements = ["\n".join(chunk).strip() for chunk in chunks]
-    else:
-        statements = [line.strip() for line in lines]
+    """One statement per line. Blank lines and ``--`` comment lines are skipped, and a
+    trailing ``;`` is dropped (the server runs each list item as one statement and refuses
+    semicolons inside one). A file with no statement is an error."""
+    statements = []
+    for line in text.splitlines():
+        statement = line.strip()
+        if not statement or statement.startswith("--"):
+            continue
+        statements.append(statement[:-1].rstrip() if statement.endswith(";") else statement)
     statements = [s for s in statements if s]
     if not statements:
         raise InvalidInput("the statements file holds no statement")
