@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 BAO_VENV ?= /tmp/bao-venv
 
-.PHONY: install dev test lint bench bench-audit clean
+.PHONY: install dev test lint bench bench-audit bench-dynamic clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ $(BAO_VENV)/bin/bao:
 ## (audit list, canary timing, zero-downtime rotation, cluster): see docs/performance.md.
 bench-audit: install
 	$(BIN)/python bench/signed_reads.py $(BENCH_ARGS)
+
+## Install, then the dynamic-secret figures (lease latency per engine, expiry, a database outage,
+## kill -9 during lease creation, restart with 100,000 leases). Needs the local PostgreSQL server
+## binaries, MariaDB and Redis; docs/performance.md section 10. BENCH_ARGS="--leases 2000" to shrink.
+bench-dynamic: install
+	$(BIN)/python bench/dynamic.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
