@@ -52,6 +52,21 @@ NOT_SCRIPTED = {
     Action.USER_MFA_CONFIRM,
     Action.USER_MFA_RECOVERY,
     Action.USER_TOKEN_CREATE,
+    # Dynamic secrets and leases: tests/integration/test_dynamic_secrets.py
+    Action.ADMIN_DYNAMIC_CREATE,
+    Action.ADMIN_DYNAMIC_UPDATE,
+    Action.ADMIN_DYNAMIC_DELETE,
+    Action.ADMIN_DYNAMIC_ORPHANS,
+    Action.MACHINE_LEASE_CREATE,
+    Action.MACHINE_LEASE_RENEW,
+    Action.MACHINE_LEASE_REVOKE,
+    Action.ADMIN_LEASE_RENEW,
+    Action.ADMIN_LEASE_REVOKE,
+    Action.ADMIN_LEASE_FORGET,
+    Action.SYSTEM_LEASE_EXPIRE,
+    Action.SYSTEM_LEASE_REVOKE,
+    Action.SYSTEM_LEASE_FAIL,
+    Action.SYSTEM_LEASE_STALLED,
 }
 
 

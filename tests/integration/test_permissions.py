@@ -36,6 +36,7 @@ DEVELOPERS = frozenset({"owner", "admin", "developer"})
 IN_PROJECT = DEVELOPERS | {"developer@project"}  # project-level developer actions
 LISTERS = IN_PROJECT | {"viewer"}  # names and metadata, never values
 AUDITORS = MANAGERS | {"auditor"}
+LEASE_READERS = frozenset(ROLES)  # lease:read at the vault: every role, no project binding
 UNAUTHENTICATED = {
     "/api/sys/status",
     "/api/sys/health",
@@ -158,6 +159,109 @@ def _managed(w: World) -> Req:
     admin = w.new_secret(fields={"username": "root", "password": "r"})
     body = {"provider": "postgresql", "host": "db.internal", "port": 5432, "adminSecretId": admin}
     return Req(f"/api/secrets/{sid}/managed", body, project=w.project)
+
+
+# Dynamic secrets mint on the local Redis (no password; ACL users named sk_<tag>_walkdyn_...).
+def _dynamic(w: World) -> str:
+    req = _new_dynamic_body(w)
+    return str(w.root.ok("POST", req.path, req.body)["id"])
+
+
+def _lease(w: World) -> str:
+    dynamic = _dynamic(w)
+    body = {"projectIds": [w.project], "secretIds": [dynamic]}
+    token = w.root.ok("POST", f"/api/vaults/{w.vault}/enrollment-tokens", body)["token"]
+    machine = Machine.enroll(w.server, w.vault, token)
+    path = f"/v1/dynamic/{dynamic}/leases"
+    response = machine.request("POST", path, b"{}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["leaseId"])
+
+
+def _new_dynamic_body(w: World) -> Req:
+    admin = w.new_secret(fields={"username": "default", "password": ""})
+    body = {
+        "name": f"walkdyn-{uuid.uuid4().hex[:6]}",
+        "engine": "redis",
+        "host": "127.0.0.1",
+        "port": 6379,
+        "adminSecret": admin,
+        "grantRole": "~walk:* +get",
+        "defaultTtl": 300,
+        "maxTtl": 600,
+    }
+    return Req(f"/api/projects/{w.project}/dynamic-secrets", body, project=w.project)
+
+
+DYNAMIC: list[Case] = [
+    Case("POST", "/api/projects/{project}/dynamic-secrets", IN_PROJECT, _new_dynamic_body),
+    Case(
+        "GET",
+        "/api/projects/{project}/dynamic-secrets",
+        LISTERS,
+        lambda w: Req(f"/api/projects/{w.project}/dynamic-secrets", project=w.project),
+    ),
+    Case(
+        "GET",
+        "/api/dynamic-secrets/{id}",
+        LISTERS,
+        lambda w: Req(f"/api/dynamic-secrets/{_dynamic(w)}", project=w.project),
+    ),
+    Case(
+        "PUT",
+        "/api/dynamic-secrets/{id}",
+        IN_PROJECT,
+        lambda w: Req(f"/api/dynamic-secrets/{_dynamic(w)}", {"defaultTtl": 120}, project=w.project),
+    ),
+    Case(
+        "DELETE",
+        "/api/dynamic-secrets/{id}",
+        IN_PROJECT,
+        lambda w: Req(f"/api/dynamic-secrets/{_dynamic(w)}", project=w.project),
+    ),
+    Case(
+        "POST",
+        "/api/dynamic-secrets/{id}/orphans",
+        IN_PROJECT,
+        lambda w: Req(f"/api/dynamic-secrets/{_dynamic(w)}/orphans", {"dryRun": True}, project=w.project),
+    ),
+    Case(
+        "GET",
+        "/api/vaults/{vault}/leases",
+        LEASE_READERS,
+        lambda w: Req(f"/api/vaults/{w.vault}/leases"),
+    ),
+    Case(
+        "POST",
+        "/api/vaults/{vault}/leases/revoke",
+        IN_PROJECT,
+        lambda w: Req(f"/api/vaults/{w.vault}/leases/revoke", {"dynamic": _dynamic(w)}, project=w.project),
+    ),
+    Case(
+        "GET",
+        "/api/leases/{id}",
+        LEASE_READERS | {"developer@project"},
+        lambda w: Req(f"/api/leases/{_lease(w)}", project=w.project),
+    ),
+    Case(
+        "POST",
+        "/api/leases/{id}/renew",
+        IN_PROJECT,
+        lambda w: Req(f"/api/leases/{_lease(w)}/renew", {"ttl": 60}, project=w.project),
+    ),
+    Case(
+        "POST",
+        "/api/leases/{id}/revoke",
+        IN_PROJECT,
+        lambda w: Req(f"/api/leases/{_lease(w)}/revoke", {"reason": "walk", "sync": True}, project=w.project),
+    ),
+    Case(
+        "POST",
+        "/api/leases/{id}/forget",
+        IN_PROJECT,
+        lambda w: Req(f"/api/leases/{_lease(w)}/forget", {"reason": "walk"}, project=w.project),
+    ),
+]
 
 
 def _stream(w: World) -> Req:
@@ -485,6 +589,7 @@ CASES: list[Case] = [
     ),
     C("DELETE", "/api/secrets/{secret}/rotation", IN_PROJECT, _with_policy),
     C("PUT", "/api/secrets/{secret}/managed", IN_PROJECT, _managed),
+    *DYNAMIC,
     # server-wide, root only; seal last
     C(
         "POST",
@@ -553,6 +658,22 @@ def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         yield w
     finally:
         server.stop()
+        _drop_walk_users()
+
+
+def _drop_walk_users() -> None:
+    """The walk's leases minted ACL users on the local Redis; forgotten ones stay: drop them."""
+    import redis
+
+    try:
+        client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3)
+        for name in client.acl_users():
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if text.startswith("sk_") and "_walkdyn_" in text:
+                client.acl_deluser(text)
+        client.close()
+    except redis.RedisError:
+        pass
 
 
 def test_tokens_carry_their_role_and_project(world: World) -> None:

@@ -18,8 +18,8 @@ SQL Server (SQL unit-tested with a recording fake connection).
 """
 
 from sikker.agent.loop import Agent, SecretWorker, TickResult, stop_on_signals
-from sikker.engines.base import Connection, Credentials, Provider, ProviderError, get_provider
 from sikker.agent.server import AgentApi
+from sikker.engines.base import Connection, Credentials, Provider, ProviderError, get_provider
 
 __all__ = [
     "Agent",

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sikker.agent.config import DEFAULT_POLL_SECONDS, SyncConfig, parse_credentials
+from sikker.agent.rotation import describe, retire_previous, rotate
+from sikker.agent.server import AgentApi
 from sikker.engines.base import (
     Connection,
     Provider,
@@ -31,8 +33,6 @@ from sikker.engines.base import (
     UnsupportedStrategy,
     get_provider,
 )
-from sikker.agent.rotation import describe, retire_previous, rotate
-from sikker.agent.server import AgentApi
 from sikker.errors import InvalidInput, NotFound, PermissionDenied, SikkerError
 
 log = logging.getLogger("sikker.agent")

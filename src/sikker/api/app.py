@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sikker.api import admin, audit, canaries, machine, machines_admin, people, rotation, sys
+from sikker.api import admin, audit, canaries, dynamic, machine, machines_admin, people, rotation, sys
 from sikker.api.errors import HANDLERS, error_response
 from sikker.api.limits import BodyLimit, PlainUrl
 from sikker.api.read_lane import ReadLaneRoute
@@ -88,6 +88,11 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             # The poll behind LISTEN/NOTIFY: seal at most CLUSTER_POLL_S after another node did.
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
             (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
+            (
+                float(services.deps.settings.lease_sweep_interval_seconds),
+                services.leases.sweep,
+                "lease sweeper",
+            ),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
         stop_following = services.follow_cluster()
@@ -112,6 +117,7 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             *rotation.ROUTES,
             *canaries.ROUTES,
             *people.ROUTES,
+            *dynamic.ROUTES,
             *machine.ROUTES,
         ],
         exception_handlers=HANDLERS,

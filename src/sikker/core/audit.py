@@ -91,6 +91,20 @@ class Action(enum.StrEnum):
     USER_MFA_CONFIRM = "user:mfa:confirm"
     USER_MFA_RECOVERY = "user:mfa:recovery"
     USER_TOKEN_CREATE = "user:token:create"
+    ADMIN_DYNAMIC_CREATE = "admin:dynamic:create"
+    ADMIN_DYNAMIC_UPDATE = "admin:dynamic:update"
+    ADMIN_DYNAMIC_DELETE = "admin:dynamic:delete"
+    ADMIN_DYNAMIC_ORPHANS = "admin:dynamic:orphans"
+    MACHINE_LEASE_CREATE = "machine:lease:create"
+    MACHINE_LEASE_RENEW = "machine:lease:renew"
+    MACHINE_LEASE_REVOKE = "machine:lease:revoke"
+    ADMIN_LEASE_RENEW = "admin:lease:renew"
+    ADMIN_LEASE_REVOKE = "admin:lease:revoke"
+    ADMIN_LEASE_FORGET = "admin:lease:forget"
+    SYSTEM_LEASE_EXPIRE = "system:lease:expire"
+    SYSTEM_LEASE_REVOKE = "system:lease:revoke"
+    SYSTEM_LEASE_FAIL = "system:lease:fail"
+    SYSTEM_LEASE_STALLED = "system:lease:stalled"
 
 
 class Severity(enum.StrEnum):
@@ -146,6 +160,17 @@ SEVERITY = {
     Action.MACHINE_ROTATION_REJECT: Severity.HIGH,
     Action.MACHINE_AGENT_SYNC: Severity.LOW,
     Action.ADMIN_STREAM_REMOVE: Severity.HIGH,
+    Action.ADMIN_DYNAMIC_CREATE: Severity.MEDIUM,
+    Action.ADMIN_DYNAMIC_UPDATE: Severity.MEDIUM,
+    Action.ADMIN_DYNAMIC_DELETE: Severity.MEDIUM,
+    Action.ADMIN_DYNAMIC_ORPHANS: Severity.MEDIUM,
+    Action.MACHINE_LEASE_CREATE: Severity.LOW,
+    Action.MACHINE_LEASE_REVOKE: Severity.LOW,
+    Action.ADMIN_LEASE_REVOKE: Severity.MEDIUM,
+    Action.ADMIN_LEASE_FORGET: Severity.CRITICAL,
+    Action.SYSTEM_LEASE_REVOKE: Severity.LOW,
+    Action.SYSTEM_LEASE_FAIL: Severity.HIGH,
+    Action.SYSTEM_LEASE_STALLED: Severity.HIGH,
 }
 
 

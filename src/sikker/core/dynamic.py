@@ -269,7 +269,8 @@ def reusable(lease: Lease, now_ms: int) -> bool:
 
 def backoff_ms(attempts: int) -> int:
     """Delay before revocation attempt ``attempts + 1``: 1 s doubling, capped at 5 minutes."""
-    return min(2 ** min(attempts, 20), REVOKE_BACKOFF_CAP_S) * 1000
+    delay_s: int = 1 << min(attempts, 20)
+    return min(delay_s, REVOKE_BACKOFF_CAP_S) * 1000
 
 
 def needs_alert(lease: Lease, now_ms: int) -> bool:

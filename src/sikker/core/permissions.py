@@ -40,6 +40,9 @@ AUDIT_READ = "audit:read"  # read, export and verify (checkpoints, proofs) a vau
 STREAM_MANAGE = "stream:manage"  # network audit streams of a vault
 TOKEN_LIST = "token:list"  # see the admin tokens of a vault (never their plaintext)
 MEMBER_MANAGE = "member:manage"  # who holds which role (people)
+DYNAMIC_MANAGE = "dynamic:manage"  # dynamic secret definitions, the orphan sweeper
+LEASE_READ = "lease:read"  # list and show leases (user names, states; never passwords)
+LEASE_MANAGE = "lease:manage"  # renew, revoke, forget leases
 
 # Root only: granted by no role.
 VAULT_CREATE = "vault:create"
@@ -66,7 +69,7 @@ ROOT_ONLY: dict[str, str] = {
 }
 
 # -- roles ---------------------------------------------------------------------------
-_VIEW = frozenset({VAULT_READ, PROJECT_READ, SECRET_LIST})
+_VIEW = frozenset({VAULT_READ, PROJECT_READ, SECRET_LIST, LEASE_READ})
 _DEVELOP = _VIEW | {
     SECRET_READ,
     SECRET_WRITE,
@@ -74,6 +77,8 @@ _DEVELOP = _VIEW | {
     ENROLLMENT_MANAGE,
     GRANT_MANAGE,
     ROTATION_MANAGE,
+    DYNAMIC_MANAGE,
+    LEASE_MANAGE,
 }
 _ADMIN = _DEVELOP | {
     PROJECT_WRITE,
@@ -89,7 +94,7 @@ ROLES: dict[str, frozenset[str]] = {
     "admin": _ADMIN,
     "developer": _DEVELOP,
     "viewer": _VIEW,
-    "auditor": frozenset({VAULT_READ, PROJECT_READ, AUDIT_READ}),
+    "auditor": frozenset({VAULT_READ, PROJECT_READ, AUDIT_READ, LEASE_READ}),
 }
 ACTIONS: tuple[str, ...] = tuple(sorted(set().union(*ROLES.values()) | set(ROOT_ONLY)))
 

@@ -165,7 +165,6 @@ class MySQLProvider:
         except pymysql.Error as e:
             raise failure(f"cannot discard the old password of {username!r}", e, [current_password]) from e
 
-
     # -- dynamic secrets ---------------------------------------------------------------------
     def check_grant_role(self, grant_role: str) -> list[str]:
         try:

@@ -155,7 +155,6 @@ class PostgresProvider:
     def discard_old(self, username: str, current_password: str) -> None:
         raise UnsupportedStrategy("dual password is not supported by PostgreSQL; nothing to discard")
 
-
     # -- dynamic secrets ---------------------------------------------------------------------
     def check_grant_role(self, grant_role: str) -> list[str]:
         try:

@@ -158,7 +158,6 @@ class RedisProvider:
             secrets=(current_password,),
         )
 
-
     # -- dynamic secrets: the grant role is a string of ACL rules, one argument each ----------
     def check_grant_role(self, grant_role: str) -> list[str]:
         try:

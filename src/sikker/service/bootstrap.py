@@ -13,7 +13,10 @@ from sikker.service.audit import AuditService
 from sikker.service.audit_streams import StreamService
 from sikker.service.base import Clock, Deps, wall_clock_ms
 from sikker.service.canaries import CanaryService
+from sikker.service.dynamic import DynamicService
+from sikker.service.dynamic_targets import Targets
 from sikker.service.keys import KeyService
+from sikker.service.leases import LeaseService
 from sikker.service.machine_plane import MachinePlane
 from sikker.service.machines import MachineAdmin
 from sikker.service.people import PeopleService
@@ -43,6 +46,8 @@ class Services:
     rotation: RotationService
     canaries: CanaryService
     people: PeopleService
+    dynamic: DynamicService
+    leases: LeaseService
 
     def follow_cluster(self) -> Callable[[], None]:
         """On PostgreSQL, follow other nodes' seal changes as they are notified (LISTEN/NOTIFY;
@@ -74,6 +79,9 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         deps, Lockout(settings.auth_lockout_failures, 60_000, settings.auth_lockout_seconds * 1000)
     )
     reads = ReadLane(deps, plane)
+    targets = Targets(deps)
+    leases = LeaseService(deps, plane, targets)
+    plane.dynamic = leases
     seal.on_seal.append(reads.cache.clear)
     return Services(
         deps=deps,
@@ -90,4 +98,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         rotation=RotationService(deps, secrets, plane),
         canaries=CanaryService(deps, secrets),
         people=people,
+        dynamic=DynamicService(deps, targets),
+        leases=leases,
     )

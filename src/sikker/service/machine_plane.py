@@ -13,13 +13,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sikker.core import access, hostnames, signing, values
 from sikker.core.access import MachineFacts, ReadFacts
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
 from sikker.core.lockout import Lockout
-from sikker.core.model import GrantedSecret, Machine, Project
+from sikker.core.model import GrantedSecret, Machine, Project, Secret
 from sikker.core.signing import SignedRequest
 from sikker.crypto import signature
 from sikker.errors import (
@@ -49,11 +49,26 @@ EPHEMERAL_TTL_S = 86_400  # an ephemeral machine whose token sets no machine lif
 THROTTLED = "too many failed authentications from this address or for this machine; retry later"
 
 
+class DynamicReads(Protocol):
+    """The read path of dynamic secrets (service/leases.py), plugged in by bootstrap."""
+
+    def begin_read(
+        self, conn: Connection, machine: Machine, actor: Actor, secret: Secret, project: Project, now: int
+    ) -> object:
+        """Inside the read's transaction: the value (str) of a reusable lease, or what to mint."""
+        ...
+
+    def finish_read(self, pending: object) -> str:
+        """After the commit: mint the user and return the value."""
+        ...
+
+
 class MachinePlane:
     def __init__(self, deps: Deps, lockout: Lockout | None = None) -> None:
         self.deps = deps
         self.lockout = lockout if lockout is not None else Lockout()
         self._lock = threading.Lock()
+        self.dynamic: DynamicReads | None = None
 
     # -- failures ---------------------------------------------------------------------
     def _throttled(self, keys: list[str], now_ms: int) -> bool:
@@ -290,32 +305,42 @@ class MachinePlane:
         return result  # type: ignore[no-any-return]
 
     # -- reads ---------------------------------------------------------------------------
+    def read_facts(
+        self, conn: Connection, machine: Machine, secret_id: str
+    ) -> tuple[ReadFacts, Secret | None, Project | None]:
+        """Gather the facts of the access decision for one secret (the full path's way)."""
+        secret = secret_store.get_secret(conn, secret_id)
+        project = None
+        if secret is not None and secret.vault_id == machine.vault_id:
+            # FOR SHARE: a freeze committed while this request waited is seen here.
+            project = vault_store.get_project(conn, secret.project_id, for_share=True)
+        member, granted = machine_store.access(conn, machine.id, secret_id)
+        facts = ReadFacts(
+            machine=MachineFacts(machine, bool(canary_store.frozen_projects_of(conn, machine.id))),
+            secret_id=secret_id,
+            secret_vault_id=secret.vault_id if secret is not None else None,
+            secret_deleted=secret is not None and secret.deleted_ms is not None,
+            project_id=secret.project_id if secret is not None else None,
+            project_frozen=project is not None and project.frozen_ms is not None,
+            member=member,
+            granted=granted,
+            canary=bool(canary_store.canary_ids(conn, [secret_id])),
+        )
+        return facts, secret, project
+
     def read(self, req: SignedRequest, secret_id: str) -> str:
         target = {"secret": secret_id[:40]}
 
-        def work(conn: Connection, machine: Machine, actor: Actor) -> str:
+        def work(conn: Connection, machine: Machine, actor: Actor) -> object:
             now = self.deps.clock()
-            secret = secret_store.get_secret(conn, secret_id)
-            project = None
-            if secret is not None and secret.vault_id == machine.vault_id:
-                # FOR SHARE: a freeze committed while this request waited is seen here.
-                project = vault_store.get_project(conn, secret.project_id, for_share=True)
-            member, granted = machine_store.access(conn, machine.id, secret_id)
-            facts = ReadFacts(
-                machine=MachineFacts(machine, bool(canary_store.frozen_projects_of(conn, machine.id))),
-                secret_id=secret_id,
-                secret_vault_id=secret.vault_id if secret is not None else None,
-                secret_deleted=secret is not None and secret.deleted_ms is not None,
-                project_id=secret.project_id if secret is not None else None,
-                project_frozen=project is not None and project.frozen_ms is not None,
-                member=member,
-                granted=granted,
-                canary=bool(canary_store.canary_ids(conn, [secret_id])),
-            )
+            facts, secret, project = self.read_facts(conn, machine, secret_id)
             problem = access.read_refusal(facts, req.source_ip, now)
             if problem is not None:
                 raise problem
             assert secret is not None and project is not None
+            if secret.kind == "dynamic" and self.dynamic is not None:
+                # A lease of this machine, or the start of a new one (minted after this commit).
+                return self.dynamic.begin_read(conn, machine, actor, secret, project, now)
             plaintext = open_version(self.deps, conn, project, secret.id, secret.current_version)
             if facts.canary:
                 trip_if_canary(conn, secret, actor, now)
@@ -330,7 +355,11 @@ class MachinePlane:
             )
             return plaintext.decode()
 
-        return self.run_signed(req, Action.MACHINE_SECRET_READ, target, work)
+        result = self.run_signed(req, Action.MACHINE_SECRET_READ, target, work)
+        if isinstance(result, str):
+            return result
+        assert self.dynamic is not None
+        return self.dynamic.finish_read(result)
 
     def readable(
         self, req: SignedRequest, project_of: Callable[[], str | None], action: Action
@@ -381,7 +410,10 @@ class MachinePlane:
                     raise PermissionDenied("machine is not a member of this project")
             out = []
             now = self.deps.clock()
-            found = machine_store.readable_secrets(conn, machine.id, project_id)
+            # Dynamic secrets have no stored value: a lease is minted by reading one by id.
+            found = [
+                i for i in machine_store.readable_secrets(conn, machine.id, project_id) if i.kind != "dynamic"
+            ]
             locked: dict[str, Project] = {}
             for pid in {i.project_id for i in found}:
                 project = vault_store.get_project(conn, pid, for_share=True)

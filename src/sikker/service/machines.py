@@ -25,6 +25,7 @@ from sikker.core.model import EnrollmentToken, Machine, Principal
 from sikker.errors import Conflict, InvalidInput, NotFound
 from sikker.service.base import Deps, require
 from sikker.storage import audit as audit_store
+from sikker.storage import dynamic as lease_store
 from sikker.storage import machines as machine_store
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
@@ -106,6 +107,11 @@ class MachineAdmin:
             else:
                 action, update = STATE_CHANGES[change]
             machine_store.update_machine(conn, machine.id, **update)
+            if change in ("revoke", "disable"):
+                # Its database users go too: revocation jobs queued with the change.
+                lease_store.queue_revocations(
+                    conn, now, f"machine {change}d", f"{actor.kind}:{actor.id}", machine_id=machine.id
+                )
             audit_store.append(conn, machine.vault_id, now, actor, action, {"machine": machine.id})
             return machine_store.get_machine(conn, machine.id) or machine
 
@@ -138,6 +144,14 @@ class MachineAdmin:
             else:
                 changed = machine_store.remove_membership(conn, machine.id, project.id)
                 action = Action.ADMIN_MEMBERSHIP_REMOVE
+                lease_store.queue_revocations(
+                    conn,
+                    now,
+                    "machine removed from the project",
+                    f"{actor.kind}:{actor.id}",
+                    machine_id=machine.id,
+                    project_id=project.id,
+                )
             if changed:
                 audit_store.append(
                     conn, machine.vault_id, now, actor, action, {"machine": machine.id, "project": project.id}
@@ -168,6 +182,15 @@ class MachineAdmin:
                     done = machine_store.add_grant(conn, machine.id, secret_id, now)
                 else:
                     done = machine_store.remove_grant(conn, machine.id, secret_id)
+                    if secret.kind == "dynamic":
+                        lease_store.queue_revocations(
+                            conn,
+                            now,
+                            "grant removed",
+                            f"{actor.kind}:{actor.id}",
+                            machine_id=machine.id,
+                            dynamic_secret_ids=[secret_id],
+                        )
                 if done:
                     changed += 1
                     audit_store.append(

@@ -188,9 +188,9 @@ def live_leases_of_machine(conn: Connection, machine_id: str, dynamic_secret_id:
     return [_lease(r) for r in conn.execute(q)]
 
 
-def count_live(conn: Connection, dynamic_secret_id: str) -> int:
+def count_live(conn: Connection, dynamic_secret_id: str, states: tuple[str, ...] = LIVE) -> int:
     q = select(func.count()).where(
-        leases.c.dynamic_secret_id == dynamic_secret_id, leases.c.state.in_(LIVE)
+        leases.c.dynamic_secret_id == dynamic_secret_id, leases.c.state.in_(states)
     )
     return int(conn.execute(q).scalar_one())
 

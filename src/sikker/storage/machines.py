@@ -4,7 +4,7 @@ nonces and poll baselines."""
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import Connection, Row, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
@@ -152,6 +152,9 @@ def grants_of_secret(conn: Connection, secret_id: str) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
+DYNAMIC_FIELDS = '["username","password","leaseId","expiresAt"]'
+
+
 def _readable_query(machine_id: str):  # type: ignore[no-untyped-def]
     """Live secrets the machine is granted AND whose project it belongs to."""
     return (
@@ -162,7 +165,10 @@ def _readable_query(machine_id: str):  # type: ignore[no-untyped-def]
             projects.c.name.label("project_name"),
             secrets.c.kind,
             secrets.c.current_version,
-            secret_versions.c.field_names,
+            # A dynamic secret has no stored versions: machines see the fields of its leases.
+            case(
+                (secrets.c.kind == "dynamic", literal(DYNAMIC_FIELDS)), else_=secret_versions.c.field_names
+            ).label("field_names"),
         )
         .select_from(grants)
         .join(secrets, secrets.c.id == grants.c.secret_id)
@@ -174,7 +180,7 @@ def _readable_query(machine_id: str):  # type: ignore[no-untyped-def]
                 machine_projects.c.machine_id == grants.c.machine_id,
             ),
         )
-        .join(
+        .outerjoin(
             secret_versions,
             and_(
                 secret_versions.c.secret_id == secrets.c.id,

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sikker.engines.base import Connection, ProviderError, Strategy, UnsupportedStrategy
 from sikker.agent.server import AgentApi
 from sikker.cli.identity import Identity
 from sikker.cli.machine_client import MachineClient
+from sikker.engines.base import Connection, ProviderError, Strategy, UnsupportedStrategy
 
 KEY = Ed25519PrivateKey.generate()
 IDENTITY = Identity("m-1", "db-host", "vault_abc", "http://localhost:8300", Path("/unused/private.pem"))

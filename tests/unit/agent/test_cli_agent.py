@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sikker.engines.base import Connection, Provider
 from sikker.cli import agent as agent_cli
 from sikker.cli import identity as identities
 from sikker.cli.machine_client import MachineClient
+from sikker.engines.base import Connection, Provider
 from sikker.errors import NotFound, SikkerError
 from tests.unit.agent.fakes import FakeDatabase, FakeServer, creds
 

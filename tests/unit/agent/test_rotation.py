@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sikker.engines.base import Credentials, ProviderError
 from sikker.agent.rotation import plan_problem, retire_previous, rotate
+from sikker.engines.base import Credentials, ProviderError
 from tests.unit.agent.fakes import ADMIN, FakeDatabase, FakeUser
 
 LIVE = Credentials("app", "old-pw")

@@ -21,19 +21,21 @@ EXPECTED: dict[str, set[str]] = {
         "vault:read", "project:read", "project:write", "project:unfreeze", "secret:list",
         "secret:read", "secret:write", "machine:manage", "enrollment:manage", "grant:manage",
         "canary:manage", "rotation:manage", "audit:read", "stream:manage", "token:list",
-        "member:manage",
+        "member:manage", "dynamic:manage", "lease:read", "lease:manage",
     },
     "admin": {
         "vault:read", "project:read", "project:write", "project:unfreeze", "secret:list",
         "secret:read", "secret:write", "machine:manage", "enrollment:manage", "grant:manage",
         "canary:manage", "rotation:manage", "audit:read", "stream:manage", "token:list",
+        "dynamic:manage", "lease:read", "lease:manage",
     },
     "developer": {
         "vault:read", "project:read", "secret:list", "secret:read", "secret:write",
         "machine:manage", "enrollment:manage", "grant:manage", "rotation:manage",
+        "dynamic:manage", "lease:read", "lease:manage",
     },
-    "viewer": {"vault:read", "project:read", "secret:list"},
-    "auditor": {"vault:read", "project:read", "audit:read"},
+    "viewer": {"vault:read", "project:read", "secret:list", "lease:read"},
+    "auditor": {"vault:read", "project:read", "audit:read", "lease:read"},
 }  # fmt: skip
 ROOT_ONLY = {
     "vault:create", "token:manage", "seal:manage", "key:rotate", "audit:system", "stream:file",
