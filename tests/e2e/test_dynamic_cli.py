@@ -197,29 +197,16 @@ def test_run_with_dynamic_connects_as_the_leased_user_then_revokes(world: World)
 
 def test_run_revokes_when_the_command_is_killed_by_sigterm(world: World) -> None:
     script = "import os, sys, time; print(os.environ['PG_RO_USERNAME'], flush=True); time.sleep(60)"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sikker",
-            "run",
-            "--dynamic",
-            world.dynamic,
-            "--",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        env=os.environ | {"SIKKERKEY_HOME": str(world.home), "SIKKERKEY_API_URL": world.server.public_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    user = proc.stdout.readline().strip()
-    assert user and role_exists(user)
-    proc.terminate()
-    proc.wait(30)
+    command = ["run", "--dynamic", world.dynamic, "--", sys.executable, "-c", script]
+    env = os.environ | {"SIKKERKEY_HOME": str(world.home), "SIKKERKEY_API_URL": world.server.public_url}
+    with subprocess.Popen(
+        [sys.executable, "-m", "sikker", *command], env=env, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        user = proc.stdout.readline().strip()
+        assert user and role_exists(user)
+        proc.terminate()
+        proc.wait(30)
     assert proc.returncode == 128 + 15
     assert eventually_gone(user), f"{user} outlived its sikker run"
 
@@ -233,6 +220,8 @@ def test_lease_list_show_renew_and_revoke_never_print_a_password(world: World) -
     assert lease_id in listed and user in listed
     as_json = json.loads(ok(world, "lease", "list", "--machine", world.machine, "--json"))
     assert lease_id in {x["id"] for x in as_json}
+    by_project = json.loads(ok(world, "lease", "list", "--project", "acme/payments", "--json"))
+    assert lease_id in {x["id"] for x in by_project}
     renewed = json.loads(ok(world, "lease", "renew", lease_id, "--ttl", "20m", "--json"))
     assert renewed["expiresAt"] <= json.loads(ok(world, "lease", "show", lease_id, "--json"))["maxExpiresAt"]
     shown = ok(world, "lease", "show", lease_id)

@@ -250,7 +250,8 @@ def dynamic_delete(client: Client, as_json: bool, dynamic_id: str, revoke_leases
     """Delete a dynamic secret. Refused (exit 5) while it has live leases, unless --revoke-leases."""
     params = {"revoke": "true"} if revoke_leases else None
     result = client.request("DELETE", f"/api/dynamic-secrets/{dynamic_id}", params=params)
-    emit_json(result) if as_json else console.print(f"{dynamic_id} deleted.")
+    revoked = f"; {result['revoked']} live lease(s) revoked" if result.get("revoked") else ""
+    emit_json(result) if as_json else console.print(f"{dynamic_id} deleted{revoked}.")
 
 
 @dynamic.command("orphans")
