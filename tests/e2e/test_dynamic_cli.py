@@ -160,6 +160,30 @@ def test_a_default_ttl_beyond_the_max_is_refused(world: World) -> None:
     assert result.returncode == 2 and "--max-ttl" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--default-ttl", "0s"],
+        ["--username-template", "x'; DROP ROLE postgres; --{{random}}"],
+        ["--username-template", "%s{{random}}\\"],
+        ["--grant-role", 'app"; DROP TABLE x; --'],
+        ["--creation-statements", "-"],
+    ],
+)
+def test_hostile_input_is_refused_and_creates_nothing(world: World, bad: list[str]) -> None:
+    args = {
+        "--engine": "postgresql", "--host": "127.0.0.1", "--port": "5432", "--database": world.database,
+        "--admin-secret": "PG_ADMIN", "--grant-role": world.group, "--default-ttl": "5m", "--max-ttl": "1h",
+    }  # fmt: skip
+    args[bad[0]] = bad[1]
+    statements = "CREATE ROLE {{name}} LOGIN; DROP ROLE postgres\n"
+    flat = [part for pair in args.items() for part in pair]
+    result = run(world, "dynamic", "create", "--project", world.project, "hostile", *flat, stdin=statements)
+    assert result.returncode == 2, result.stdout + result.stderr
+    listed = json.loads(ok(world, "dynamic", "list", "--project", world.project, "--json"))
+    assert "hostile" not in {d["name"] for d in listed}
+
+
 # -- sikker run --dynamic ----------------------------------------------------------------------
 CONNECT = """
 import os, psycopg
