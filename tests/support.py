@@ -226,6 +226,29 @@ def scram_postgres() -> Iterator[tuple[int, str, str]]:
     """A private, throwaway PostgreSQL cluster that checks passwords (scram-sha-256), unlike
     the machine's shared server, which trusts local logins. Yields (port, admin user,
     admin password). Skips (or fails under CI) when the server binaries are missing."""
+    with scram_cluster() as cluster:
+        yield cluster.port, cluster.admin, cluster.password
+
+
+class ScramCluster:
+    """The private cluster of ``scram_cluster``, which a test may stop and start again."""
+
+    def __init__(self, ctl: list[str], options: str, log: Path, port: int, password: str) -> None:
+        self.ctl, self.options, self.log = ctl, options, log
+        self.port, self.admin, self.password = port, "admin", password
+
+    def start(self) -> None:
+        start = [*self.ctl, "-o", self.options, "-l", str(self.log), "-w", "start"]
+        subprocess.run(start, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run([*self.ctl, "-m", "immediate", "-w", "stop"], check=False, capture_output=True)
+
+
+@contextmanager
+def scram_cluster() -> Iterator[ScramCluster]:
+    """``scram_postgres`` as an object with ``stop()`` and ``start()`` (a database that goes
+    down and comes back)."""
     import secrets as pysecrets
     import shutil
     import tempfile
@@ -250,13 +273,14 @@ def scram_postgres() -> Iterator[tuple[int, str, str]]:
     flags = [f"--pwfile={data / 'pw'}", "--auth=scram-sha-256", "--no-sync", "-E", "UTF8"]
     subprocess.run([*initdb, *flags], check=True, capture_output=True)
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(cluster)]
-    start = [*ctl, "-o", options, "-l", str(data / "log"), "-w", "start"]
-    subprocess.run(start, check=True, capture_output=True)
+    running = ScramCluster(
+        [*as_postgres, str(bindir / "pg_ctl"), "-D", str(cluster)], options, data / "log", port, password
+    )
+    running.start()
     try:
-        yield port, "admin", password
+        yield running
     finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        running.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 

@@ -148,6 +148,10 @@ async def cli_projects(request: Request) -> Response:
     )
 
 
+# The contract's type tags; a dynamic secret is the official CLI's "leased-secret".
+_TYPES = {"structured": "structured", "dynamic": "leased-secret"}
+
+
 async def cli_secrets(request: Request) -> Response:
     """GET /v1/cli/secrets (enriched CLI surface, with type tags)."""
     req = signed(request, await request.body())
@@ -160,7 +164,7 @@ async def cli_secrets(request: Request) -> Response:
                     "projectName": s.project_name,
                     "applicationId": "",
                     "applicationName": "",
-                    "type": "structured" if s.kind == "structured" else "secret",
+                    "type": _TYPES.get(s.kind, "secret"),
                 }
                 for s in found
             ]

@@ -12,7 +12,7 @@ Tested only against a wire-level fake (mockupdb), not a live server.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo import MongoClient
@@ -21,6 +21,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from sikker.engines.base import (
     Connection,
     ProviderError,
+    Statement,
     Strategy,
     UnsupportedStrategy,
     failure,
@@ -163,3 +164,50 @@ class MongoProvider:
 
     def discard_old(self, username: str, current_password: str) -> None:
         raise UnsupportedStrategy("dual password is not supported by MongoDB; nothing to discard")
+
+    # -- dynamic secrets: the grant role is a role of the connection's database -------------
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        try:
+            command = {"rolesInfo": grant_role}
+            (answer,) = self._admin("cannot check the grant role", [(self._db, command)], [])
+        except ProviderError as e:
+            return [e.message]
+        if answer.get("roles") == []:
+            return [f"grant role {grant_role!r} does not exist in {self._db!r}"]
+        return []
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        if creation_statements:
+            raise ProviderError("custom statements are not supported for MongoDB")
+        command = create_user(username, password, [{"role": grant_role, "db": self._db}])
+        self._admin(f"cannot create {username!r}", [(self._db, command)], [password])
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        return  # MongoDB users do not expire: the sweeper is the only clock
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        refuse_admin(username, self._c.admin_user)
+        if self._find(username) is None:
+            return
+        unknowable = secrets.token_urlsafe(48)
+        self._admin(
+            f"cannot revoke {username!r}",
+            [
+                (self._db, update_user(username, unknowable)),  # no new logins
+                ("admin", kill_sessions(username, self._db)),
+                (self._db, {"dropUser": username}),
+            ],
+            [unknowable],
+        )
+
+    def list_users(self, prefix: str) -> list[str]:
+        (answer,) = self._admin("cannot list users", [(self._db, {"usersInfo": 1})], [])
+        names = [str(u.get("user", "")) for u in answer.get("users") or []]
+        return sorted(n for n in names if n.startswith(prefix))

@@ -23,6 +23,7 @@ import pymssql
 from sikker.engines.base import (
     Connection,
     ProviderError,
+    Statement,
     Strategy,
     UnsupportedStrategy,
     failure,
@@ -201,6 +202,68 @@ class MSSQLProvider:
 
     def discard_old(self, username: str, current_password: str) -> None:
         raise UnsupportedStrategy("dual password is not supported by SQL Server; nothing to discard")
+
+    # -- dynamic secrets: a login, its user in the database, membership of a database role ----
+    def check_grant_role(self, grant_role: str) -> list[str]:
+        def check(cur: Cursor) -> list[str]:
+            cur.execute("SELECT 1 FROM sys.database_principals WHERE name = %s AND type = 'R'", (grant_role,))
+            if not cur.fetchall():
+                return [f"grant role {grant_role!r} does not exist in the database"]
+            return []
+
+        try:
+            return list(self._run("cannot check the grant role", check))
+        except ProviderError as e:
+            return [e.message]
+
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        grant_role: str,
+        expires_at_ms: int,
+        creation_statements: Sequence[Statement] = (),
+    ) -> None:
+        if creation_statements:
+            raise ProviderError("custom statements are not supported for SQL Server")
+
+        def steps(cur: Cursor) -> None:
+            name = quote_name(username)
+            cur.execute(set_password_sql("CREATE", username, password))
+            cur.execute(f"CREATE USER {name} FOR LOGIN {name}")
+            cur.execute(f"ALTER ROLE {quote_name(grant_role)} ADD MEMBER {name}")
+
+        self._run(f"cannot create {username!r}", steps, [password])
+
+    def renew_user(self, username: str, expires_at_ms: int) -> None:
+        return  # SQL Server logins do not expire: the sweeper is the only clock
+
+    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+        refuse_admin(username, self._c.admin_user)
+
+        def steps(cur: Cursor) -> None:
+            name = quote_name(username)
+            if not _login_exists(cur, username):
+                return
+            cur.execute(f"ALTER LOGIN {name} DISABLE")
+            cur.execute(
+                "SELECT session_id FROM sys.dm_exec_sessions WHERE login_name = %s AND session_id <> @@SPID",
+                (username,),
+            )
+            for (session_id,) in cur.fetchall():
+                cur.execute(f"KILL {int(session_id)}")
+            cur.execute(f"DROP USER IF EXISTS {name}")
+            cur.execute(f"DROP LOGIN {name}")
+
+        self._run(f"cannot revoke {username!r}", steps)
+
+    def list_users(self, prefix: str) -> list[str]:
+        def steps(cur: Cursor) -> list[str]:
+            cur.execute("SELECT name FROM sys.server_principals WHERE type = 'S'")
+            return [str(row[0]) for row in cur.fetchall()]
+
+        names: list[str] = self._run("cannot list logins", steps)
+        return sorted(n for n in names if n.startswith(prefix))
 
 
 def _login_exists(cur: Cursor, name: str) -> bool:

@@ -98,6 +98,6 @@ def bootstrap(settings: Settings, clock: Clock = wall_clock_ms, db: Database | N
         rotation=RotationService(deps, secrets, plane),
         canaries=CanaryService(deps, secrets),
         people=people,
-        dynamic=DynamicService(deps, targets),
+        dynamic=DynamicService(deps, targets, leases.attempt),
         leases=leases,
     )

@@ -8,6 +8,7 @@ its reads to the full path, where ``service/leases.py`` mints), plus its definit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -45,9 +46,12 @@ UPDATABLE = (
 
 
 class DynamicService:
-    def __init__(self, deps: Deps, targets: Targets) -> None:
+    def __init__(
+        self, deps: Deps, targets: Targets, attempt: Callable[[str], bool] = lambda _id: False
+    ) -> None:
         self.deps = deps
         self.targets = targets
+        self.attempt = attempt  # one revocation attempt of a queued lease (LeaseService.attempt)
 
     # -- lookups -------------------------------------------------------------------------------
     def _definition(self, conn: Connection, principal: Principal, secret_id: str, action: str) -> Definition:
@@ -185,7 +189,8 @@ class DynamicService:
 
     def delete(self, principal: Principal, actor: Actor, secret_id: str, revoke: bool) -> int:
         """Trash the dynamic secret. Refused (409) while leases are live unless ``revoke``, which
-        queues their revocation in the same transaction. Returns how many were queued."""
+        queues their revocation in the same transaction, then attempts each (a database that is
+        down leaves them to the sweeper). Returns how many were queued."""
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             d = self._definition(conn, principal, secret_id, perm.DYNAMIC_MANAGE)
@@ -210,7 +215,9 @@ class DynamicService:
                 Action.ADMIN_DYNAMIC_DELETE,
                 {"project": d.project_id, "secret": d.id, "revoked": str(len(queued))},
             )
-            return len(queued)
+        for lease in queued:
+            self.attempt(lease.id)
+        return len(queued)
 
     def orphans(
         self, principal: Principal, actor: Actor, secret_id: str, dry_run: bool

@@ -102,7 +102,16 @@ class LeaseService:
         if definition is None:
             raise NotFound(f"secret {secret.id} is not a dynamic secret")
         live = store.live_leases_of_machine(conn, machine.id, definition.id)
-        active = [lease for lease in live if lease.state == "active" and lease.expires_ms > now]
+        expired = [lease for lease in live if lease.state == "active" and lease.expires_ms <= now]
+        if expired:  # checked at use too, not only by the sweeper
+            store.queue_revocations(conn, now, "expired", "system", lease_ids=[x.id for x in expired])
+            for lease in expired:
+                audit_store.append(
+                    conn, lease.vault_id, now, SYSTEM_ACTOR, Action.SYSTEM_LEASE_EXPIRE, _target(lease), "ok",
+                    "expired",
+                )  # fmt: skip
+            live = [lease for lease in live if lease not in expired]
+        active = [lease for lease in live if lease.state == "active"]
         if via_read:
             reusable = [lease for lease in active if dynamic.reusable(lease, now)]
             if reusable:

@@ -65,6 +65,8 @@ class RotationService:
         require(principal, perm.ROTATION_MANAGE, secret.vault_id, secret.project_id, missing=missing)
         if secret.deleted_ms is not None:
             raise NotFound(missing)
+        if secret.kind == "dynamic":
+            raise InvalidInput(f"secret {secret.id} is dynamic: every lease is a fresh credential")
         return secret
 
     def set_policy(

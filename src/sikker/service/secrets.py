@@ -15,7 +15,7 @@ from sikker.core.audit import SYSTEM_ACTOR, Action, Actor
 from sikker.core.model import Principal, Project, Secret, VersionInfo
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
-from sikker.errors import Conflict, Locked, NotFound
+from sikker.errors import Conflict, InvalidInput, Locked, NotFound
 from sikker.service.base import Deps, open_version, project_key, require
 from sikker.service.freeze import check_not_frozen, trip_if_canary
 from sikker.storage import audit as audit_store
@@ -128,6 +128,11 @@ class SecretService:
         now = self.deps.clock()
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id, perm.SECRET_WRITE, for_update=True)
+            if secret.kind == "dynamic":
+                raise Conflict(
+                    f"secret {secret_id} is dynamic: change its definition with "
+                    f"PUT /api/dynamic-secrets/{secret_id}"
+                )
             if value.kind != secret.kind:
                 raise Conflict(f"secret {secret_id} is {secret.kind}; send a {secret.kind} value")
             project = vault_store.get_project(conn, secret.project_id)
@@ -152,6 +157,11 @@ class SecretService:
         problem: Locked | None = None
         with self.deps.db.write() as conn:
             secret = self._secret(conn, principal, secret_id, perm.SECRET_READ)
+            if secret.kind == "dynamic":
+                raise InvalidInput(
+                    f"secret {secret.id} is dynamic: it has no stored value; machines lease "
+                    f"credentials from it (see GET /api/dynamic-secrets/{secret.id})"
+                )
             number = version or secret.current_version
             project = vault_store.get_project(conn, secret.project_id, for_share=True)
             assert project is not None

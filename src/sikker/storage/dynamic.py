@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, func, insert, or_, select, update
 
 from sikker.core.dynamic import LIVE, Definition, Lease
 from sikker.core.model import Sealed
-from sikker.storage.tables import dynamic_secrets, grants, leases, machine_projects, machines, secrets
+from sikker.storage.tables import dynamic_secrets, leases, machines, secrets
 
 
 # -- definitions ---------------------------------------------------------------------------------
@@ -263,47 +263,37 @@ def queue_revocations(
 
 
 def due_to_expire(conn: Connection, now_ms: int, creating_before_ms: int, limit: int = 500) -> list[Lease]:
-    """Active leases past their end, and 'creating' rows a crash left behind."""
-    q = (
+    """Active leases past their end, and 'creating' rows a crash left behind (two index range
+    scans on ``ix_leases_state_expires``)."""
+    ended = (
         select(leases)
-        .where(
-            or_(
-                and_(leases.c.state == "active", leases.c.expires_ms <= now_ms),
-                and_(leases.c.state == "creating", leases.c.created_ms <= creating_before_ms),
-            )
-        )
+        .where(leases.c.state == "active", leases.c.expires_ms <= now_ms)
+        .order_by(leases.c.expires_ms)
         .limit(limit)
     )
-    return [_lease(r) for r in conn.execute(q)]
+    stale = (
+        select(leases)
+        .where(leases.c.state == "creating", leases.c.created_ms <= creating_before_ms)
+        .limit(limit)
+    )
+    return [_lease(r) for r in conn.execute(ended)] + [_lease(r) for r in conn.execute(stale)]
 
 
 def machine_gone(conn: Connection, now_ms: int, limit: int = 500) -> list[tuple[Lease, str]]:
-    """Active leases whose machine expired, or lost its membership or grant by a path that did
-    not queue the revocation itself (e.g. a change made in SQL): (lease, why)."""
-    member = (
-        select(machine_projects.c.machine_id)
-        .where(
-            machine_projects.c.machine_id == leases.c.machine_id,
-            machine_projects.c.project_id == leases.c.project_id,
-        )
-        .exists()
-    )
-    granted = (
-        select(grants.c.machine_id)
-        .where(grants.c.machine_id == leases.c.machine_id, grants.c.secret_id == leases.c.dynamic_secret_id)
-        .exists()
-    )
+    """Active leases whose machine expired (nothing else marks that moment), or was revoked or
+    disabled by a path that did not queue the revocation itself (e.g. a change made in SQL):
+    (lease, why). The filter is on machines, so the plan starts there and reaches leases
+    through ``ix_leases_machine``; losing a membership or a grant queues the revocation in
+    that change's own transaction (service/machines.py)."""
     q = (
         select(leases, machines.c.expires_ms.label("m_expires"), machines.c.enabled, machines.c.revoked_ms)
-        .select_from(leases.join(machines, machines.c.id == leases.c.machine_id))
+        .select_from(machines.join(leases, leases.c.machine_id == machines.c.id))
         .where(
             leases.c.state == "active",
             or_(
                 machines.c.expires_ms <= now_ms,
                 machines.c.enabled.is_(False),
                 machines.c.revoked_ms.is_not(None),
-                ~member,
-                ~granted,
             ),
         )
         .limit(limit)
@@ -315,10 +305,8 @@ def machine_gone(conn: Connection, now_ms: int, limit: int = 500) -> list[tuple[
             why = "machine revoked"
         elif not m["enabled"]:
             why = "machine disabled"
-        elif m["m_expires"] is not None and m["m_expires"] <= now_ms:
-            why = "machine expired"
         else:
-            why = "machine lost its membership or grant"
+            why = "machine expired"
         out.append((_lease(row), why))
     return out
 

@@ -152,3 +152,29 @@ def test_test_admin_pings_and_lists_users(mongo: FakeMongo) -> None:
 def test_dual_is_unsupported(mongo: FakeMongo) -> None:
     with pytest.raises(UnsupportedStrategy):
         provider_for(mongo).apply("dual", "app", "pw", "app")
+
+
+# -- dynamic secrets ---------------------------------------------------------------------------
+def test_a_dynamic_user_gets_the_grant_role_on_the_database(mongo: FakeMongo) -> None:
+    provider_for(mongo).create_user("sk_abc_x", "p'w\"$", "readWrite", 0)
+    assert mongo.sent("createUser") == [
+        {"createUser": "sk_abc_x", "pwd": "p'w\"$", "roles": [{"role": "readWrite", "db": "shop"}]}
+    ]
+
+
+def test_revoking_a_dynamic_user_locks_it_kills_its_sessions_then_drops_it(mongo: FakeMongo) -> None:
+    mongo.users["sk_abc_x"] = {"user": "sk_abc_x", "roles": []}
+    provider_for(mongo).revoke_user("sk_abc_x")
+    names = [next(iter(doc)) for _, doc in mongo.commands if next(iter(doc)) != "usersInfo"]
+    assert names == ["updateUser", "killAllSessionsByPattern", "dropUser"]
+    assert mongo.sent("dropUser") == [{"dropUser": "sk_abc_x"}]
+
+
+def test_revoking_a_missing_dynamic_user_is_done(mongo: FakeMongo) -> None:
+    provider_for(mongo).revoke_user("sk_abc_gone")
+    assert mongo.sent("dropUser") == []
+
+
+def test_dynamic_users_are_listed_by_prefix(mongo: FakeMongo) -> None:
+    assert provider_for(mongo).list_users("sk_abc_") == []
+    assert mongo.sent("usersInfo") == [{"usersInfo": 1}]

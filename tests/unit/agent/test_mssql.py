@@ -152,3 +152,32 @@ def test_admin_check_reports_missing_privileges() -> None:
         lambda u, p: RecordingConnection(log, lambda s, a: [(0, 0, 0)]),
     )
     assert provider.test_admin() == ["admin login 'weak' needs ALTER ANY LOGIN (securityadmin)"]
+
+
+# -- dynamic secrets ---------------------------------------------------------------------------
+def test_a_dynamic_login_gets_a_database_user_in_the_grant_role() -> None:
+    scripted = Scripted(set())
+    scripted.provider().create_user("sk_abc_x", "pw'); DROP LOGIN sa; --", "app]role", 0)
+    assert scripted.rendered() == [
+        "CREATE LOGIN [sk_abc_x] WITH PASSWORD = N'pw''); DROP LOGIN sa; --'",
+        "CREATE USER [sk_abc_x] FOR LOGIN [sk_abc_x]",
+        "ALTER ROLE [app]]role] ADD MEMBER [sk_abc_x]",
+    ]
+
+
+def test_revoking_a_dynamic_login_disables_it_kills_sessions_and_drops_it() -> None:
+    scripted = Scripted({"sk_abc_x"}, sessions=[53])
+    scripted.provider().revoke_user("sk_abc_x")
+    assert scripted.rendered()[1:] == [
+        "ALTER LOGIN [sk_abc_x] DISABLE",
+        "SELECT session_id FROM sys.dm_exec_sessions WHERE login_name = N'sk_abc_x' AND session_id <> @@SPID",
+        "KILL 53",
+        "DROP USER IF EXISTS [sk_abc_x]",
+        "DROP LOGIN [sk_abc_x]",
+    ]
+
+
+def test_revoking_a_missing_dynamic_login_is_done() -> None:
+    scripted = Scripted(set())
+    scripted.provider().revoke_user("sk_abc_gone")
+    assert len(scripted.rendered()) == 1  # the lookup only
