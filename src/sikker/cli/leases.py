@@ -167,7 +167,11 @@ def lease_renew(client: Client, as_json: bool, lease_id: str, ttl: str | None) -
 @click.argument("lease_id", metavar="[LEASE]", required=False)
 @filter_options
 @click.option("--reason", default=None, help="Why (kept in the lease and the audit record).")
-@click.option("--sync", is_flag=True, help="Wait until the users are dropped (default: queue the jobs).")
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="Attempt the revocations now and wait (a bulk revoke waits for at most 100); default: queue them.",
+)
 @client_command
 def lease_revoke(
     client: Client,
@@ -183,7 +187,9 @@ def lease_revoke(
     """Revoke one lease, or every live lease of --dynamic, --machine or --project.
 
     The user loses its login, its sessions are terminated, then it is dropped. Without --sync
-    this is a queued job, retried until the database answers.
+    the revocation is queued for the sweeper (within one lease_sweep_interval_seconds); a
+    failed attempt is retried with backoff until the database answers (the lease stays
+    'revoking': 'sikker lease show' has its attempts and last error).
     """
     filters = _filters(dynamic, project, machine)
     if bool(lease_id) == bool(filters):
