@@ -342,7 +342,9 @@ def test_a_database_that_is_down_fails_only_its_own_leases_and_revocation_resume
         assert refused.status_code == 503
         assert f"database for dynamic secret {d['id']} is unreachable" in refused.json()["error"]
         assert pg.cluster.password not in refused.text
-        assert lease(bot, other["id"])["username"]  # Redis still serves its own
+        served = lease(bot, other["id"])  # Redis still serves its own
+        node.ok("POST", f"/api/leases/{served['leaseId']}/revoke", {"sync": True})
+        assert node.ok("GET", f"/api/leases/{served['leaseId']}")["state"] == "revoked"
         revoking = node.ok("POST", f"/api/leases/{live['leaseId']}/revoke", {"sync": True})
         assert revoking["state"] == "revoking" and revoking["attempts"] == 1 and revoking["lastError"]
     finally:
@@ -510,6 +512,21 @@ def test_the_orphan_sweeper_lists_then_drops_users_without_a_lease(node: Node, p
     done = node.ok("POST", f"/api/dynamic-secrets/{d['id']}/orphans", {"dryRun": False})
     assert done == {"orphans": [orphan], "dropped": [orphan]}
     assert pg.roles(prefix) == {kept["username"]}
+
+
+def test_bulk_revocation_by_machine_or_definition(node: Node, pg: Pg) -> None:
+    d = pg.define(node)
+    first, second = machine(node, pg.where, [d["id"]]), machine(node, pg.where, [d["id"]])
+    mine = [lease(first, d["id"]) for _ in range(3)]
+    theirs = lease(second, d["id"])
+    body = {"machine": first.id, "reason": "rotate the fleet", "sync": True}
+    assert node.ok("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", body) == {"revoked": 3}
+    assert not {g["username"] for g in mine} & pg.roles("sk_")
+    assert node.ok("GET", f"/api/leases/{theirs['leaseId']}")["state"] == "active"
+    status, _ = node.admin("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", {"reason": "all?"})
+    assert status == 400  # say which leases
+    done = node.ok("POST", f"/api/vaults/{pg.where.vault}/leases/revoke", {"dynamic": d["id"], "sync": True})
+    assert done == {"revoked": 1} and theirs["username"] not in pg.roles("sk_")
 
 
 def test_forget_needs_a_reason_and_is_critical(node: Node, pg: Pg) -> None:

@@ -12,18 +12,13 @@ A crash after 1 leaves a ``creating`` row that the sweeper revokes after
 ``CREATING_GRACE_MS``, so no user exists without a lease record. A failed creation drops
 whatever was half-created (or leaves the row ``revoking`` for the sweeper) and answers 503.
 
-Revocations are jobs: the lease row in state ``revoking`` with ``next_attempt_ms``, claimed by
-compare-and-set (``claimed_by``, ``claim_until_ms``) by any node's sweeper or by a synchronous
-request, retried with exponential backoff (cap 5 minutes), never given up; one stalled for 15
-minutes raises a high-severity audit record once an hour.
+Revoking queues a job (the lease row in state ``revoking``); ``service/lease_jobs.py`` runs
+the jobs and the sweeper.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import secrets
-import socket
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,24 +36,22 @@ from sikker.service.base import Deps, require
 from sikker.service.dynamic_targets import (
     DatabaseUnavailable,
     Targets,
-    decode_snapshot,
     encode_snapshot,
     open_part,
     seal_part,
     snapshot_of,
     statement_parts,
 )
+from sikker.service.lease_jobs import LeaseJobs, audit_target
 from sikker.service.machine_plane import MachinePlane
 from sikker.storage import audit as audit_store
 from sikker.storage import dynamic as store
 from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
-log = logging.getLogger(__name__)
 PASSWORD_LEN = 32
+SYNC_ATTEMPTS = 100  # revocations a request waits for; more are left to the sweeper
 _ALPHABET = string.ascii_letters + string.digits
-CLAIM_MS = 120_000
-SWEEP_BUDGET_MS = 5_000
 
 
 @dataclass(slots=True)
@@ -79,12 +72,10 @@ class Issued:
     password: str = field(repr=False)
 
 
-class LeaseService:
+class LeaseService(LeaseJobs):
     def __init__(self, deps: Deps, plane: MachinePlane, targets: Targets) -> None:
-        self.deps = deps
+        super().__init__(deps, targets)
         self.plane = plane
-        self.targets = targets
-        self.node = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
     # -- minting -------------------------------------------------------------------------------
     def _begin(
@@ -107,9 +98,15 @@ class LeaseService:
             store.queue_revocations(conn, now, "expired", "system", lease_ids=[x.id for x in expired])
             for lease in expired:
                 audit_store.append(
-                    conn, lease.vault_id, now, SYSTEM_ACTOR, Action.SYSTEM_LEASE_EXPIRE, _target(lease), "ok",
+                    conn,
+                    lease.vault_id,
+                    now,
+                    SYSTEM_ACTOR,
+                    Action.SYSTEM_LEASE_EXPIRE,
+                    audit_target(lease),
+                    "ok",
                     "expired",
-                )  # fmt: skip
+                )
             live = [lease for lease in live if lease not in expired]
         active = [lease for lease in live if lease.state == "active"]
         if via_read:
@@ -193,7 +190,7 @@ class LeaseService:
             self._creation_failed(pending, e)
             raise
         now = self.deps.clock()
-        target = _target(lease) | {"ttl": str((lease.expires_ms - lease.created_ms) // 1000)}
+        target = audit_target(lease) | {"ttl": str((lease.expires_ms - lease.created_ms) // 1000)}
         with self.deps.db.write() as conn:
             if not store.set_state(conn, lease.id, ("creating",), state="active"):
                 raise Conflict(f"lease {lease.id} was revoked while it was being created")
@@ -228,19 +225,38 @@ class LeaseService:
         with self.deps.db.write() as conn:
             if cleaned:
                 store.set_state(
-                    conn, lease.id, ("creating",), state="failed", revoked_ms=now, revoke_reason=reason,
-                    revoked_by="system", last_error=error.message[:500],
-                )  # fmt: skip
+                    conn,
+                    lease.id,
+                    ("creating",),
+                    state="failed",
+                    revoked_ms=now,
+                    revoke_reason=reason,
+                    revoked_by="system",
+                    last_error=error.message[:500],
+                )
             else:
                 store.set_state(
-                    conn, lease.id, ("creating",), state="revoking", revoke_requested_ms=now,
-                    revoke_reason=reason, revoked_by="system", next_attempt_ms=now + dynamic.backoff_ms(0),
-                    last_error=error.message[:500], attempts=1,
-                )  # fmt: skip
+                    conn,
+                    lease.id,
+                    ("creating",),
+                    state="revoking",
+                    revoke_requested_ms=now,
+                    revoke_reason=reason,
+                    revoked_by="system",
+                    next_attempt_ms=now + dynamic.backoff_ms(0),
+                    last_error=error.message[:500],
+                    attempts=1,
+                )
             audit_store.append(
-                conn, lease.vault_id, now, pending.actor, Action.SYSTEM_LEASE_FAIL, _target(lease), "error",
+                conn,
+                lease.vault_id,
+                now,
+                pending.actor,
+                Action.SYSTEM_LEASE_FAIL,
+                audit_target(lease),
+                "error",
                 reason,
-            )  # fmt: skip
+            )
 
     # -- machine plane ---------------------------------------------------------------------------
     def _checked(self, conn: Connection, machine: Machine, secret_id: str, source_ip: str, now: int) -> Any:
@@ -324,7 +340,9 @@ class LeaseService:
             store.queue_revocations(
                 conn, now, "revoked by its machine", f"machine:{machine.id}", lease_ids=[lease.id]
             )
-            audit_store.append(conn, lease.vault_id, now, actor, Action.MACHINE_LEASE_REVOKE, _target(lease))
+            audit_store.append(
+                conn, lease.vault_id, now, actor, Action.MACHINE_LEASE_REVOKE, audit_target(lease)
+            )
 
         self.plane.run_signed(req, Action.MACHINE_LEASE_REVOKE, {"lease": lease_id[:40]}, work)
         self.attempt(lease_id)
@@ -352,21 +370,11 @@ class LeaseService:
                 conn, lease.id, ("active",), expires_ms=max(expires, lease.expires_ms)
             ):
                 raise Conflict(f"lease {lease.id} was revoked meanwhile")
-            target = _target(lease) | {"expires": str(expires)}
+            target = audit_target(lease) | {"expires": str(expires)}
             audit_store.append(conn, lease.vault_id, now, actor, action, target)
             found = store.get_lease(conn, lease.id)
         assert found is not None
         return found
-
-    def _expire(self, lease: Lease, reason: str, now: int) -> bool:
-        with self.deps.db.write() as conn:
-            queued = store.queue_revocations(conn, now, reason, "system", lease_ids=[lease.id])
-            if queued:
-                audit_store.append(
-                    conn, lease.vault_id, now, SYSTEM_ACTOR, Action.SYSTEM_LEASE_EXPIRE,
-                    _target(lease), "ok", reason,
-                )  # fmt: skip
-        return bool(queued)
 
     # -- admin plane -------------------------------------------------------------------------------
     def _lease(self, conn: Connection, principal: Principal, lease_id: str, action: str) -> Lease:
@@ -416,7 +424,7 @@ class LeaseService:
             lease = self._lease(conn, principal, lease_id, perm.LEASE_MANAGE)
             who = f"{actor.kind}:{actor.id}"
             if store.queue_revocations(conn, now, reason or "revoked by an admin", who, lease_ids=[lease.id]):
-                target = _target(lease)
+                target = audit_target(lease)
                 audit_store.append(
                     conn, lease.vault_id, now, actor, Action.ADMIN_LEASE_REVOKE, target, "ok", reason
                 )
@@ -458,13 +466,14 @@ class LeaseService:
                 dynamic_secret_ids=[filters["dynamic"]] if "dynamic" in filters else None,
                 project_id=filters.get("project"),
             )
-            for lease in queued:
-                audit_store.append(
-                    conn, vault_id, now, actor, Action.ADMIN_LEASE_REVOKE, _target(lease), "ok", reason
-                )
-        if sync:
-            for lease in queued:
-                self.attempt(lease.id)
+            # One record for the batch (each lease's revocation gets its own when it is done).
+            target = {"vault": vault_id, "count": str(len(queued))} | {
+                key: value[:40] for key, value in filters.items()
+            }
+            audit_store.append(conn, vault_id, now, actor, Action.ADMIN_LEASE_REVOKE, target, "ok", reason)
+        if sync:  # at most SYNC_ATTEMPTS now; the sweeper runs the rest
+            for lease_id in queued[:SYNC_ATTEMPTS]:
+                self.attempt(lease_id)
         return len(queued)
 
     def forget(self, principal: Principal, actor: Actor, lease_id: str, reason: str) -> Lease:
@@ -475,119 +484,23 @@ class LeaseService:
         with self.deps.db.write() as conn:
             lease = self._lease(conn, principal, lease_id, perm.LEASE_MANAGE)
             if not store.set_state(
-                conn, lease.id, dynamic.LIVE, state="forgotten", revoked_ms=now, revoke_reason=reason[:500],
-                revoked_by=f"{actor.kind}:{actor.id}", claimed_by=None, claim_until_ms=None,
-            ):  # fmt: skip
+                conn,
+                lease.id,
+                dynamic.LIVE,
+                state="forgotten",
+                revoked_ms=now,
+                revoke_reason=reason[:500],
+                revoked_by=f"{actor.kind}:{actor.id}",
+                claimed_by=None,
+                claim_until_ms=None,
+            ):
                 raise Conflict(f"lease {lease.id} is {lease.state}; nothing to forget")
             audit_store.append(
-                conn, lease.vault_id, now, actor, Action.ADMIN_LEASE_FORGET, _target(lease), "ok", reason
+                conn, lease.vault_id, now, actor, Action.ADMIN_LEASE_FORGET, audit_target(lease), "ok", reason
             )
             found = store.get_lease(conn, lease.id)
         assert found is not None
         return found
-
-    # -- revocation jobs -------------------------------------------------------------------------
-    def attempt(self, lease_id: str) -> bool:
-        """One revocation attempt of a 'revoking' lease, if this caller wins its claim."""
-        now = self.deps.clock()
-        try:
-            with self.deps.db.write() as conn:
-                lease = store.get_lease(conn, lease_id)
-                if lease is None or lease.state != "revoking":
-                    return False
-                if not store.claim(conn, lease.id, self.node, now, now + CLAIM_MS):
-                    return False
-                project = vault_store.get_project(conn, lease.project_id)
-                sealed = store.sealed_snapshot(conn, lease.id)
-                assert project is not None and sealed is not None
-                snapshot = decode_snapshot(
-                    open_part(self.deps, conn, project, lease.dynamic_secret_id, lease.id, "snapshot", sealed)
-                )
-        except SikkerError as e:
-            log.warning("lease %s: cannot start its revocation: %s", lease_id, e.message)
-            return False
-        try:
-            with self.deps.db.read() as conn:
-                admin = self.targets.admin_login(conn, lease.vault_id, snapshot.admin_secret_id)
-            parts = statement_parts(snapshot.revocation_statements)
-            self.targets.call(
-                lease.dynamic_secret_id, snapshot, admin, lambda p: p.revoke_user(snapshot.username, parts)
-            )
-        except SikkerError as e:
-            self._attempt_failed(lease, e.message)
-            return False
-        done = self.deps.clock()
-        with self.deps.db.write() as conn:
-            if store.set_state(
-                conn, lease.id, ("revoking",), state="revoked", revoked_ms=done, claimed_by=None,
-                claim_until_ms=None, last_error=None, attempts=lease.attempts + 1,
-            ):  # fmt: skip
-                audit_store.append(
-                    conn, lease.vault_id, done, SYSTEM_ACTOR, Action.SYSTEM_LEASE_REVOKE,
-                    _target(lease), "ok", (lease.revoke_reason or "")[:300],
-                )  # fmt: skip
-        return True
-
-    def _attempt_failed(self, lease: Lease, message: str) -> None:
-        now = self.deps.clock()
-        attempts = lease.attempts + 1
-        with self.deps.db.write() as conn:
-            store.set_state(
-                conn, lease.id, ("revoking",), attempts=attempts,
-                next_attempt_ms=now + dynamic.backoff_ms(attempts), last_error=message[:500],
-                claimed_by=None, claim_until_ms=None,
-            )  # fmt: skip
-            audit_store.append(
-                conn, lease.vault_id, now, SYSTEM_ACTOR, Action.SYSTEM_LEASE_FAIL, _target(lease), "error",
-                f"revocation attempt {attempts}: {message}"[:500],
-            )  # fmt: skip
-            if dynamic.needs_alert(lease, now) and store.set_state(
-                conn, lease.id, ("revoking",), alerted_ms=now
-            ):
-                waited = (now - (lease.revoke_requested_ms or now)) // 60_000
-                audit_store.append(
-                    conn, lease.vault_id, now, SYSTEM_ACTOR, Action.SYSTEM_LEASE_STALLED, _target(lease),
-                    "error", f"revocation pending for {waited} minutes: {message}"[:500],
-                )  # fmt: skip
-
-    def sweep(self) -> int:
-        """Expire due leases and run due revocation jobs, in bounded pages (every node runs
-        this; claims make each job run once). Returns how many leases it revoked."""
-        if self.deps.keyring.sealed:
-            return 0
-        started = self.deps.clock()
-        while True:
-            now = self.deps.clock()
-            with self.deps.db.read() as conn:
-                expiring = store.due_to_expire(conn, now, now - dynamic.CREATING_GRACE_MS)
-                gone = store.machine_gone(conn, now)
-            for lease in expiring:
-                why = "expired" if lease.state == "active" else "creation interrupted"
-                self._expire(lease, why, now)
-            for lease, why in gone:
-                self._expire(lease, why, now)
-            if len(expiring) < 500 and len(gone) < 500:
-                break
-            if self.deps.clock() - started > SWEEP_BUDGET_MS:
-                break
-        revoked = 0
-        while True:
-            with self.deps.db.read() as conn:
-                due = store.due_revocations(conn, self.deps.clock())
-            for lease in due:
-                revoked += int(self.attempt(lease.id))
-            if len(due) < 100 or self.deps.clock() - started > SWEEP_BUDGET_MS:
-                return revoked
-
-
-def _target(lease: Lease) -> dict[str, str]:
-    return {
-        "project": lease.project_id,
-        "secret": lease.dynamic_secret_id,
-        "lease": lease.id,
-        "username": lease.username,
-        **({"machine": lease.machine_id} if lease.machine_id else {}),
-    }
 
 
 def _value(issued: Issued) -> str:
@@ -600,11 +513,6 @@ def _value(issued: Issued) -> str:
             "expiresAt": str(issued.lease.expires_ms),
         }
     ).decode()
-
-
-def check_state(state: str | None) -> None:
-    if state is not None and state not in dynamic.STATES:
-        raise InvalidInput(f"state must be one of {', '.join(dynamic.STATES)}")
 
 
 __all__ = ["DatabaseUnavailable", "Issued", "LeaseService", "Pending"]

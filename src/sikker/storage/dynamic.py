@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, insert, or_, select, update
 
 from sikker.core.dynamic import LIVE, Definition, Lease
 from sikker.core.model import Sealed
@@ -87,6 +87,9 @@ def get_definition(conn: Connection, secret_id: str, live_only: bool = True) -> 
 def list_definitions(conn: Connection, project_id: str) -> list[Definition]:
     q = _DEFINITIONS.where(secrets.c.project_id == project_id, secrets.c.deleted_ms.is_(None))
     return [_definition(r) for r in conn.execute(q.order_by(secrets.c.name))]
+
+
+QUEUE_PAGE = 1000
 
 
 # -- leases ------------------------------------------------------------------------------------------
@@ -231,35 +234,40 @@ def queue_revocations(
     project_id: str | None = None,
     vault_id: str | None = None,
     lease_ids: list[str] | None = None,
-) -> list[Lease]:
-    """Turn the matching live leases into revocation jobs (due now); returns them as they were.
+) -> list[str]:
+    """Turn the matching live leases into revocation jobs (due now); returns their ids.
 
-    Bounded by the filters (a machine, a definition, a project): called in the same
-    transaction as the change that ends the leases (machine revoked, grant removed...)."""
-    q = select(leases).where(leases.c.state.in_(("creating", "active")))
+    Called in the same transaction as the change that ends the leases (machine revoked, grant
+    removed...). Works in pages of ``QUEUE_PAGE`` ids: only ids are held, never lease rows."""
+    live = leases.c.state.in_(("creating", "active"))
+    where: list[ColumnElement[bool]] = [live]
     if machine_id is not None:
-        q = q.where(leases.c.machine_id == machine_id)
+        where.append(leases.c.machine_id == machine_id)
     if dynamic_secret_ids is not None:
-        q = q.where(leases.c.dynamic_secret_id.in_(dynamic_secret_ids))
+        where.append(leases.c.dynamic_secret_id.in_(dynamic_secret_ids))
     if project_id is not None:
-        q = q.where(leases.c.project_id == project_id)
+        where.append(leases.c.project_id == project_id)
     if vault_id is not None:
-        q = q.where(leases.c.vault_id == vault_id)
+        where.append(leases.c.vault_id == vault_id)
     if lease_ids is not None:
-        q = q.where(leases.c.id.in_(lease_ids))
-    found = [_lease(r) for r in conn.execute(q.with_for_update())]
-    for lease in found:
-        set_state(
-            conn,
-            lease.id,
-            ("creating", "active"),
-            state="revoking",
-            revoke_requested_ms=now_ms,
-            revoke_reason=reason[:500],
-            revoked_by=by[:100],
-            next_attempt_ms=now_ms,
+        where.append(leases.c.id.in_(lease_ids))
+    queued: list[str] = []
+    while True:
+        page = [str(i) for i in conn.execute(select(leases.c.id).where(*where).limit(QUEUE_PAGE)).scalars()]
+        if not page:
+            return queued
+        conn.execute(
+            update(leases)
+            .where(leases.c.id.in_(page), live)
+            .values(
+                state="revoking",
+                revoke_requested_ms=now_ms,
+                revoke_reason=reason[:500],
+                revoked_by=by[:100],
+                next_attempt_ms=now_ms,
+            )
         )
-    return found
+        queued += page
 
 
 def due_to_expire(conn: Connection, now_ms: int, creating_before_ms: int, limit: int = 500) -> list[Lease]:

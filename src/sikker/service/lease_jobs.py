@@ -1,0 +1,187 @@
+"""Revocation jobs of leases and the sweeper (the half of ``service/leases.py`` that runs in
+the background on every node).
+
+A job is a lease row in state ``revoking`` with ``next_attempt_ms``. Whoever runs it (any
+node's sweeper, or a request asking for a synchronous revocation) first claims it by
+compare-and-set on ``claimed_by``/``claim_until_ms``, then talks to the database with no
+store transaction open, then records the outcome: ``revoked``, or the next attempt after an
+exponential backoff (1 s doubling, cap 5 minutes, never given up). A job pending for 15
+minutes writes a ``system:lease:stalled`` record (high) once an hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+
+from sikker.core import dynamic
+from sikker.core.audit import SYSTEM_ACTOR, Action
+from sikker.core.dynamic import Lease
+from sikker.errors import SikkerError
+from sikker.service.base import Deps
+from sikker.service.dynamic_targets import Targets, decode_snapshot, open_part, statement_parts
+from sikker.storage import audit as audit_store
+from sikker.storage import dynamic as store
+from sikker.storage import vaults as vault_store
+
+log = logging.getLogger(__name__)
+CLAIM_MS = 120_000
+SWEEP_BUDGET_MS = 5_000
+
+
+class LeaseJobs:
+    def __init__(self, deps: Deps, targets: Targets) -> None:
+        self.deps = deps
+        self.targets = targets
+        self.node = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def _expire(self, lease: Lease, reason: str, now: int) -> bool:
+        with self.deps.db.write() as conn:
+            queued = store.queue_revocations(conn, now, reason, "system", lease_ids=[lease.id])
+            if queued:
+                audit_store.append(
+                    conn,
+                    lease.vault_id,
+                    now,
+                    SYSTEM_ACTOR,
+                    Action.SYSTEM_LEASE_EXPIRE,
+                    audit_target(lease),
+                    "ok",
+                    reason,
+                )
+        return bool(queued)
+
+    # -- revocation jobs -------------------------------------------------------------------------
+    def attempt(self, lease_id: str) -> bool:
+        """One revocation attempt of a 'revoking' lease, if this caller wins its claim."""
+        now = self.deps.clock()
+        try:
+            with self.deps.db.write() as conn:
+                lease = store.get_lease(conn, lease_id)
+                if lease is None or lease.state != "revoking":
+                    return False
+                if not store.claim(conn, lease.id, self.node, now, now + CLAIM_MS):
+                    return False
+                project = vault_store.get_project(conn, lease.project_id)
+                sealed = store.sealed_snapshot(conn, lease.id)
+                assert project is not None and sealed is not None
+                snapshot = decode_snapshot(
+                    open_part(self.deps, conn, project, lease.dynamic_secret_id, lease.id, "snapshot", sealed)
+                )
+        except SikkerError as e:
+            log.warning("lease %s: cannot start its revocation: %s", lease_id, e.message)
+            return False
+        try:
+            with self.deps.db.read() as conn:
+                admin = self.targets.admin_login(conn, lease.vault_id, snapshot.admin_secret_id)
+            parts = statement_parts(snapshot.revocation_statements)
+            self.targets.call(
+                lease.dynamic_secret_id, snapshot, admin, lambda p: p.revoke_user(snapshot.username, parts)
+            )
+        except SikkerError as e:
+            self._attempt_failed(lease, e.message)
+            return False
+        done = self.deps.clock()
+        with self.deps.db.write() as conn:
+            if store.set_state(
+                conn,
+                lease.id,
+                ("revoking",),
+                state="revoked",
+                revoked_ms=done,
+                claimed_by=None,
+                claim_until_ms=None,
+                last_error=None,
+                attempts=lease.attempts + 1,
+            ):
+                audit_store.append(
+                    conn,
+                    lease.vault_id,
+                    done,
+                    SYSTEM_ACTOR,
+                    Action.SYSTEM_LEASE_REVOKE,
+                    audit_target(lease),
+                    "ok",
+                    (lease.revoke_reason or "")[:300],
+                )
+        return True
+
+    def _attempt_failed(self, lease: Lease, message: str) -> None:
+        now = self.deps.clock()
+        attempts = lease.attempts + 1
+        with self.deps.db.write() as conn:
+            store.set_state(
+                conn,
+                lease.id,
+                ("revoking",),
+                attempts=attempts,
+                next_attempt_ms=now + dynamic.backoff_ms(attempts),
+                last_error=message[:500],
+                claimed_by=None,
+                claim_until_ms=None,
+            )
+            audit_store.append(
+                conn,
+                lease.vault_id,
+                now,
+                SYSTEM_ACTOR,
+                Action.SYSTEM_LEASE_FAIL,
+                audit_target(lease),
+                "error",
+                f"revocation attempt {attempts}: {message}"[:500],
+            )
+            if dynamic.needs_alert(lease, now) and store.set_state(
+                conn, lease.id, ("revoking",), alerted_ms=now
+            ):
+                waited = (now - (lease.revoke_requested_ms or now)) // 60_000
+                audit_store.append(
+                    conn,
+                    lease.vault_id,
+                    now,
+                    SYSTEM_ACTOR,
+                    Action.SYSTEM_LEASE_STALLED,
+                    audit_target(lease),
+                    "error",
+                    f"revocation pending for {waited} minutes: {message}"[:500],
+                )
+
+    def sweep(self) -> int:
+        """Expire due leases and run due revocation jobs, in bounded pages (every node runs
+        this; claims make each job run once). Returns how many leases it revoked."""
+        if self.deps.keyring.sealed:
+            return 0
+        started = self.deps.clock()
+        while True:
+            now = self.deps.clock()
+            with self.deps.db.read() as conn:
+                expiring = store.due_to_expire(conn, now, now - dynamic.CREATING_GRACE_MS)
+                gone = store.machine_gone(conn, now)
+            for lease in expiring:
+                why = "expired" if lease.state == "active" else "creation interrupted"
+                self._expire(lease, why, now)
+            for lease, why in gone:
+                self._expire(lease, why, now)
+            if len(expiring) < 500 and len(gone) < 500:
+                break
+            if self.deps.clock() - started > SWEEP_BUDGET_MS:
+                break
+        revoked = 0
+        while True:
+            with self.deps.db.read() as conn:
+                due = store.due_revocations(conn, self.deps.clock())
+            for lease in due:
+                revoked += int(self.attempt(lease.id))
+            if len(due) < 100 or self.deps.clock() - started > SWEEP_BUDGET_MS:
+                return revoked
+
+
+def audit_target(lease: Lease) -> dict[str, str]:
+    return {
+        "project": lease.project_id,
+        "secret": lease.dynamic_secret_id,
+        "lease": lease.id,
+        "username": lease.username,
+        **({"machine": lease.machine_id} if lease.machine_id else {}),
+    }
