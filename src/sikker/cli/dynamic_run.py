@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sikker.cli.environment import merge
 from sikker.cli.machine_client import MachineClient, check_id, encode
+from sikker.cli.supervisor import Source
 from sikker.core.signing import env_name
 from sikker.errors import InvalidInput, NotFound, SikkerError
 
@@ -150,3 +152,25 @@ class DynamicLease:
             self._client.request("DELETE", f"/v1/leases/{lease_id}")
         except SikkerError as e:
             self._warn(f"could not revoke lease {lease_id}: {e.message}; it ends at its expiry")
+
+
+class LeasedSource:
+    """A run's secret variables plus a dynamic lease's credential (which never changes:
+    renewal keeps the user and its password)."""
+
+    def __init__(self, inner: Source, leased: dict[str, str], warn: Callable[[str], None]) -> None:
+        self._inner = inner
+        self._leased = leased
+        self._warn = warn
+
+    def ids(self) -> list[str]:
+        return self._inner.ids()
+
+    def env(self) -> dict[str, str]:
+        return merge([self._inner.env(), self._leased], self._warn)
+
+    def poll(self, ids: list[str]) -> dict[str, Any]:
+        return self._inner.poll(ids)
+
+    def refresh(self, changed: list[str]) -> None:
+        self._inner.refresh(changed)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from sikker.cli import identity as identities
 from sikker.cli.client import error_for_status, tls_verify, unreachable
-from sikker.cli.dynamic_run import DynamicLease, env_prefix, resolve_dynamic
+from sikker.cli.dynamic_run import DynamicLease, LeasedSource, env_prefix, resolve_dynamic
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import (
     USER_AGENT,
@@ -194,27 +194,6 @@ class SecretSource:
         self._by_secret.update(updates)
 
 
-class LeasedSource:
-    """``SecretSource``'s variables plus a dynamic lease's credential (which never changes:
-    renewal keeps the user and password)."""
-
-    def __init__(self, inner: SecretSource, leased: dict[str, str]) -> None:
-        self._inner = inner
-        self._leased = leased
-
-    def ids(self) -> list[str]:
-        return self._inner.ids()
-
-    def env(self) -> dict[str, str]:
-        return merge([self._inner.env(), self._leased], warn)
-
-    def poll(self, ids: list[str]) -> dict[str, Any]:
-        return self._inner.poll(ids)
-
-    def refresh(self, changed: list[str]) -> None:
-        self._inner.refresh(changed)
-
-
 @click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @vault_option
 @click.option("--secret", "secret_ids", multiple=True, metavar="ID", help="Secret to inject (repeatable).")
@@ -277,7 +256,7 @@ def run_cmd(
         if dynamic:
             dynamic_id, name = resolve_dynamic(client, dynamic)
             lease = DynamicLease(client, dynamic_id, env_prefix(name, dynamic_env), warn)
-            source = LeasedSource(secrets, lease.open())
+            source = LeasedSource(secrets, lease.open(), warn)
         status = supervise(source, command, watch=watch, interval=interval, warn=warn)
     except FileNotFoundError:
         click.echo(f"sikker: command not found: {command[0]}", err=True)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sikker.cli.dynamic import definition_body, parse_statements
-from sikker.cli.dynamic_run import DynamicLease, env_prefix
+from sikker.cli.dynamic_run import DynamicLease, LeasedSource, env_prefix
 from sikker.cli.identity import Identity
 from sikker.cli.leases import lease
 from sikker.cli.machine_client import MachineClient
@@ -215,3 +215,25 @@ def test_forget_asks_before_it_acts() -> None:
         input="n\n",
     )
     assert result.exit_code == 1 and "Forget lease lease_1?" in result.output
+
+
+def test_the_run_environment_holds_the_secrets_and_the_lease() -> None:
+    class Secrets:
+        def ids(self) -> list[str]:
+            return ["sk_1"]
+
+        def env(self) -> dict[str, str]:
+            return {"API_KEY": "k", "PG_USERNAME": "shadowed"}
+
+        def poll(self, ids: list[str]) -> dict[str, Any]:
+            return {}
+
+        def refresh(self, changed: list[str]) -> None:
+            pass
+
+    warnings: list[str] = []
+    source = LeasedSource(Secrets(), {"PG_USERNAME": "sk_ab_x", "PG_PASSWORD": "pw"}, warnings.append)
+    assert source.env() == {"API_KEY": "k", "PG_USERNAME": "sk_ab_x", "PG_PASSWORD": "pw"}
+    assert source.ids() == ["sk_1"] and warnings == [
+        "PG_USERNAME is set by more than one secret; the last one wins"
+    ]
