@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 BAO_VENV ?= /tmp/bao-venv
 
-.PHONY: install dev test lint bench bench-audit bench-console clean
+.PHONY: install dev test lint bench bench-audit bench-console bench-dynamic clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-audit: install
 ## secrets in a project, rendered in process: p50/p95/p99 vs 300 ms (~10 s; BENCH_ARGS=--pg).
 bench-console: install
 	$(BIN)/python bench/console.py $(BENCH_ARGS)
+## Install, then the dynamic-secret figures (lease latency per engine, expiry, a database outage,
+## kill -9 during lease creation, restart with 100,000 leases). Needs the local PostgreSQL server
+## binaries, MariaDB and Redis; docs/performance.md section 10. BENCH_ARGS="--leases 2000" to shrink.
+bench-dynamic: install
+	$(BIN)/python bench/dynamic.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

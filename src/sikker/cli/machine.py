@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sikker.cli import identity as identities
 from sikker.cli import workload
 from sikker.cli.client import ADDR_FROM_FLAG
+from sikker.cli.dynamic_run import DynamicLease, LeasedSource, env_prefix, resolve_dynamic
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import MachineClient, check_api_url, check_id
 from sikker.cli.options import JSON_ERRORS_HELP, addr_source, ca_cert_option, json_option, resolve_token
 from sikker.cli.output import emit_json, table
-from sikker.cli.supervisor import supervise
+from sikker.cli.supervisor import Source, supervise
 from sikker.cli.workload import JwtSource, jwt_options
 from sikker.errors import InvalidInput, NotFound, SikkerError
 
@@ -189,6 +190,18 @@ class SecretSource:
 @vault_option
 @click.option("--secret", "secret_ids", multiple=True, metavar="ID", help="Secret to inject (repeatable).")
 @click.option("--all", "all_secrets", is_flag=True, help="Inject every granted secret.")
+@click.option(
+    "--dynamic",
+    default=None,
+    metavar="ID",
+    help="Lease a fresh database user from this dynamic secret (id or name) for the command's lifetime.",
+)
+@click.option(
+    "--dynamic-env",
+    default=None,
+    metavar="PREFIX",
+    help="With --dynamic: inject PREFIX_USERNAME, PREFIX_PASSWORD, PREFIX_LEASE_ID [default: its name].",
+)
 @click.option("--project", default=None, help="With --all: only this project (id or name).")
 @click.option("--watch", is_flag=True, help="Restart the command when an injected secret changes.")
 @click.option(
@@ -205,6 +218,8 @@ def run_cmd(
     ca_cert: str | None,
     secret_ids: tuple[str, ...],
     all_secrets: bool,
+    dynamic: str | None,
+    dynamic_env: str | None,
     project: str | None,
     watch: bool,
     interval: int,
@@ -221,19 +236,33 @@ def run_cmd(
       sikker run --vault V --role ci --jwt-file /var/run/token --all -- ./deploy
     With a JWT (--jwt-file, --jwt-env, --github-actions) this process logs in through the
     JWT role with a key held in memory only: no identity is written.
-    Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND.
+
+    \b
+      sikker run --dynamic pg-ro -- ./migrate    # PG_RO_USERNAME, PG_RO_PASSWORD
+    Signals (INT, TERM, HUP, QUIT) are passed on to COMMAND. A --dynamic lease is renewed
+    while COMMAND runs and revoked when it ends.
     """
-    if bool(secret_ids) == all_secrets:
-        raise InvalidInput("pass --secret ID (repeatable) or --all, not both")
+    if (secret_ids and all_secrets) or not (secret_ids or all_secrets or dynamic):
+        raise InvalidInput("pass --secret ID (repeatable) or --all, not both (or only --dynamic)")
     if project and not all_secrets:
         raise InvalidInput("--project applies only with --all")
     if url and not role and addr_source("url") == ADDR_FROM_FLAG:
         raise InvalidInput("--url applies only with a JWT (--role); an identity names its server")
+    if dynamic_env is not None and not dynamic:
+        raise InvalidInput("--dynamic-env applies only with --dynamic")
     client = login_in_memory(url, vault, role, jwt_source, ca_cert) if role else open_client(vault, ca_cert)
     wanted = list(dict.fromkeys(check_id("secret", s) for s in secret_ids)) if secret_ids else None
-    source = SecretSource(client, wanted, resolve_project(client, project))
-    source.load()
+    lease: DynamicLease | None = None
     try:
+        secrets = SecretSource(
+            client, wanted if wanted or all_secrets else [], resolve_project(client, project)
+        )
+        secrets.load()
+        source: Source = secrets
+        if dynamic:
+            dynamic_id, name = resolve_dynamic(client, dynamic)
+            lease = DynamicLease(client, dynamic_id, env_prefix(name, dynamic_env), warn)
+            source = LeasedSource(secrets, lease.open(), warn)
         status = supervise(source, command, watch=watch, interval=interval, warn=warn)
     except FileNotFoundError:
         click.echo(f"sikker: command not found: {command[0]}", err=True)
@@ -242,6 +271,8 @@ def run_cmd(
         click.echo(f"sikker: cannot execute {command[0]}: permission denied", err=True)
         status = _EXIT_NOT_EXECUTABLE
     finally:
+        if lease is not None:
+            lease.close()
         client.close()
     sys.exit(status)
 

@@ -14,7 +14,9 @@ from sikker.cli.audit import audit
 from sikker.cli.backup import backup_command, restore_command
 from sikker.cli.canaries import canary
 from sikker.cli.completion import completion
+from sikker.cli.dynamic import dynamic
 from sikker.cli.jwt_roles import jwt_role
+from sikker.cli.leases import lease
 from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
 from sikker.cli.machines_admin import enroll_token, grant, machine
 from sikker.cli.operator import operator, status
@@ -72,6 +74,8 @@ for command in (
     vault,
     project,
     secret,
+    dynamic,
+    lease,
     audit,
     canary,
     agent,

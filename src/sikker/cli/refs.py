@@ -8,7 +8,8 @@ the command runs). A name is looked up within the scope the command gives:
 - a vault by its name (vault names are unique);
 - a project as ``VAULT/PROJECT``, or by name within the command's ``--vault``, or by a name
   that only one of the vaults the token can see has;
-- a secret as ``[VAULT/]PROJECT/NAME``, or by name within the command's one ``--project``.
+- a secret as ``[VAULT/]PROJECT/NAME``, or by name within the command's one ``--project``;
+- a dynamic secret likewise, through the project's dynamic-secret list.
 
 Names holding a ``/`` are taken by id.
 """
@@ -23,7 +24,7 @@ import click
 from sikker.cli.client import Client
 from sikker.errors import InvalidInput, NotFound
 
-_PREFIXES = {"vault": "vault_", "project": "proj_", "secret": "sk_"}
+_PREFIXES = {"vault": "vault_", "project": "proj_", "secret": "sk_", "dynamic secret": "sk_"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class RefType(click.ParamType[Ref]):
 VAULT = RefType("vault")
 PROJECT = RefType("project")
 SECRET = RefType("secret")
+DYNAMIC = RefType("dynamic secret")
 
 
 class Resolver:
@@ -87,7 +89,9 @@ class Resolver:
             raise InvalidInput(f"several vaults have a project named {text!r}: give one of {paths}")
         return str(found[0][1]["id"])
 
-    def secret(self, text: str, project_id: str | None = None, vault_id: str | None = None) -> str:
+    def secret(
+        self, text: str, project_id: str | None = None, vault_id: str | None = None, dynamic: bool = False
+    ) -> str:
         if text.startswith(_PREFIXES["secret"]):
             return text
         if text.count("/") >= 2:
@@ -100,6 +104,8 @@ class Resolver:
             name = text
         else:
             raise InvalidInput(f"{text!r} is not a secret id: give the id (sk_...) or PROJECT/NAME")
+        if dynamic:
+            return self._dynamic_named(str(project_id), name)
         return self._secret_named(str(project_id), name)
 
     def _all_vaults(self) -> list[dict[str, Any]]:
@@ -137,6 +143,13 @@ class Resolver:
                 return str(found[0]["id"])
         raise NotFound(f"no secret named {name!r} in project {project_id}")
 
+    def _dynamic_named(self, project_id: str, name: str) -> str:
+        found = self._client.get(f"/api/projects/{project_id}/dynamic-secrets")["dynamicSecrets"]
+        for dynamic in found:
+            if dynamic["name"] == name:
+                return str(dynamic["id"])
+        raise NotFound(f"no dynamic secret named {name!r} in project {project_id}")
+
 
 def resolve(client: Client, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with every ``Ref`` (alone or in a tuple) replaced by an id: vaults first, then
@@ -164,4 +177,5 @@ def resolve(client: Client, params: dict[str, Any]) -> dict[str, Any]:
     projects = each("project", lambda text: resolver.project(text, scope_vault))
     scope_project = projects[0] if len(set(projects)) == 1 else None
     each("secret", lambda text: resolver.secret(text, scope_project, scope_vault))
+    each("dynamic secret", lambda text: resolver.secret(text, scope_project, scope_vault, dynamic=True))
     return resolved
