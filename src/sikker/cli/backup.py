@@ -11,7 +11,7 @@ import click
 
 from sikker import config
 from sikker.cli.client import Client
-from sikker.cli.options import client_command, json_option
+from sikker.cli.options import client_command, json_option, offline_store_options
 from sikker.cli.output import console, emit_json, err_console
 from sikker.cli.seal_migration import read_shares
 from sikker.core.audit import Actor
@@ -81,19 +81,7 @@ def backup_command(client: Client, as_json: bool, output: Path) -> None:
 
 @click.command("restore")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option(
-    "--database", default=None, help="Target: sqlite:///PATH or postgresql://... (env SIKKER_DATABASE)."
-)
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=None, help="Target: DATA_DIR/sikker.db (SQLite)."
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="TOML config file.",
-)
+@offline_store_options
 @click.option(
     "--key-file",
     type=click.Path(path_type=Path),

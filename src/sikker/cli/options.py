@@ -125,3 +125,32 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn(client=client, as_json=as_json, **refs.resolve(client, kwargs))
 
     return wrapper
+
+
+def offline_store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--database, --data-dir and --config of the commands that open a store directly
+    (offline: restore, migrate-seal), chosen as 'sikker server' chooses its store."""
+    for option in reversed(
+        (
+            click.option(
+                "--database",
+                default=None,
+                help="The store: sqlite:///PATH or postgresql://... (env SIKKER_DATABASE).",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="The store: DATA_DIR/sikker.db (SQLite).",
+            ),
+            click.option(
+                "--config",
+                "config_file",
+                type=click.Path(path_type=Path, exists=True),
+                default=None,
+                help="TOML config file.",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn

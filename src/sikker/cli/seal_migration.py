@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from sikker import config
-from sikker.cli.options import json_option
+from sikker.cli.options import json_option, offline_store_options
 from sikker.cli.output import console, emit_json, err_console
 from sikker.core.audit import Actor
 from sikker.crypto.pkcs11_seal import Pkcs11Seal, pin_from
@@ -28,19 +28,7 @@ def read_shares(threshold: int, what: str) -> list[str]:
 @click.option(
     "--to", "to_kind", type=click.Choice(["shamir", "pkcs11", "keyfile"]), required=True, help="The new seal."
 )
-@click.option(
-    "--database", default=None, help="The store: sqlite:///PATH or postgresql://... (env SIKKER_DATABASE)."
-)
-@click.option(
-    "--data-dir", type=click.Path(path_type=Path), default=None, help="The store: DATA_DIR/sikker.db."
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="TOML config file.",
-)
+@offline_store_options
 @click.option(
     "--hsm-module", type=click.Path(path_type=Path), default=None, help="PKCS#11 module of the HSM."
 )
