@@ -361,6 +361,27 @@ def test_a_database_that_is_down_fails_only_its_own_leases_and_revocation_resume
     assert "system:lease:fail" in audit_actions(node, pg.where.vault)
 
 
+def test_a_success_pulls_the_other_waiting_revocations_of_its_secret_forward(node: Node, pg: Pg) -> None:
+    d = pg.define(node)
+    bot = machine(node, pg.where, [d["id"]])
+    got = [lease(bot, d["id"]) for _ in range(3)]
+    pg.cluster.stop()
+    try:
+        for g in got:
+            node.ok("POST", f"/api/leases/{g['leaseId']}/revoke", {"sync": True})
+        for _ in range(6):  # the backoff grows to its 30 s cap
+            node.clock.now += 40_000
+            node.svc.leases.sweep()
+    finally:
+        pg.cluster.start()
+    shown = [node.ok("GET", f"/api/leases/{g['leaseId']}") for g in got]
+    assert {s["state"] for s in shown} == {"revoking"} and min(s["attempts"] for s in shown) >= 6
+    node.svc.leases.attempt(got[0]["leaseId"])  # the database answers again
+    node.svc.leases.sweep()  # same instant: the others are due now, not after their backoff
+    assert {node.ok("GET", f"/api/leases/{g['leaseId']}")["state"] for g in got} == {"revoked"}
+    assert not {g["username"] for g in got} & pg.roles("sk_")
+
+
 def test_a_lease_id_is_not_a_capability(node: Node, pg: Pg) -> None:
     d = pg.define(node)
     owner, neighbour = machine(node, pg.where, [d["id"]]), machine(node, pg.where, [d["id"]])

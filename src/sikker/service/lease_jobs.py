@@ -5,8 +5,12 @@ A job is a lease row in state ``revoking`` with ``next_attempt_ms``. Whoever run
 node's sweeper, or a request asking for a synchronous revocation) first claims it by
 compare-and-set on ``claimed_by``/``claim_until_ms``, then talks to the database with no
 store transaction open, then records the outcome: ``revoked``, or the next attempt after an
-exponential backoff (1 s doubling, cap 5 minutes, never given up). A job pending for 15
-minutes writes a ``system:lease:stalled`` record (high) once an hour.
+exponential backoff (1 s doubling, cap 30 s, never given up). A success pulls the other
+waiting jobs of the same dynamic secret forward to now: its database is back, so a backlog
+queued across an outage does not wait out its backoff. (Keyed by ``dynamic_secret_id``, a plain
+column; the database's address is only in the sealed snapshot, and other dynamic secrets on
+the same database still wait at most the 30 s cap.) A job pending for 15 minutes writes a
+``system:lease:stalled`` record (high) once an hour.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ class LeaseJobs:
                     "ok",
                     (lease.revoke_reason or "")[:300],
                 )
+            store.pull_forward(conn, lease.dynamic_secret_id, done)
         return True
 
     def _attempt_failed(self, lease: Lease, message: str) -> None:
