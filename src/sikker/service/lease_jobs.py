@@ -82,7 +82,10 @@ class LeaseJobs:
                 admin = self.targets.admin_login(conn, lease.vault_id, snapshot.admin_secret_id)
             parts = statement_parts(snapshot.revocation_statements)
             self.targets.call(
-                lease.dynamic_secret_id, snapshot, admin, lambda p: p.revoke_user(snapshot.username, parts)
+                lease.dynamic_secret_id,
+                snapshot,
+                admin,
+                lambda p: p.revoke_user(snapshot.username, parts, snapshot.grant_role),
             )
         except SikkerError as e:
             self._attempt_failed(lease, e.message)

@@ -216,7 +216,7 @@ class LeaseService(LeaseJobs):
                 definition.id,
                 snapshot_of(definition, lease.username),
                 pending.admin,
-                lambda p: p.revoke_user(lease.username, parts),
+                lambda p: p.revoke_user(lease.username, parts, definition.grant_role),
             )
         except SikkerError:
             cleaned = False
