@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -314,6 +315,41 @@ def test_the_sweeper_expires_leases_and_drops_their_users(node: Node, pg: Pg) ->
     states = {node.ok("GET", f"/api/leases/{g['leaseId']}")["state"] for g in got}
     assert states == {"revoked"}
     assert "system:lease:expire" in audit_actions(node, pg.where.vault)
+
+
+def test_one_sweep_revokes_many_due_leases_several_at_a_time(
+    node: Node, pg: Pg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = pg.define(node, defaultTtl=60, maxTtl=60)
+    bot = machine(node, pg.where, [d["id"]])
+    got = [lease(bot, d["id"]) for _ in range(24)]
+    assert {g["username"] for g in got} <= pg.roles("sk_")
+    targets = node.svc.leases.targets
+    real_call = targets.call
+    lock, second = threading.Lock(), threading.Event()
+    in_flight, most = [0], [0]
+
+    def call(*args: Any) -> Any:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            if in_flight[0] > 1:
+                second.set()
+        try:
+            second.wait(10)  # the first call waits for a second one: proof they overlap
+            return real_call(*args)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(targets, "call", call)
+    node.clock.now += 60_000
+    swept = node.svc.leases.sweep()
+    assert swept.revoked == len(got) and not swept.more
+    assert most[0] > 1
+    assert not {g["username"] for g in got} & pg.roles("sk_")
+    states = {node.ok("GET", f"/api/leases/{g['leaseId']}")["state"] for g in got}
+    assert states == {"revoked"}
 
 
 def test_a_deleted_or_changed_definition_still_revokes_from_the_lease_snapshot(node: Node, pg: Pg) -> None:
