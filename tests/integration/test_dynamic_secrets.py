@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -316,6 +317,41 @@ def test_the_sweeper_expires_leases_and_drops_their_users(node: Node, pg: Pg) ->
     assert "system:lease:expire" in audit_actions(node, pg.where.vault)
 
 
+def test_one_sweep_revokes_many_due_leases_several_at_a_time(
+    node: Node, pg: Pg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = pg.define(node, defaultTtl=60, maxTtl=60)
+    bot = machine(node, pg.where, [d["id"]])
+    got = [lease(bot, d["id"]) for _ in range(24)]
+    assert {g["username"] for g in got} <= pg.roles("sk_")
+    targets = node.svc.leases.targets
+    real_call = targets.call
+    lock, second = threading.Lock(), threading.Event()
+    in_flight, most = [0], [0]
+
+    def call(*args: Any) -> Any:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            if in_flight[0] > 1:
+                second.set()
+        try:
+            second.wait(10)  # the first call waits for a second one: proof they overlap
+            return real_call(*args)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(targets, "call", call)
+    node.clock.now += 60_000
+    swept = node.svc.leases.sweep()
+    assert swept.revoked == len(got) and not swept.more
+    assert most[0] > 1
+    assert not {g["username"] for g in got} & pg.roles("sk_")
+    states = {node.ok("GET", f"/api/leases/{g['leaseId']}")["state"] for g in got}
+    assert states == {"revoked"}
+
+
 def test_a_deleted_or_changed_definition_still_revokes_from_the_lease_snapshot(node: Node, pg: Pg) -> None:
     d = pg.define(node)
     bot = machine(node, pg.where, [d["id"]])
@@ -359,6 +395,27 @@ def test_a_database_that_is_down_fails_only_its_own_leases_and_revocation_resume
     assert len(refused_lease) == 1 and refused_lease[0]["state"] == "revoked"
     assert {x["state"] for x in leases} == {"revoked"}
     assert "system:lease:fail" in audit_actions(node, pg.where.vault)
+
+
+def test_a_success_pulls_the_other_waiting_revocations_of_its_secret_forward(node: Node, pg: Pg) -> None:
+    d = pg.define(node)
+    bot = machine(node, pg.where, [d["id"]])
+    got = [lease(bot, d["id"]) for _ in range(3)]
+    pg.cluster.stop()
+    try:
+        for g in got:
+            node.ok("POST", f"/api/leases/{g['leaseId']}/revoke", {"sync": True})
+        for _ in range(6):  # the backoff grows to its 30 s cap
+            node.clock.now += 40_000
+            node.svc.leases.sweep()
+    finally:
+        pg.cluster.start()
+    shown = [node.ok("GET", f"/api/leases/{g['leaseId']}") for g in got]
+    assert {s["state"] for s in shown} == {"revoking"} and min(s["attempts"] for s in shown) >= 6
+    node.svc.leases.attempt(got[0]["leaseId"])  # the database answers again
+    node.svc.leases.sweep()  # same instant: the others are due now, not after their backoff
+    assert {node.ok("GET", f"/api/leases/{g['leaseId']}")["state"] for g in got} == {"revoked"}
+    assert not {g["username"] for g in got} & pg.roles("sk_")
 
 
 def test_a_lease_id_is_not_a_capability(node: Node, pg: Pg) -> None:

@@ -37,6 +37,7 @@ from sikker.api.read_lane import ReadLaneRoute
 from sikker.errors import Sealed, SikkerError
 from sikker.service.bootstrap import Services
 from sikker.service.health import SEAL_CHECK_INTERVAL_S
+from sikker.service.lease_jobs import Swept
 from sikker.ui import ROUTES as CONSOLE_ROUTES
 
 log = logging.getLogger("sikker.server")
@@ -72,16 +73,25 @@ class SealGate:
         await self.app(scope, receive, send)
 
 
-async def _every(interval: float, job: Callable[[], object], name: str) -> None:
-    """Run a background job every ``interval`` seconds (first run after one interval).
+async def _every(
+    interval: float, job: Callable[[], object], name: str, again: Callable[[object], bool] | None = None
+) -> None:
+    """Run a background job every ``interval`` seconds, counted from the start of each run
+    (first run after one interval); at once again when ``again(result)`` says work is left.
 
     Store trouble is logged and retried on the next run; the job never stops the server."""
+    clock = asyncio.get_running_loop().time
+    await asyncio.sleep(interval)
     while True:
-        await asyncio.sleep(interval)
+        started = clock()
+        result: object = None
         try:
-            await run_in_threadpool(job)
+            result = await run_in_threadpool(job)
         except SikkerError as e:
             log.warning("%s skipped: %s", name, e.message)
+        if again is not None and again(result):
+            continue
+        await asyncio.sleep(max(0.0, interval - (clock() - started)))
 
 
 def _maintenance(services: Services) -> None:
@@ -109,13 +119,18 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
             (CLUSTER_POLL_S, services.seal.follow_cluster, "cluster check"),
             (AUTH_FAILURES_POLL_S, services.tokens.flush_failures, "auth failure counts"),
             (SEAL_CHECK_INTERVAL_S, services.health.check_seal_provider, "seal provider check"),
-            (
-                float(services.deps.settings.lease_sweep_interval_seconds),
-                services.leases.sweep,
-                "lease sweeper",
-            ),
         ]
         tasks = [asyncio.create_task(_every(interval, job, name)) for interval, job, name in jobs]
+        tasks.append(
+            asyncio.create_task(
+                _every(
+                    float(services.deps.settings.lease_sweep_interval_seconds),
+                    services.leases.sweep,
+                    "lease sweeper",
+                    again=lambda swept: isinstance(swept, Swept) and swept.more,
+                )
+            )
+        )
         stop_following = services.follow_cluster()
         stop_metrics = (
             serve_separately(services, settings.metrics_listen)

@@ -127,8 +127,12 @@ class DynamicProvider(Protocol):
         """Move the database-side expiry (where the engine has one) to ``expires_at_ms``."""
         ...
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
-        """No more logins, its sessions ended, what it owns handed over, the user dropped."""
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
+        """No more logins, its sessions ended, what it owns handed over, the user dropped.
+
+        ``grant_role`` (from the lease snapshot) fills ``{{role}}`` in custom statements."""
         ...
 
     def list_users(self, prefix: str) -> list[str]:

@@ -192,7 +192,9 @@ class MongoProvider:
     def renew_user(self, username: str, expires_at_ms: int) -> None:
         return  # MongoDB users do not expire: the sweeper is the only clock
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
         refuse_admin(username, self._c.admin_user)
         if self._find(username) is None:
             return

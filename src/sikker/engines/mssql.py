@@ -238,7 +238,9 @@ class MSSQLProvider:
     def renew_user(self, username: str, expires_at_ms: int) -> None:
         return  # SQL Server logins do not expire: the sweeper is the only clock
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
         refuse_admin(username, self._c.admin_user)
 
         def steps(cur: Cursor) -> None:

@@ -206,7 +206,9 @@ class MySQLProvider:
     def renew_user(self, username: str, expires_at_ms: int) -> None:
         return  # no database-side expiry: the sweeper is the only clock
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
         refuse_admin(username, self._c.admin_user)
         try:
             with self._admin() as conn, conn.cursor() as cur:
@@ -214,7 +216,7 @@ class MySQLProvider:
                     return
                 cur.execute("ALTER USER %s@'%%' ACCOUNT LOCK", (username,))
                 _kill_sessions(cur, username)
-                values = {"name": username, "password": "", "role": "", "expiration": ""}
+                values = {"name": username, "password": "", "role": grant_role, "expiration": ""}
                 for statement in revocation_statements:
                     text, args = _compose(statement, values)
                     cur.execute(text, args)

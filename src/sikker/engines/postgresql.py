@@ -214,7 +214,9 @@ class PostgresProvider:
         except psycopg.Error as e:
             raise failure(f"cannot renew {username!r}", e, [self._c.admin_pass]) from e
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
         refuse_admin(username, self._c.admin_user)
         name = sql.Identifier(username)
         try:
@@ -228,9 +230,9 @@ class PostgresProvider:
                     (username,),
                 )
                 if revocation_statements:
-                    fill = {"name": name, "password": sql.Literal(""), "expiration": sql.Literal("")}
+                    fill = revoke_fill(username, grant_role)
                     for statement in revocation_statements:
-                        conn.execute(_compose(statement, fill | {"role": name}))
+                        conn.execute(_compose(statement, fill))
                 else:
                     # Objects it created stay, owned by the admin; its privileges go with it.
                     conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(name))
@@ -250,6 +252,17 @@ class PostgresProvider:
         except psycopg.Error as e:
             raise failure("cannot list roles", e, [self._c.admin_pass]) from e
         return [str(r[0]) for r in rows]
+
+
+def revoke_fill(username: str, grant_role: str) -> dict[str, sql.Composable]:
+    """Placeholders of custom revocation statements: ``{{role}}`` is the lease's group role
+    (an empty literal if it has none), never the user itself; no password or expiry."""
+    return {
+        "name": sql.Identifier(username),
+        "password": sql.Literal(""),
+        "expiration": sql.Literal(""),
+        "role": sql.Identifier(grant_role) if grant_role else sql.Literal(""),
+    }
 
 
 def _compose(statement: Statement, fill: dict[str, sql.Composable]) -> sql.Composed:

@@ -188,7 +188,9 @@ class RedisProvider:
     def renew_user(self, username: str, expires_at_ms: int) -> None:
         return  # Redis has no expiry for ACL users: the sweeper is the only clock
 
-    def revoke_user(self, username: str, revocation_statements: Sequence[Statement] = ()) -> None:
+    def revoke_user(
+        self, username: str, revocation_statements: Sequence[Statement] = (), grant_role: str = ""
+    ) -> None:
         refuse_admin(username, self._admin_name)
         if self._getuser(username) is None:
             return  # never created, or already deleted: done

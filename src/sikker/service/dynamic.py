@@ -257,7 +257,8 @@ class DynamicService:
         return orphans, dropped
 
     def _drop(self, d: Definition, admin: tuple[str, str, int], name: str, parts: Any) -> None:
-        self.targets.call(d.id, snapshot_of(d, name), admin, lambda p: p.revoke_user(name, parts))
+        snapshot = snapshot_of(d, name)
+        self.targets.call(d.id, snapshot, admin, lambda p: p.revoke_user(name, parts, d.grant_role))
 
 
 def _from_body(body: dict[str, Any], secret_id: str, project: Any, name: str, now: int) -> Definition:

@@ -216,7 +216,7 @@ class LeaseService(LeaseJobs):
                 definition.id,
                 snapshot_of(definition, lease.username),
                 pending.admin,
-                lambda p: p.revoke_user(lease.username, parts),
+                lambda p: p.revoke_user(lease.username, parts, definition.grant_role),
             )
         except SikkerError:
             cleaned = False
@@ -355,7 +355,7 @@ class LeaseService(LeaseJobs):
         if lease.state != "active":
             raise Conflict(f"lease {lease.id} is {lease.state}; only an active lease can be renewed")
         if lease.expires_ms <= now:
-            self._expire(lease, "expired", now)
+            self._expire([(lease, "expired")], now)
             raise Conflict(f"lease {lease.id} has expired")
         if definition is None:
             raise Conflict(f"lease {lease.id}: its dynamic secret is deleted; the lease cannot be renewed")

@@ -347,6 +347,21 @@ def claim(conn: Connection, lease_id: str, node: str, now_ms: int, until_ms: int
     return result.rowcount == 1
 
 
+def pull_forward(conn: Connection, dynamic_secret_id: str, now_ms: int) -> int:
+    """Make the unclaimed revocation jobs of one dynamic secret due now (its database answered)."""
+    result = conn.execute(
+        update(leases)
+        .where(
+            leases.c.dynamic_secret_id == dynamic_secret_id,
+            leases.c.state == "revoking",
+            leases.c.next_attempt_ms > now_ms,
+            or_(leases.c.claim_until_ms.is_(None), leases.c.claim_until_ms < now_ms),
+        )
+        .values(next_attempt_ms=now_ms)
+    )
+    return int(result.rowcount)
+
+
 def usernames_with_live_lease(conn: Connection, dynamic_secret_id: str, names: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(names), 500):

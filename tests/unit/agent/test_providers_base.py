@@ -72,3 +72,12 @@ def test_postgres_login_refusals_are_told_apart_from_outages(message: str, refus
     from sikker.engines.postgresql import _AUTH_REFUSALS, _NO_PASSWORD
 
     assert bool(_AUTH_REFUSALS.search(message) or _NO_PASSWORD in message) is refused
+
+
+def test_postgresql_revocation_statements_fill_role_with_the_grant_role_not_the_user() -> None:
+    from sikker.engines.postgresql import _compose, revoke_fill
+
+    statement = [("sql", "REVOKE "), ("placeholder", "role"), ("sql", " FROM "), ("placeholder", "name")]
+    text = _compose(statement, revoke_fill("sk_app_x1", "app_readers")).as_string(None)
+    assert text == 'REVOKE "app_readers" FROM "sk_app_x1"'
+    assert _compose(statement, revoke_fill("sk_app_x1", "")).as_string(None) == "REVOKE '' FROM \"sk_app_x1\""
