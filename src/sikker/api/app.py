@@ -74,10 +74,14 @@ class SealGate:
 
 
 async def _every(
-    interval: float, job: Callable[[], object], name: str, again: Callable[[object], bool] | None = None
+    interval: float,
+    job: Callable[[], object],
+    name: str,
+    sooner: Callable[[object], float | None] | None = None,
 ) -> None:
     """Run a background job every ``interval`` seconds, counted from the start of each run
-    (first run after one interval); at once again when ``again(result)`` says work is left.
+    (first run after one interval); earlier when ``sooner(result)`` names fewer seconds
+    (0: at once, work is left).
 
     Store trouble is logged and retried on the next run; the job never stops the server."""
     clock = asyncio.get_running_loop().time
@@ -89,9 +93,13 @@ async def _every(
             result = await run_in_threadpool(job)
         except SikkerError as e:
             log.warning("%s skipped: %s", name, e.message)
-        if again is not None and again(result):
+        wait = interval - (clock() - started)
+        early = sooner(result) if sooner is not None else None
+        if early is not None and early < wait:
+            wait = early
+        if wait <= 0:
             continue
-        await asyncio.sleep(max(0.0, interval - (clock() - started)))
+        await asyncio.sleep(wait)
 
 
 def _maintenance(services: Services) -> None:
@@ -127,7 +135,9 @@ def create_app(services: Services, maintenance_interval: float = MAINTENANCE_INT
                     float(services.deps.settings.lease_sweep_interval_seconds),
                     services.leases.sweep,
                     "lease sweeper",
-                    again=lambda swept: isinstance(swept, Swept) and swept.more,
+                    sooner=lambda swept: (
+                        swept.wait_s(services.deps.clock()) if isinstance(swept, Swept) else None
+                    ),
                 )
             )
         )

@@ -190,7 +190,8 @@ class LeaseJobs:
                 with self.deps.db.read() as conn:
                     due = [x.id for x in store.due_revocations(conn, self.deps.clock()) if x.id not in seen]
                 if not due:
-                    return Swept(revoked, False)
+                    with self.deps.db.read() as conn:
+                        return Swept(revoked, False, store.next_due_ms(conn))
                 seen.update(due)
                 revoked += sum(pool.map(self.attempt, due))
                 if time.monotonic() - started > SWEEP_BUDGET_S:
@@ -201,6 +202,20 @@ class LeaseJobs:
 class Swept:
     revoked: int
     more: bool  # the sweep's budget ran out with work left: run the next one at once
+    next_due_ms: int | None = None  # the earliest lease end or job due time still ahead
+
+    def wait_s(self, now_ms: int) -> float | None:
+        """Seconds until the next sweep should start, if sooner than the fixed interval could
+        be: at once with work left, else at the next lease's end (a lease is then dropped
+        within about ``MIN_WAIT_S`` of its end instead of within one interval)."""
+        if self.more:
+            return 0.0
+        if self.next_due_ms is None:
+            return None
+        return max(MIN_WAIT_S, (self.next_due_ms - now_ms) / 1000)
+
+
+MIN_WAIT_S = 0.25  # the sweeper never runs more than four times a second
 
 
 def audit_target(lease: Lease) -> dict[str, str]:

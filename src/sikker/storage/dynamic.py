@@ -319,6 +319,17 @@ def machine_gone(conn: Connection, now_ms: int, limit: int = 500) -> list[tuple[
     return out
 
 
+def next_due_ms(conn: Connection) -> int | None:
+    """The earliest end of an active lease or due time of a revocation job (two index
+    lookups: ``ix_leases_state_expires``, ``ix_leases_state_next``); None when there is none."""
+    ends = conn.execute(select(func.min(leases.c.expires_ms)).where(leases.c.state == "active")).scalar()
+    jobs = conn.execute(
+        select(func.min(leases.c.next_attempt_ms)).where(leases.c.state == "revoking")
+    ).scalar()
+    found = [int(t) for t in (ends, jobs) if t is not None]
+    return min(found) if found else None
+
+
 def due_revocations(conn: Connection, now_ms: int, limit: int = 100) -> list[Lease]:
     q = (
         select(leases)
