@@ -74,7 +74,9 @@ class Server:
         self.database = database
         self.data_dir = data_dir
         self.extra = extra or []
-        self.env = env or {}
+        # One process unless a test asks for more (--workers or SIKKER_WORKERS): the default,
+        # auto, would fork a worker per CPU and the tests share two of them.
+        self.env = {"SIKKER_WORKERS": "1"} | (env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # What machines are told: the official SDKs accept only https:// or http://localhost.

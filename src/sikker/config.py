@@ -96,6 +96,7 @@ _INTS = {
     "lease_sweep_interval_seconds": 10,
 }
 MAX_WORKERS = 64
+AUTO_WORKERS = 4  # more SQLite writers than this only queue for its one write lock
 LOG_FORMATS = ("auto", "json", "text")  # auto: JSON unless stdout is a terminal
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -249,13 +250,8 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
     data_dir = Path(merged["data_dir"]).expanduser() if merged.get("data_dir") else DEFAULT_DATA_DIR
     seal_key = merged.get("seal_key_file")
     token = merged.get("dev_root_token")
-    try:
-        workers = int(merged.get("workers", 1))
-    except ValueError as e:
-        raise InvalidInput(f"invalid setting: {e}") from e
-    if not 1 <= workers <= MAX_WORKERS:
-        raise InvalidInput(f"workers must be between 1 and {MAX_WORKERS}")
     hsm = _hsm(merged, seal_key)
+    workers = _workers(merged.get("workers", "auto"), bool(seal_key) or dev)
     # Not with the HSM seal: a PKCS#11 module initialised before the fork is not usable in the
     # forked workers (untested either way, so refused).
     if workers > 1 and not seal_key and not dev:
@@ -301,6 +297,21 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
         )
     except ValueError as e:
         raise InvalidInput(f"invalid setting: {e}") from e
+
+
+def _workers(value: object, unseals_itself: bool) -> int:
+    """``auto`` (the default): one process per CPU this process may run on, at most
+    AUTO_WORKERS, when the server unseals itself (a key file or --dev: every worker unseals on
+    its own); otherwise one, so that 'operator unseal' reaches the only process holding keys."""
+    if value == "auto":
+        return min(len(os.sched_getaffinity(0)), AUTO_WORKERS) if unseals_itself else 1
+    try:
+        workers = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"workers must be 'auto' or a number from 1 to {MAX_WORKERS}") from None
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"workers must be between 1 and {MAX_WORKERS}")
+    return workers
 
 
 def _hsm(merged: dict[str, Any], seal_key: object) -> dict[str, Any]:

@@ -62,3 +62,22 @@ def test_the_hsm_seal_needs_its_labels_excludes_a_key_file_and_takes_no_pin_sett
     with pytest.raises(InvalidInput, match="more than one worker"):
         config.load(hsm | {"workers": 2})
     assert "hsm_pin" not in config._ENV  # the PIN itself is never a setting (only its file)
+
+
+def test_workers_default_to_one_per_cpu_only_for_a_server_that_unseals_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SIKKER_WORKERS", raising=False)
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert config.load({"seal_key_file": "/k"}).workers == config.AUTO_WORKERS == 4
+    assert config.load({"dev": True, "workers": "auto"}).workers == 4
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert config.load({"dev": True}).workers == 2
+    # Shamir shares or an HSM: one process, the one 'operator unseal' (or the HSM) unseals.
+    assert config.load({}).workers == 1
+    hsm = {"hsm_module": "/usr/lib/softhsm/libsofthsm2.so", "hsm_token": "t", "hsm_key": "k"}
+    assert config.load(hsm).workers == 1
+    assert config.load({"dev": True, "workers": "3"}).workers == 3
+    for bad in ("0", "65", "many"):
+        with pytest.raises(InvalidInput, match="workers"):
+            config.load({"dev": True, "workers": bad})

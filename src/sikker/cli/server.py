@@ -115,10 +115,11 @@ def prepare(services: Services) -> str | None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1, config.MAX_WORKERS),
+    metavar="N|auto",
     default=None,
-    help="Server processes sharing the port (default 1). More than 1 needs a server that unseals "
-    "itself (--dev or --seal-key-file); after 'operator seal', restart it to unseal.",
+    help="Server processes sharing the port (default auto: one per CPU, at most 4, when the "
+    "server unseals itself with --dev or --seal-key-file; else 1). More than 1 needs such a "
+    "server; after 'operator seal', restart it to unseal.",
 )
 @click.option(
     "--log-format",
@@ -164,7 +165,7 @@ def server(
     dev_root_token: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
-    workers: int | None,
+    workers: str | None,
     allow_maintenance_database: bool | None,
     hsm_module: Path | None,
     hsm_token: str | None,

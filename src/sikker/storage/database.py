@@ -22,14 +22,16 @@ import fcntl
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -184,6 +186,22 @@ def _count_connections_in_use(engine: Engine) -> None:
         metrics.DB_POOL_IN_USE.dec()
 
 
+GROUP_MAX = 64  # writers one SQLite commit carries at most
+GROUP_MAX_SECONDS = 0.02  # ... and the longest a group stays open for more
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    """One SQLite write transaction shared by the writers that queued for it."""
+
+    conn: Connection
+    transaction: RootTransaction
+    started: float
+    members: int = 0
+    failure: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
@@ -201,6 +219,10 @@ class Database:
         path = make_url(self.url).database if self.is_sqlite else None
         self._flock_path = f"{path}-writelock" if path and path != ":memory:" else None
         self._flock_fd: int | None = None
+        self._group: _Group | None = None  # the open group-commit transaction (SQLite)
+        self._depth = 0  # write() calls of the thread holding _write_lock
+        self._queued = 0  # threads waiting for _write_lock
+        self._queue_lock = threading.Lock()
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -274,25 +296,99 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: commits on success, rolls back on any error."""
-        lock = self._write_lock or contextlib.nullcontext()
-        with lock, self._file_lock(), self._translate(), self.engine.connect() as conn:
-            conn = conn.execution_options(sikker_write=True)
-            with conn.begin():
-                yield conn
+        """One write transaction: commits on success, rolls back on any error.
 
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        """Held with the thread lock, so one thread per process ever waits on it."""
+        On SQLite, writers that queue for the one write lock share a transaction (group
+        commit): each runs in its own savepoint, so an error rolls back only its own changes,
+        and the last of them (none waiting, GROUP_MAX writers, or GROUP_MAX_SECONDS after the
+        first began) commits for all, one fsync. Every writer returns only after that commit;
+        if it fails, each gets the error and nothing of the group is stored."""
+        if self._write_lock is None:  # PostgreSQL: a transaction per writer
+            with self._translate(), self.engine.connect() as conn:
+                conn = conn.execution_options(sikker_write=True)
+                with conn.begin():
+                    yield conn
+            return
+        with self._queue_lock:
+            self._queued += 1
+        self._write_lock.acquire()
+        with self._queue_lock:
+            self._queued -= 1
+        outermost = self._depth == 0  # a nested write() of this thread is one more savepoint
+        self._depth += 1
+        group = None
+        try:
+            with self._translate():
+                group = self._group or self._open_group()
+                try:
+                    with group.conn.begin_nested():
+                        yield group.conn
+                except StoreUnavailable:
+                    raise
+                except (OperationalError, InterfaceError) as e:  # the connection may be unusable
+                    group.failure = e
+                    raise
+        finally:
+            self._depth -= 1
+            if outermost and group is not None:
+                group.members += 1
+                if (
+                    group.failure is not None
+                    or self._queued == 0
+                    or group.members >= GROUP_MAX
+                    or time.monotonic() - group.started >= GROUP_MAX_SECONDS
+                ):
+                    self._close_group(group)
+            self._write_lock.release()
+        if outermost:
+            group.done.wait()
+            if group.failure is not None:
+                with self._translate():
+                    raise group.failure
+
+    def _open_group(self) -> _Group:
+        self._lock_file()
+        try:
+            conn = self.engine.connect().execution_options(sikker_write=True)
+            try:
+                self._group = _Group(conn, conn.begin(), time.monotonic())
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            self._unlock_file()
+            raise
+        return self._group
+
+    def _close_group(self, group: _Group) -> None:
+        """Commit (or, after a broken connection, roll back) for every writer of ``group``."""
+        self._group = None
+        try:
+            if group.failure is None:
+                group.transaction.commit()
+            else:
+                group.transaction.rollback()
+        except BaseException as e:
+            group.failure = group.failure or e
+        finally:
+            with contextlib.suppress(Exception):
+                if group.failure is not None:  # never back to the pool: it may still be in a transaction
+                    group.conn.invalidate()
+                group.conn.close()
+            self._unlock_file()
+            group.done.set()
+
+    def _lock_file(self) -> None:
+        """Between the processes of one server; taken with the thread lock held, so one thread
+        per process ever waits on it."""
         if self._flock_path is None:
-            yield
             return
         if self._flock_fd is None:
             self._flock_fd = os.open(self._flock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._flock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
+
+    def _unlock_file(self) -> None:
+        if self._flock_fd is not None:
             fcntl.flock(self._flock_fd, fcntl.LOCK_UN)
 
     @contextmanager
