@@ -25,6 +25,7 @@ from sikker.core import audit, signing, values
 from sikker.core.model import Principal
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.service.read_lane import ReadPlan
+from sikker.storage.read_plans import read_plan
 
 ROOT = Principal("root", "tok_test", None)
 ACTOR = audit.Actor("root", "tok_test", "127.0.0.1", "pytest")
@@ -274,6 +275,20 @@ def outcomes(node: Node, case: str, lane: bool) -> list[object]:
             served.append(plan)
         return plan
 
+    # The lane's fill (on SQLite the driver's connection, storage/read_plans.PlanReader) must
+    # read exactly what the SQLAlchemy statement reads.
+    reader = svc.reads._reader
+    fill = reader.read
+    filled: list[ReadPlan | None] = []
+
+    def compared(machine_id: str, secret_id: str) -> ReadPlan | None:
+        plan = fill(machine_id, secret_id)
+        with svc.deps.db.read() as conn:
+            assert plan == read_plan(conn, machine_id, secret_id)
+        filled.append(plan)
+        return plan
+
+    reader.read = compared  # type: ignore[method-assign]
     svc.reads.plan = watched if lane else no_plan  # type: ignore[method-assign]
     try:
         results: list[object] = [read(world, world.secret_a)]  # warm-up: fills the lane's plan
@@ -283,7 +298,9 @@ def outcomes(node: Node, case: str, lane: bool) -> list[object]:
         results += [read(world, world.secret_a), read(world, world.secret_a)]
     finally:
         svc.reads.plan = original  # type: ignore[method-assign]
+        reader.read = fill  # type: ignore[method-assign]
     assert not lane or served, "the lane was never asked"
+    assert not lane or filled, "no plan was filled"
     return results
 
 

@@ -54,7 +54,7 @@ log = logging.getLogger("sikker.read_lane")
 
 # A read the lane hands back to the full path (stale plan, or a nonce already used).
 RETRY: Final = "retry"
-FILL_THREADS = 4  # below the store's connection pool size
+FILL_THREADS = 4  # each with its own store connection on SQLite (storage/read_plans.py)
 Outcome = str | BaseException  # "ok", RETRY, or the error every read of the batch fails with
 
 
@@ -139,6 +139,7 @@ class ReadLane:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._fillers = ThreadPoolExecutor(FILL_THREADS, thread_name_prefix="sikker-plan")
+        self._reader = plan_store.PlanReader(deps.db)
 
     # -- plans ---------------------------------------------------------------------------
     async def plan(self, machine_id: str, secret_id: str) -> ReadPlan | None:
@@ -157,8 +158,7 @@ class ReadLane:
         return await loop.run_in_executor(self._fillers, self._fill, machine_id, secret_id)
 
     def _fill(self, machine_id: str, secret_id: str) -> ReadPlan | None:
-        with self.deps.db.read() as conn:
-            plan = plan_store.read_plan(conn, machine_id, secret_id)
+        plan = self._reader.read(machine_id, secret_id)
         if plan is None or plan.sealed is None or plan.wrapped_project_key is None:
             return None
         self.cache.put(plan)
@@ -206,6 +206,7 @@ class ReadLane:
 
     def stop(self) -> None:
         self._fillers.shutdown(wait=True, cancel_futures=True)
+        self._reader.close()
         with self._start_lock:
             if self._thread is not None:
                 self._queue.put(None)

@@ -3,6 +3,9 @@ nonces and poll baselines."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 from sqlalchemy import Connection, Row, and_, bindparam, case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +27,10 @@ from sikker.storage.tables import (
 
 
 def machine_from_row(row: Row[tuple[object, ...]]) -> Machine:
-    m = row._mapping
+    return machine_from_mapping(row._mapping)
+
+
+def machine_from_mapping(m: Mapping[Any, Any]) -> Machine:
     return Machine(
         m["id"],
         m["vault_id"],
