@@ -143,7 +143,10 @@ def start_world(base: Path, sweep: int) -> World:
     server = Server(
         f"sqlite:///{base / 'sikker.db'}",
         base / "data",
-        env={"SIKKER_LEASE_SWEEP_INTERVAL_SECONDS": str(sweep)},
+        env={
+            "SIKKER_LEASE_SWEEP_INTERVAL_SECONDS": str(sweep),
+            "SIKKER_DYNAMIC_ALLOWED_NETWORKS": "127.0.0.0/8",
+        },
     ).start()
     shares, token = init_and_unseal(server.url)
     root = Api(server.url, token)

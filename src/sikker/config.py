@@ -4,8 +4,8 @@ The config file is TOML with the same keys as the flags (``listen``, ``database`
 ``data_dir``, ...); every key, its environment variable and its flag are documented in
 docs/operator/configuration.md, and a test keeps that page complete. The HSM's PIN is read
 from ``hsm_pin_file`` or the environment (``SIKKER_HSM_PIN``), never from a flag.
-Lists (``stream_allowed_networks``, ``jwks_allowed_networks``) are TOML arrays, or
-comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
+Lists (``stream_allowed_networks``, ``jwks_allowed_networks``, ``dynamic_allowed_networks``)
+are TOML arrays, or comma-separated in the environment. Single sign-on providers are ``[[oidc_providers]]``
 tables, in the file only (``load_oidc_providers``; docs/operator/identity.md); so are the
 Kubernetes API servers that review workload tokens, ``[kubernetes_clusters.NAME]``
 (``load_kubernetes_clusters``; docs/operator/workload-identity.md).
@@ -66,6 +66,7 @@ _ENV = {
     "hsm_key": "SIKKER_HSM_KEY",
     "hsm_pin_file": "SIKKER_HSM_PIN_FILE",
     "lease_sweep_interval_seconds": "SIKKER_LEASE_SWEEP_INTERVAL_SECONDS",
+    "dynamic_allowed_networks": "SIKKER_DYNAMIC_ALLOWED_NETWORKS",
     "log_format": "SIKKER_LOG_FORMAT",
     "log_level": "SIKKER_LOG_LEVEL",
     "metrics": "SIKKER_METRICS",
@@ -185,8 +186,11 @@ class Settings:
     jwks_timeout_seconds: int = 5
     jwt_login_attempts_per_minute: int = 60
     kubernetes_clusters: tuple[KubernetesCluster, ...] = ()
-    # Dynamic secrets: how often each node expires leases and retries revocations.
+    # Dynamic secrets: how often each node expires leases and retries revocations, and the
+    # networks a definition's database may be in although they are loopback, private or
+    # link-local (denied by default, like stream_allowed_networks: checked at every connect).
     lease_sweep_interval_seconds: int = 10
+    dynamic_allowed_networks: tuple[str, ...] = ()
     # Store Sikker's tables in PostgreSQL's "postgres" (or a template) database: refused unless set.
     allow_maintenance_database: bool = False
     # Auto-unseal through PKCS#11 (docs/operator/seal-and-keys.md): module, token, key labels.
@@ -277,6 +281,9 @@ def load(flags: dict[str, Any], config_file: Path | None = None) -> Settings:
             else None,
             stream_allowed_networks=_networks(merged.get("stream_allowed_networks")),
             jwks_allowed_networks=_networks(merged.get("jwks_allowed_networks"), "jwks_allowed_networks"),
+            dynamic_allowed_networks=_networks(
+                merged.get("dynamic_allowed_networks"), "dynamic_allowed_networks"
+            ),
             oidc_providers=load_oidc_providers(merged.get("oidc_providers", [])),
             kubernetes_clusters=load_kubernetes_clusters(merged.get("kubernetes_clusters", {})),
             allow_maintenance_database=_flag(

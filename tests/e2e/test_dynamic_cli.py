@@ -98,7 +98,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE ROLE "{group}" NOLOGIN')
             conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{group}"')
-        server = Server(f"sqlite:///{base / 'sikker.db'}", base / "data").start()
+        # The database is local: the operator opens loopback (refused by default).
+        env = {"SIKKER_DYNAMIC_ALLOWED_NETWORKS": "127.0.0.0/8"}
+        server = Server(f"sqlite:///{base / 'sikker.db'}", base / "data", env=env).start()
         try:
             _, root = init_and_unseal(server.url)
             w = World(server, root, base / "home" / ".sikkerkey", "", "", "", database, group, "", "")

@@ -42,7 +42,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    svc = bootstrap(Settings(database=module_database_url, data_dir=tmp_path_factory.mktemp("d")))
+    settings = Settings(
+        database=module_database_url,
+        data_dir=tmp_path_factory.mktemp("d"),
+        dynamic_allowed_networks=("127.0.0.0/8",),  # the dynamic secret's Redis is local
+    )
+    svc = bootstrap(settings)
     try:
         svc.deps.db.migrate()
         share = svc.seal.init(1, 1, ACTOR).shares[0]

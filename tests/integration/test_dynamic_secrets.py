@@ -16,7 +16,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -32,11 +33,13 @@ from redis.retry import Retry
 from sikker.api.app import create_app
 from sikker.config import Settings
 from sikker.core import audit, signing
+from sikker.engines.base import Connection, get_dynamic_provider
 from sikker.service.bootstrap import Services, bootstrap
 from tests.support import IN_CI, ScramCluster, scram_cluster
 
 ACTOR = audit.Actor("root", "tok_test", "127.0.0.1", "pytest")
 GROUP = "app_rw"
+LOOPBACK = ("127.0.0.0/8",)
 
 
 class Clock:
@@ -112,7 +115,9 @@ def node(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """The server on each store in turn (SQLite, then PostgreSQL)."""
     directory = tmp_path_factory.mktemp("dyn")
     clock = Clock()
-    svc = bootstrap(Settings(database=module_database_url, data_dir=directory), clock)
+    # The databases are local: the operator opens loopback (refused by default).
+    settings = Settings(database=module_database_url, data_dir=directory, dynamic_allowed_networks=LOOPBACK)
+    svc = bootstrap(settings, clock)
     try:
         svc.deps.db.migrate()
         init = svc.seal.init(1, 1, ACTOR)
@@ -163,6 +168,18 @@ def lease(bot: Bot, dynamic_id: str, **body: Any) -> dict[str, Any]:
 def audit_actions(node: Node, vault: str) -> list[str]:
     records = node.ok("GET", f"/api/audit/{vault}", limit="1000")["records"]
     return [r["action"] for r in records]
+
+
+@contextmanager
+def allowed_networks(node: Node, *networks: str) -> Iterator[None]:
+    """The operator's ``dynamic_allowed_networks`` changed (as after a restart with another
+    setting); restored afterwards."""
+    before = node.svc.deps.settings
+    node.svc.deps.settings = replace(before, dynamic_allowed_networks=networks)
+    try:
+        yield
+    finally:
+        node.svc.deps.settings = before
 
 
 def eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
@@ -660,6 +677,100 @@ def test_a_revocation_stalled_for_15_minutes_raises_an_alert_once(node: Node, pg
     node.clock.now += 300_000
     node.svc.leases.sweep()
     assert node.ok("GET", f"/api/leases/{got['leaseId']}")["state"] == "revoked"
+
+
+# -- where the server may connect (dynamic_allowed_networks) --------------------------------------
+INTERNAL = ["127.0.0.1", "10.1.2.3", "169.254.169.254", "localhost", "::1", "[::ffff:127.0.0.1]"]
+
+
+@pytest.mark.parametrize("host", INTERNAL)
+def test_a_definition_at_an_internal_address_is_refused_by_default(node: Node, pg: Pg, host: str) -> None:
+    name = f"internal-{uuid.uuid4().hex[:6]}"
+    body = {
+        "name": name, "engine": "postgresql", "host": host, "port": pg.cluster.port, "database": "postgres",
+        "adminSecret": pg.admin_secret, "grantRole": GROUP, "defaultTtl": 600, "maxTtl": 3600,
+    }  # fmt: skip
+    with allowed_networks(node):  # the default: nothing internal
+        status, data = node.admin("POST", f"/api/projects/{pg.where.project}/dynamic-secrets", body)
+    assert status == 400, data
+    assert "is not allowed" in data["error"] and "dynamic_allowed_networks" in data["error"]
+    listed = node.ok("GET", f"/api/projects/{pg.where.project}/dynamic-secrets")["dynamicSecrets"]
+    assert name not in {d["name"] for d in listed}
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "169.254.169.254", "::1"])
+def test_an_update_to_an_address_outside_the_allowed_networks_is_refused(
+    node: Node, pg: Pg, host: str
+) -> None:
+    """Loopback IPv4 is open on this node; a private address is not, nor IPv6 loopback, and a
+    cloud metadata address never is (even inside an allowed network)."""
+    d = pg.define(node)
+    with allowed_networks(node, "127.0.0.0/8", "169.254.0.0/16"):
+        status, data = node.admin("PUT", f"/api/dynamic-secrets/{d['id']}", {"host": host})
+    assert status == 400 and "dynamic_allowed_networks" in data["error"], data
+    assert node.ok("GET", f"/api/dynamic-secrets/{d['id']}")["host"] == "127.0.0.1"
+
+
+def test_narrowing_the_setting_stops_every_connection_and_revocations_wait_for_it(node: Node, pg: Pg) -> None:
+    """The operator removed loopback after the definition was saved and a lease issued: no
+    step connects any more; the lease's revocation stays queued (never marked revoked) and
+    runs once the network is open again."""
+    d = pg.define(node)
+    bot = machine(node, pg.where, [d["id"]])
+    live = lease(bot, d["id"])
+    users = pg.roles("sk_")
+    with allowed_networks(node):
+        refused = bot.call("POST", f"/v1/dynamic/{d['id']}/leases", {})
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert f"database for dynamic secret {d['id']}: address 127.0.0.1 is not allowed" in error
+        assert "dynamic_allowed_networks" in error and pg.cluster.password not in refused.text
+        renew = bot.call("POST", f"/v1/leases/{live['leaseId']}/renew", {"ttl": 900})
+        assert renew.status_code == 503 and "dynamic_allowed_networks" in renew.json()["error"]
+        status, data = node.admin("POST", f"/api/dynamic-secrets/{d['id']}/orphans", {})
+        assert status == 503 and "dynamic_allowed_networks" in data["error"]
+        revoking = node.ok("POST", f"/api/leases/{live['leaseId']}/revoke", {"sync": True})
+        assert revoking["state"] == "revoking" and "dynamic_allowed_networks" in revoking["lastError"]
+        node.clock.now += 40_000
+        node.svc.leases.sweep()
+        shown = node.ok("GET", f"/api/leases/{live['leaseId']}")
+        assert shown["state"] == "revoking" and shown["attempts"] >= 2
+        assert pg.roles("sk_") == users and pg.login(live["username"], live["password"])
+    leases = node.ok("GET", f"/api/vaults/{pg.where.vault}/leases", dynamic=d["id"])["leases"]
+    (failed,) = [x for x in leases if x["id"] != live["leaseId"]]
+    assert failed["state"] == "failed"  # no connection was opened: nothing to clean up
+    records = node.ok("GET", f"/api/audit/{pg.where.vault}", limit="1000")["records"]
+    fails = [r for r in records if r["action"] == "system:lease:fail" and r["target"]["secret"] == d["id"]]
+    assert len(fails) >= 3 and all("dynamic_allowed_networks" in r["reason"] for r in fails)
+    assert {r["result"] for r in fails} == {"error"}
+    node.clock.now += 40_000
+    node.svc.leases.sweep()
+    assert node.ok("GET", f"/api/leases/{live['leaseId']}")["state"] == "revoked"
+    assert live["username"] not in pg.roles("sk_")
+
+
+def test_providers_connect_to_the_pinned_address_not_the_name(pg: Pg) -> None:
+    """The server hands drivers the address it checked: a host name that cannot resolve
+    (``.invalid``) still reaches the database at the pinned address, so the driver never
+    looks the name up again (DNS rebinding)."""
+    pinned = "sikker-pinned.invalid"
+    cluster = pg.cluster
+    postgres = Connection(pinned, cluster.port, "postgres", cluster.admin, cluster.password, 3, "127.0.0.1")
+    assert get_dynamic_provider("postgresql", postgres).list_users("sk_none_") == []
+    _mariadb_admin().close()  # skips (or fails in CI) without MariaDB
+    assert (
+        get_dynamic_provider("mysql", Connection(pinned, 3306, "", "root", "", 3, "127.0.0.1")).list_users(
+            "sk_none_"
+        )
+        == []
+    )
+    rd = Connection(pinned, 6379, "0", "default", "", 3, "127.0.0.1")
+    try:
+        assert get_dynamic_provider("redis", rd).list_users("sk_none_") == []
+    except Exception as e:
+        if IN_CI:
+            raise
+        pytest.skip(f"Redis is not running: {type(e).__name__}")
 
 
 # -- MariaDB --------------------------------------------------------------------------------------

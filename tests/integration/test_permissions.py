@@ -698,7 +698,10 @@ def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     server = Server(
         module_database_url,
         directory / "data",
-        env={"SIKKER_STREAM_ALLOWED_NETWORKS": "127.0.0.0/8"},
+        env={
+            "SIKKER_STREAM_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "SIKKER_DYNAMIC_ALLOWED_NETWORKS": "127.0.0.0/8",
+        },
     ).start()
     try:
         _, token = init_and_unseal(server.url, 1, 1)

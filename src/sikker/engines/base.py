@@ -42,6 +42,15 @@ class Connection:
     admin_user: str
     admin_pass: str = field(repr=False)
     connect_timeout: int = CONNECT_TIMEOUT  # seconds; the server uses a shorter one
+    # The IP address to connect to, already checked against the server's network policy
+    # (service/dynamic_targets.py): providers connect there, never to a second lookup of
+    # ``host``. Empty (the agent): the driver resolves ``host`` itself.
+    address: str = ""
+
+    @property
+    def dial(self) -> str:
+        """Where to open the socket: ``address`` if the caller pinned one, else ``host``."""
+        return self.address or self.host
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,8 @@ def _connect(connection: Connection) -> ClientFactory:
     def open_client(username: str, password: str, auth_source: str) -> MongoClient[Document]:
         ms = connection.connect_timeout * 1000
         return MongoClient(
-            host=connection.host,
+            # A pinned IPv6 address needs brackets in a MongoDB host; a configured host is as given.
+            host=f"[{connection.address}]" if ":" in connection.address else connection.dial,
             port=connection.port,
             username=username,
             password=password,

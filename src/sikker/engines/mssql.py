@@ -82,7 +82,7 @@ def role_members_sql() -> str:
 def _default_connect(connection: Connection) -> Connect:
     def open_connection(user: str, password: str) -> DBConnection:
         return pymssql.connect(
-            server=connection.host,
+            server=connection.dial,
             port=str(connection.port),
             user=user,
             password=password,

@@ -40,7 +40,7 @@ class MySQLProvider:
 
     def _connect(self, user: str, password: str) -> pymysql.Connection[Cursor]:
         return pymysql.connect(
-            host=self._c.host,
+            host=self._c.dial,
             port=self._c.port,
             user=user,
             password=password,

@@ -47,7 +47,8 @@ class PostgresProvider:
 
     def _connect(self, user: str, password: str) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
-            host=self._c.host,
+            host=self._c.host,  # still names the server (TLS, pgpass); the socket goes to hostaddr
+            hostaddr=self._c.address or None,
             port=self._c.port,
             dbname=self._c.database or "postgres",
             user=user,

@@ -38,7 +38,7 @@ class RedisProvider:
 
     def _client(self, username: str, password: str) -> redis.Redis:
         return redis.Redis(
-            host=self._c.host,
+            host=self._c.dial,
             port=self._c.port,
             db=self._db,
             username=username if username and (username != DEFAULT_USER or password) else None,

@@ -21,7 +21,13 @@ from sikker.core.dynamic import Definition
 from sikker.core.model import Principal, Secret
 from sikker.errors import Conflict, InvalidInput, NotFound
 from sikker.service.base import Deps, open_version, require
-from sikker.service.dynamic_targets import Targets, snapshot_of, statement_parts
+from sikker.service.dynamic_targets import (
+    DatabaseUnavailable,
+    TargetRefused,
+    Targets,
+    snapshot_of,
+    statement_parts,
+)
 from sikker.storage import audit as audit_store
 from sikker.storage import dynamic as store
 from sikker.storage import secrets as secret_store
@@ -98,8 +104,16 @@ class DynamicService:
             d, grant_role=grant_role, creation_statements=creation, revocation_statements=revocation
         )
 
-    def _verify_role(self, d: Definition) -> None:
-        """Ask the database whether the grant role can be given (outside any store transaction)."""
+    def _verify_target(self, d: Definition) -> None:
+        """Refuse (400) a host that resolves to an address the server may not connect to, and
+        ask the database whether the grant role can be given (outside any store transaction).
+        A name that does not resolve yet is kept: every connection checks again."""
+        try:
+            self.targets.address("host", d.host, d.port)
+        except TargetRefused as e:
+            raise InvalidInput(e.message) from None
+        except DatabaseUnavailable:
+            pass
         if d.creation_statements:
             return  # custom statements decide what the user gets
         with self.deps.db.read() as conn:
@@ -123,7 +137,7 @@ class DynamicService:
                 raise NotFound(missing)
             require(principal, perm.DYNAMIC_MANAGE, project.vault_id, project.id, missing=missing)
             draft = self._check(conn, principal, _from_body(body, ids.new_id("secret"), project, name, now))
-        self._verify_role(draft)
+        self._verify_target(draft)
         with self.deps.db.write() as conn:
             project = vault_store.get_project(conn, project_id)
             if project is None:
@@ -173,7 +187,7 @@ class DynamicService:
             current.admin_secret_id,
             current.grant_role,
         ):
-            self._verify_role(draft)
+            self._verify_target(draft)
         with self.deps.db.write() as conn:
             self._definition(conn, principal, secret_id, perm.DYNAMIC_MANAGE)
             store.update_definition(conn, draft)

@@ -5,6 +5,15 @@ The server talks to a target database only OUTSIDE its own store transactions. E
 opens a short-lived admin connection (connect timeout ``CONNECT_TIMEOUT_S``); at most
 ``PER_TARGET`` calls run at once per (engine, host, port, database, admin secret version), so a
 slow or dead database ties up a bounded number of threads and fails only its own leases.
+
+A vault admin chooses the host and the SERVER connects there, so every call follows the
+outbound policy of audit streams and JWKS URLs (``core.netpolicy``): the host is resolved once,
+every address checked, and the driver handed the checked address (``Connection.address``), so
+a second lookup cannot rebind it. Loopback, private, link-local, multicast, reserved and cloud
+metadata addresses are refused (``TargetRefused``, before any socket is opened) unless the
+operator opened the network with ``dynamic_allowed_networks``. The same check runs for every
+step, revocations of old leases included: a lease whose target became disallowed stays queued
+and its revocation keeps failing until the operator opens the network again (or forgets it).
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ import orjson
 from sikker.core import dynamic
 from sikker.core.dynamic import Definition, Snapshot
 from sikker.core.model import Project, Sealed
+from sikker.core.netpolicy import IPAddress
 from sikker.crypto import envelope
 from sikker.crypto.envelope import Binding
 from sikker.engines.base import Connection as Target
 from sikker.engines.base import DynamicProvider, ProviderError, get_dynamic_provider
 from sikker.errors import NotFound, SikkerError, Unavailable
 from sikker.service.base import Deps, open_version, project_key
+from sikker.service.streams.destination import Resolver, resolve, system_resolver
 from sikker.storage import secrets as secret_store
 from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
@@ -38,10 +49,32 @@ class DatabaseUnavailable(Unavailable):
     default_message = "the database of this dynamic secret is unreachable"
 
 
+class TargetRefused(DatabaseUnavailable):
+    """The host resolves to an address the server may not connect to; nothing was opened."""
+
+    default_message = "the database of this dynamic secret is at an address that is not allowed"
+
+
+def refusal(label: str, host: str, address: IPAddress) -> str:
+    """Why ``host`` is refused: names the address and the operator's setting (no credentials)."""
+    what = f"address {address}" if host.strip("[]") == str(address) else f"{host} ({address})"
+    return (
+        f"{label}: {what} is not allowed (loopback, private, link-local, multicast, reserved and "
+        "cloud metadata addresses are refused); an operator can open the network with "
+        "dynamic_allowed_networks (SIKKER_DYNAMIC_ALLOWED_NETWORKS)"
+    )
+
+
 class Targets:
-    def __init__(self, deps: Deps, factory: ProviderFactory = get_dynamic_provider) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        factory: ProviderFactory = get_dynamic_provider,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self.deps = deps
         self.factory = factory
+        self.resolver = resolver
         self._gates: dict[tuple[object, ...], threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
@@ -60,6 +93,23 @@ class Targets:
             raise NotFound(f"admin secret {admin_secret_id} needs 'username' and 'password' fields")
         return value["username"], value["password"], secret.current_version
 
+    # -- network policy ------------------------------------------------------------------------
+    def address(self, label: str, host: str, port: int) -> IPAddress:
+        """The address to connect to: ``host`` resolved once, every address it gave allowed by
+        ``dynamic_allowed_networks`` (read now, so a changed setting applies to the next call).
+
+        Raises TargetRefused for a refused address, DatabaseUnavailable when ``host`` does not
+        resolve; ``label`` starts the message."""
+        allowed = self.deps.settings.dynamic_allowed_networks
+        try:
+            destination = resolve(label, host, port, allowed, self.resolver)
+        except SikkerError as e:  # DeliveryError: no address
+            detail = e.message.removeprefix(f"{label}: ")
+            raise DatabaseUnavailable(f"{label} is unreachable: {detail}") from None
+        if destination.refused:
+            raise TargetRefused(refusal(label, host, destination.refused[0]))
+        return destination.pinned
+
     # -- calls ---------------------------------------------------------------------------------
     def call(
         self,
@@ -68,8 +118,9 @@ class Targets:
         admin: tuple[str, str, int],
         step: Callable[[DynamicProvider], T],
     ) -> T:
-        """Run ``step`` against the database; its failures become DatabaseUnavailable (503)
-        naming the dynamic secret, with the driver's first line (never a password)."""
+        """Run ``step`` against the database at its checked address (``address``); failures
+        become DatabaseUnavailable (503) naming the dynamic secret, with the driver's first
+        line (never a password), or TargetRefused when the address is not allowed."""
         user, password, version = admin
         key = (
             snapshot.engine,
@@ -86,6 +137,7 @@ class Targets:
                 f"database for dynamic secret {secret_id} is busy: too many calls waiting"
             )
         try:
+            pinned = self.address(f"database for dynamic secret {secret_id}", snapshot.host, snapshot.port)
             target = Target(
                 snapshot.host,
                 snapshot.port,
@@ -93,6 +145,7 @@ class Targets:
                 user,
                 password,
                 connect_timeout=CONNECT_TIMEOUT_S,
+                address=str(pinned),
             )
             return step(self.factory(snapshot.engine, target))
         except ProviderError as e:

@@ -35,6 +35,7 @@ from sikker.errors import Conflict, InvalidInput, NotFound, RateLimited, SikkerE
 from sikker.service.base import Deps, require
 from sikker.service.dynamic_targets import (
     DatabaseUnavailable,
+    TargetRefused,
     Targets,
     encode_snapshot,
     open_part,
@@ -207,17 +208,19 @@ class LeaseService(LeaseJobs):
         return Issued(lease, pending.password)
 
     def _creation_failed(self, pending: Pending, error: SikkerError) -> None:
-        """Drop anything half-created; if that fails too, the sweeper keeps trying."""
+        """Drop anything half-created; if that fails too, the sweeper keeps trying. A refused
+        address opened no connection, so there is nothing to drop."""
         lease, definition = pending.lease, pending.definition
         cleaned = True
         try:
-            parts = statement_parts(definition.revocation_statements)
-            self.targets.call(
-                definition.id,
-                snapshot_of(definition, lease.username),
-                pending.admin,
-                lambda p: p.revoke_user(lease.username, parts, definition.grant_role),
-            )
+            if not isinstance(error, TargetRefused):
+                parts = statement_parts(definition.revocation_statements)
+                self.targets.call(
+                    definition.id,
+                    snapshot_of(definition, lease.username),
+                    pending.admin,
+                    lambda p: p.revoke_user(lease.username, parts, definition.grant_role),
+                )
         except SikkerError:
             cleaned = False
         now = self.deps.clock()

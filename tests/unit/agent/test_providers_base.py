@@ -81,3 +81,24 @@ def test_postgresql_revocation_statements_fill_role_with_the_grant_role_not_the_
     text = _compose(statement, revoke_fill("sk_app_x1", "app_readers")).as_string(None)
     assert text == 'REVOKE "app_readers" FROM "sk_app_x1"'
     assert _compose(statement, revoke_fill("sk_app_x1", "")).as_string(None) == "REVOKE '' FROM \"sk_app_x1\""
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("", "db.internal"), ("10.20.0.5", "10.20.0.5"), ("fd00::5", "[fd00::5]")],
+)
+def test_mongodb_and_mssql_connect_to_the_pinned_address(
+    monkeypatch: pytest.MonkeyPatch, address: str, expected: str
+) -> None:
+    """The server pins the checked address (service/dynamic_targets.py); the agent gives none.
+    PostgreSQL, MariaDB and Redis are proven against real servers in
+    tests/integration/test_dynamic_secrets.py::test_providers_connect_to_the_pinned_address_not_the_name."""
+    from sikker.engines import mongodb, mssql
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(mongodb, "MongoClient", lambda **kw: seen.update(mongo=kw["host"]))
+    monkeypatch.setattr(mssql.pymssql, "connect", lambda **kw: seen.update(mssql=kw["server"]))
+    target = Connection("db.internal", 1, "app", "admin", "adm-pw", address=address)
+    mongodb._connect(target)("admin", "adm-pw", "admin")
+    mssql._default_connect(target)("admin", "adm-pw")
+    assert seen == {"mongo": expected, "mssql": expected.strip("[]")}
