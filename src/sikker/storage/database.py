@@ -239,7 +239,13 @@ class Database:
             self.url,
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 10},
-            poolclass=NullPool if ":memory:" in self.url else None,
+            **(
+                {"poolclass": NullPool}
+                if ":memory:" in self.url
+                # As many as the threads that use one at a time (requests, plan fills, the
+                # read commit): beyond the pool a connection is opened and closed per use.
+                else {"pool_size": 8, "max_overflow": 32}
+            ),
         )
 
         @event.listens_for(engine, "connect")
