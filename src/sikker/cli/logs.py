@@ -7,8 +7,11 @@ fields as JSON keys, or as ``key=value`` after the message in text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -69,6 +72,51 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+FLUSH_SECONDS = 0.1
+MAX_PENDING = 512
+
+
+class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes lines in batches: at most FLUSH_SECONDS after they were logged (a thread per
+    process flushes), at once from WARNING up or when MAX_PENDING wait, and at exit. One write
+    system call per batch instead of a write and a flush per line: under load an access line
+    per request cost a read-lane request several percent of its CPU."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._flusher_pid = -1
+        os.register_at_fork(after_in_child=self._pending.clear)  # the parent writes those
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
+        try:
+            self._pending.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or len(self._pending) >= MAX_PENDING:
+            self._write()
+        elif self._flusher_pid != os.getpid():
+            self._flusher_pid = os.getpid()
+            threading.Thread(target=self._flush_forever, name="sikker-log-flush", daemon=True).start()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        lines, self._pending[:] = self._pending[:], []
+        if lines:
+            with contextlib.suppress(OSError, ValueError):  # a closed or full stdout fails no request
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+
 def resolve_format(log_format: str, stream: TextIO) -> str:
     if log_format != "auto":
         return log_format
@@ -89,7 +137,7 @@ def configure(log_format: str, log_level: str, stream: TextIO | None = None) -> 
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(stream)
+    handler = BatchedHandler(stream)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     handler.setLevel(log_level.upper())  # also for loggers with a level of their own (uvicorn's)
     root = logging.getLogger()

@@ -367,6 +367,8 @@ def serve_forked(settings: Settings) -> None:
                 uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(settings))).run(sockets=[sock])
                 code = 0
             finally:
+                for handler in logging.getLogger().handlers:  # os._exit skips logging's own flush
+                    handler.flush()
                 os._exit(code)
         children.append(pid)
     sock.close()
