@@ -25,16 +25,25 @@ What it does (all traffic on 127.0.0.1, JSON to bench/results/, gitignored):
    NON-ROOT token holding it. Each read row is a fresh ``bao server`` process on the same
    storage (unsealed again, leadership awaited), a 3 s warm-up, then
    GET /v1/secret/data/s<N> round-robin with X-Vault-Token via bench/roundrobin.lua.
-3. Order: per connection count (16, 64) Sikker with each --workers value (default 1, then
-   2 = ``sikker server --workers 2``), then OpenBao; then OpenBao with the root token at
-   c64. Before each row it waits for the machine to be idle, as signed_reads.py does, and
-   measures the CPU everyone else used during the row.
-4. Writes (Sikker with the largest --workers value), same method for both: wrk -t2 -c16
-   for --write-duration s (default 10) with
+3. Order: per connection count (16, 64) Sikker for each --workers value (default 0 1 2:
+   0 = ``sikker server --dev`` exactly as it runs by default, no --workers flag, labelled
+   "sikker"; N = ``--workers N``, labelled "sikker Nw"), then OpenBao; then OpenBao with the
+   root token at c64. Before each row it waits for the machine to be idle, as
+   signed_reads.py does, and measures the CPU everyone else used during the row.
+4. Writes (Sikker as run by default, and with the largest --workers value), same method for
+   both: wrk -t2 -c16 for --write-duration s (default 10) with
    bench/roundrobin.lua and the root token, Sikker ``PUT /api/secrets/<id>``
    {"value": <128 hex>} (a new version each) and OpenBao ``POST /v1/secret/data/s<N>``
    {"data": {"value": <128 hex>}} (a new KV v2 version each), round-robin over the
    1,000 secrets.
+5. The PostgreSQL store (bench/pg_store.py; --no-pg skips it, and it is skipped when
+   --pg-url does not answer): a fresh, uniquely named database (dropped at the end), the
+   same setup through the API, then "sikker pg": one default server (``--dev --database
+   postgresql://... --seal-key-file``, no --workers flag), signed reads at --pg-connections
+   (64) the same way; "sikker pg3": --pg-nodes (3) such servers on that database at once,
+   one wrk process per node with its share of the connections and its own pre-signed
+   requests (no nonce is sent twice), summed (no target: it shows that nodes on one
+   machine do not degrade); then one node's writes as in 4.
 
 Then the ratios Sikker/OpenBao (non-root token rows) and issue 8's targets, measured/met.
 
