@@ -92,6 +92,10 @@ def collect(vs: dict[str, Any], startup: dict[str, Any], scale: dict[str, Any]) 
     scale_rows: list[dict[str, Any]] = scale.get("rows", [])
     small = [r["rps"] for r in scale_rows if r["dataset"] == "small"]
     large = [r["rps"] for r in scale_rows if r["dataset"] == "large"]
+    size: dict[str, int] = scale.get("large", {}).get("size", {})
+    small_size = int(scale.get("args", {}).get("small_secrets", 1000))
+    scale_other = float(scale.get("args", {}).get("max_other", 0.15))
+    scale_rows = [r for r in scale_rows if r["dataset"] in ("small", "large")]
     return [
         Target(
             f"signed reads/s at {CONNS} conns, default server / OpenBao non-root token reads",
@@ -112,13 +116,14 @@ def collect(vs: dict[str, Any], startup: dict[str, Any], scale: dict[str, Any]) 
             _flag(write, bao_write, max_other=max_other),
         ),
         Target(
-            "reads/s with 1M secrets, 10k machines (uniform) / 1k secrets (Sikker)",
+            f"reads/s with {size.get('secrets', 1_000_000):,} secrets,"
+            f" {size.get('machines', 10_000):,} machines (uniform) / {small_size:,} secrets",
             statistics.median(large) if large else None,
             statistics.median(small) if small else None,
             "req/s",
             0.9,
             True,
-            "medians of the rounds",
+            ", ".join(x for x in ("medians of the rounds", _flag(*scale_rows, max_other=scale_other)) if x),
         ),
         Target(
             "spawn -> first served read, sikker server / bao server -dev",
