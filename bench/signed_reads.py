@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,12 +70,17 @@ def free_port() -> int:
 
 
 class Server:
-    """One ``sikker server --dev`` process on a loopback port, audit ON or STUBBED."""
+    """One ``sikker server --dev`` process on a loopback port, audit ON or STUBBED.
 
-    def __init__(self, data_dir: Path, variant: str, workers: int = 1) -> None:
+    ``workers`` None: no --workers flag (the server's default); ``extra``: more server flags."""
+
+    def __init__(
+        self, data_dir: Path, variant: str, workers: int | None = 1, extra: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.variant = variant
         self.workers = workers
+        self.extra = list(extra)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{variant}-{self.port}.log"
@@ -92,8 +97,8 @@ class Server:
             str(self.data_dir),
             "--listen",
             f"127.0.0.1:{self.port}",
-            "--workers",
-            str(self.workers),
+            *(["--workers", str(self.workers)] if self.workers is not None else []),
+            *self.extra,
         ]
         head = (
             [sys.executable, str(STUB_LAUNCHER)]
@@ -130,8 +135,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, variant: str, workers: int = 1) -> Iterator[Server]:
-    server = Server(data_dir, variant, workers).start()
+def running(
+    data_dir: Path, variant: str, workers: int | None = 1, extra: Sequence[str] = ()
+) -> Iterator[Server]:
+    server = Server(data_dir, variant, workers, extra).start()
     try:
         yield server
     finally:
@@ -370,12 +377,23 @@ class Row:
 
 
 def measure(
-    fx: Fixture, data_dir: Path, work: Path, variant: str, conns: int, args: argparse.Namespace
+    fx: Fixture,
+    data_dir: Path,
+    work: Path,
+    variant: str,
+    conns: int,
+    args: argparse.Namespace,
+    extra: Sequence[str] = (),
+    seq: Callable[[], int] | None = None,
 ) -> Row:
+    """One row: a fresh server (``args.workers``, None = no flag; ``extra`` flags), warm-up, run.
+
+    ``seq`` reads the vault's audit sequence number (default: the SQLite file in ``data_dir``)."""
     load = procfs.loadavg()
     print(f"  {variant:<8} c={conns:<3} load average before: {load}", flush=True)
     db = data_dir / "sikker.db"
-    with running(data_dir, variant, args.workers) as server:
+    audit = seq or (lambda: audit_seq(db, fx.vault))
+    with running(data_dir, variant, args.workers, extra) as server:
         # Warm-up (discarded) = probe: a generous supply, then size the measured run from its rate.
         warm_n = max(2000, int(args.probe_rate * args.warmup))
         nxt = write_requests(fx, server.port, warm_n, args.threads, work / "warm", 0)
@@ -386,13 +404,13 @@ def measure(
         total = int(rate * args.duration * args.headroom) + 200 * conns
         write_requests(fx, server.port, total, args.threads, work / "run", nxt)
 
-        seq0 = audit_seq(db, fx.vault)
+        seq0 = audit()
         cpu0, other0, t0 = procfs.tree_cpu(server.pid), procfs.machine_cpu(), time.monotonic()
         with procfs.PeakPss(server.pid) as pss:
             res = run_wrk(server.url, work / "run", args.threads, conns, args.duration)
         cpu1, other1, t1 = procfs.tree_cpu(server.pid), procfs.machine_cpu(), time.monotonic()
         rss = procfs.peak_rss_mib(server.pid)
-        seq1 = audit_seq(db, fx.vault)
+        seq1 = audit()
     wall = t1 - t0
     server_cpu = cpu1 - cpu0
     if args.show_wrk:

