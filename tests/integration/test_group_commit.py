@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DatabaseError
 
-from sikker.errors import Conflict, NotFound
+from sikker.errors import Conflict, NotFound, StoreUnavailable
+from sikker.storage import database
 from sikker.storage.database import Database
 
 
@@ -208,3 +209,40 @@ def test_a_store_that_cannot_be_opened_fails_the_writer_and_frees_the_locks(tmp_
     for _ in range(2):  # the second attempt is not stuck behind the first
         with pytest.raises(DatabaseError, match="not a database"), db.write() as conn:
             conn.exec_driver_sql("CREATE TABLE t (k TEXT)")
+
+
+def test_writers_return_after_the_wal_is_synced_and_the_next_group_writes_meanwhile(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = database.os.fsync
+    syncing, release = threading.Event(), threading.Event()
+    synced: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        if not syncing.is_set():  # the first group's sync waits for the test
+            syncing.set()
+            assert release.wait(10)
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(database.os, "fsync", slow_fsync)
+    first = Writer(db, "a")
+    first.start()
+    assert syncing.wait(10)
+    assert first.outcome is None  # committed, not yet durable: not acknowledged
+    with db.write() as conn:  # the write lock is free while the first group syncs
+        conn.execute(text("INSERT INTO t (k) VALUES ('b')"))
+    assert first.outcome is None
+    release.set()
+    first.join(10)
+    assert first.outcome == "ok" and len(synced) == 2
+    assert stored(db) == {"a", "b"}
+
+
+def test_a_failed_sync_fails_the_writers(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(database.os, "fsync", broken_fsync)
+    with pytest.raises(StoreUnavailable), db.write() as conn:
+        conn.execute(text("INSERT INTO t (k) VALUES ('a')"))

@@ -1,8 +1,9 @@
 """Database access: engine setup, transactions and error translation.
 
-- SQLite (default): WAL journal, ``synchronous=FULL``, foreign keys on, and
-  write transactions that start with ``BEGIN IMMEDIATE`` so that writers queue
-  instead of failing on a lock upgrade.
+- SQLite (default): WAL journal, foreign keys on, write transactions that start with
+  ``BEGIN IMMEDIATE`` so that writers queue instead of failing on a lock upgrade, group
+  commit, and the WAL synced (``fsync``) after each commit, outside the write lock, before any
+  writer of it returns (``Database.write``).
 - PostgreSQL: psycopg 3, pre-ping so a restarted server is noticed.
 
 Driver errors that mean "the store is not reachable" become
@@ -223,6 +224,9 @@ class Database:
         self._depth = 0  # write() calls of the thread holding _write_lock
         self._queued = 0  # threads waiting for _write_lock
         self._queue_lock = threading.Lock()
+        self._wal_path = f"{path}-wal" if self._flock_path else None
+        self._wal_fd: int | None = None
+        self._wal_lock = threading.Lock()
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -254,7 +258,8 @@ class Database:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
+            # Commits do not sync; Database.write syncs the WAL before any writer returns.
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
@@ -288,6 +293,8 @@ class Database:
             cfg.attributes["connection"] = conn
             run(cfg)
             conn.commit()
+            if self._wal_path is not None:
+                self._sync_wal()
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -307,8 +314,11 @@ class Database:
         On SQLite, writers that queue for the one write lock share a transaction (group
         commit): each runs in its own savepoint, so an error rolls back only its own changes,
         and the last of them (none waiting, GROUP_MAX writers, or GROUP_MAX_SECONDS after the
-        first began) commits for all, one fsync. Every writer returns only after that commit;
-        if it fails, each gets the error and nothing of the group is stored."""
+        first began) commits for all. The commit writes the WAL without syncing it
+        (``synchronous=NORMAL``); the WAL is synced after the write lock is released (``_sync``),
+        so the next group writes while this one waits for the disk. Every writer returns only
+        after that sync: nothing is acknowledged before it is durable. If the commit or the sync
+        fails, each writer of the group gets the error."""
         if self._write_lock is None:  # PostgreSQL: a transaction per writer
             with self._translate(), self.engine.connect() as conn:
                 conn = conn.execution_options(sikker_write=True)
@@ -336,6 +346,7 @@ class Database:
                     raise
         finally:
             self._depth -= 1
+            closed = None
             if outermost and group is not None:
                 group.members += 1
                 if (
@@ -345,7 +356,10 @@ class Database:
                     or time.monotonic() - group.started >= GROUP_MAX_SECONDS
                 ):
                     self._close_group(group)
+                    closed = group
             self._write_lock.release()
+            if closed is not None:
+                self._sync(closed)
         if outermost:
             group.done.wait()
             if group.failure is not None:
@@ -382,7 +396,35 @@ class Database:
                     group.conn.invalidate()
                 group.conn.close()
             self._unlock_file()
+
+    def _sync(self, group: _Group) -> None:
+        """Make ``group``'s commit durable, then let its writers return. Syncing the WAL file
+        syncs every frame written to it so far, this group's included; frames a checkpoint
+        already moved were synced by it (SQLite syncs the WAL before and the database after a
+        checkpoint, also at ``synchronous=NORMAL``)."""
+        try:
+            if group.failure is None and self._wal_path is not None:
+                self._sync_wal()
+        except OSError as e:
+            failure = StoreUnavailable()
+            failure.__cause__ = e
+            group.failure = failure
+        finally:
             group.done.set()
+
+    def _sync_wal(self) -> None:
+        assert self._wal_path is not None
+        try:
+            current = os.stat(self._wal_path).st_ino
+        except FileNotFoundError:  # the last connection checkpointed and removed it: all synced
+            return
+        with self._wal_lock:
+            fd = self._wal_fd
+            if fd is None or os.fstat(fd).st_ino != current:  # a new WAL file since we opened it
+                if fd is not None:
+                    os.close(fd)
+                fd = self._wal_fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+        os.fsync(fd)
 
     def _lock_file(self) -> None:
         """Between the processes of one server; taken with the thread lock held, so one thread
@@ -428,3 +470,7 @@ class Database:
         if self._flock_fd is not None:
             os.close(self._flock_fd)
             self._flock_fd = None
+        with self._wal_lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
