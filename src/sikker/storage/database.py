@@ -25,10 +25,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -37,12 +35,20 @@ from sqlalchemy.pool import NullPool
 from sikker import metrics
 from sikker.errors import Conflict, InvalidInput, StoreUnavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["Connection", "Database", "insert_rows", "savepoint"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration's revision (tests/unit/storage/test_migration_head.py holds it to the
+# scripts). A store already there starts without importing Alembic.
+HEAD = "0012"
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return cfg
@@ -184,6 +190,17 @@ def _count_connections_in_use(engine: Engine) -> None:
         metrics.DB_POOL_IN_USE.dec()
 
 
+def _revisions(conn: Connection) -> set[str]:
+    """The revisions Alembic recorded in the store (none in a new one), in a transaction of their
+    own: Alembic starts from a connection with none open."""
+    try:
+        if not conn.dialect.has_table(conn, "alembic_version"):
+            return set()
+        return {str(v) for v in conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()}
+    finally:
+        conn.rollback()
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
@@ -241,15 +258,14 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest migration (idempotent), or up to ``revision``. Run at
         start-up, so a store that cannot be reached is explained (``connect_failure``) rather
-        than "retry shortly"."""
-        self._alembic(lambda cfg: command.upgrade(cfg, revision))
+        than "retry shortly". A store already at ``HEAD`` is left alone without Alembic."""
+        self._alembic("upgrade", revision)
 
     def downgrade(self, revision: str) -> None:
         """Take the schema back to ``revision`` (restoring an older backup into a newer store)."""
-        self._alembic(lambda cfg: command.downgrade(cfg, revision))
+        self._alembic("downgrade", revision)
 
-    def _alembic(self, run: Any) -> None:
-        cfg = alembic_config()
+    def _alembic(self, direction: str, revision: str) -> None:
         try:
             conn = self.engine.connect()
         except (OperationalError, InterfaceError) as e:
@@ -257,8 +273,14 @@ class Database:
                 raise StoreUnavailable(f"cannot open the SQLite database: {e.orig}") from e
             raise StoreUnavailable(connect_failure(self.url, e)) from e
         with self._translate(), conn:
+            if direction == "upgrade" and revision == "head" and _revisions(conn) == {HEAD}:
+                return
+            from alembic import command
+
+            cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            run(cfg)
+            run = command.upgrade if direction == "upgrade" else command.downgrade
+            run(cfg, revision)
             conn.commit()
 
     @contextmanager
