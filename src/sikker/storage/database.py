@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,10 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration's revision (tests/unit/storage/test_migration_head.py holds it to the
 # scripts). A store already there starts without importing Alembic.
 HEAD = "0012"
+# A new SQLite store is made from this dump of one that Alembic brought to HEAD (its schema and
+# the rows the migrations insert; the same test holds it to the migrations and rewrites it):
+# no Alembic import, and none of the table copies of SQLite's batch migrations.
+SQLITE_HEAD = _MIGRATIONS / "sqlite_head.sql"
 
 
 def alembic_config() -> Config:
@@ -201,6 +206,32 @@ def _revisions(conn: Connection) -> set[str]:
         conn.rollback()
 
 
+def split_statements(script: str) -> list[str]:
+    """The SQL statements of a script, one per entry (each ends with a semicolon)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _create_sqlite_head(conn: Connection) -> bool:
+    """Make an empty SQLite store the schema at HEAD from ``SQLITE_HEAD``, in one write
+    transaction. False (nothing done) if the store holds anything."""
+    conn.execution_options(sikker_write=True)  # BEGIN IMMEDIATE: two starting servers take turns
+    try:
+        with conn.begin():
+            if conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one():
+                return False
+            for statement in split_statements(SQLITE_HEAD.read_text()):
+                conn.exec_driver_sql(statement)
+        return True
+    finally:
+        conn.execution_options(sikker_write=False)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
@@ -258,7 +289,8 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest migration (idempotent), or up to ``revision``. Run at
         start-up, so a store that cannot be reached is explained (``connect_failure``) rather
-        than "retry shortly". A store already at ``HEAD`` is left alone without Alembic."""
+        than "retry shortly". Without Alembic: a store already at ``HEAD`` is left alone, and an
+        empty SQLite store is made from ``SQLITE_HEAD``."""
         self._alembic("upgrade", revision)
 
     def downgrade(self, revision: str) -> None:
@@ -273,8 +305,10 @@ class Database:
                 raise StoreUnavailable(f"cannot open the SQLite database: {e.orig}") from e
             raise StoreUnavailable(connect_failure(self.url, e)) from e
         with self._translate(), conn:
-            if direction == "upgrade" and revision == "head" and _revisions(conn) == {HEAD}:
-                return
+            if direction == "upgrade" and revision == "head":
+                revisions = _revisions(conn)
+                if revisions == {HEAD} or (self.is_sqlite and not revisions and _create_sqlite_head(conn)):
+                    return
             from alembic import command
 
             cfg = alembic_config()
