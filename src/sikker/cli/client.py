@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from sikker.cli.options import ADDR_FROM_FLAG
 from sikker.errors import (
     Conflict,
     InvalidInput,
@@ -39,12 +40,6 @@ def error_for_status(status: int, message: str) -> SikkerError:
     return _BY_STATUS.get(status, SikkerError)(message)
 
 
-CA_CERT_HELP = (
-    "PEM file of the CA (or the self-signed certificate) that signed the server's TLS "
-    "certificate (env SIKKER_CACERT; default: the system's CAs)."
-)
-
-
 def tls_verify(ca_cert: str | None) -> ssl.SSLContext | bool:
     """What httpx checks the server's certificate against: the system's CAs, or ``ca_cert``."""
     if not ca_cert:
@@ -65,15 +60,6 @@ def unreachable(url: str, how_set: str, error: httpx.HTTPError) -> Unavailable:
         else ""
     )
     return Unavailable(f"cannot reach the Sikker server at {url} {how_set}: {cause}.{hint}")
-
-
-# How the admin CLI found the server's address, for connection errors (see ``Client``).
-ADDR_FROM_DEFAULT = (
-    "(the default address: neither SIKKER_ADDR nor --addr is set; start the server there, or "
-    "set SIKKER_ADDR or pass --addr with its address)"
-)
-ADDR_FROM_ENV = "(from SIKKER_ADDR; is the server running there? change SIKKER_ADDR or pass --addr)"
-ADDR_FROM_FLAG = "(from --addr; is the server running there?)"
 
 
 class Client:

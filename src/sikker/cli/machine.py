@@ -18,11 +18,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from sikker.cli import identity as identities
 from sikker.cli import workload
-from sikker.cli.client import ADDR_FROM_FLAG
 from sikker.cli.dynamic_run import DynamicLease, LeasedSource, env_prefix, resolve_dynamic
 from sikker.cli.environment import FORMATS, flatten_secret, merge, render
 from sikker.cli.machine_client import MachineClient, check_api_url, check_id
-from sikker.cli.options import JSON_ERRORS_HELP, addr_source, ca_cert_option, json_option, resolve_token
+from sikker.cli.options import (
+    ADDR_FROM_FLAG,
+    JSON_ERRORS_HELP,
+    addr_source,
+    ca_cert_option,
+    json_option,
+    resolve_token,
+)
 from sikker.cli.output import emit_json, table
 from sikker.cli.supervisor import Source, supervise
 from sikker.cli.workload import JwtSource, jwt_options

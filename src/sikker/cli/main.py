@@ -2,30 +2,86 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 from rich.text import Text
 
 from sikker import __version__
-from sikker.cli.admin import project, secret, token, vault
-from sikker.cli.agent import agent
-from sikker.cli.audit import audit
-from sikker.cli.backup import backup_command, restore_command
-from sikker.cli.canaries import canary
-from sikker.cli.completion import completion
-from sikker.cli.dynamic import dynamic
-from sikker.cli.jwt_roles import jwt_role
-from sikker.cli.leases import lease
-from sikker.cli.machine import bootstrap_command, export_cmd, get_cmd, list_cmd, run_cmd
-from sikker.cli.machines_admin import enroll_token, grant, machine
-from sikker.cli.operator import operator, status
 from sikker.cli.output import Invocation, emit_error_json, err_console
-from sikker.cli.people import login, logout, require_mfa, role, user, whoami
-from sikker.cli.rotation import rotation, secret_manage, secret_rotate
-from sikker.cli.seal_migration import migrate_seal_command
-from sikker.cli.server import server
 from sikker.errors import SikkerError
+
+# Each top-level command: (module, attribute), and the subcommands other modules add to it.
+# Imported when first asked for (get_command), so ``sikker server`` does not import the client
+# commands (httpx, the agent, ...) and a client command does not import the server.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("sikker.cli.server", "server"),
+    "operator": ("sikker.cli.operator", "operator"),
+    "status": ("sikker.cli.operator", "status"),
+    "vault": ("sikker.cli.admin", "vault"),
+    "project": ("sikker.cli.admin", "project"),
+    "secret": ("sikker.cli.admin", "secret"),
+    "dynamic": ("sikker.cli.dynamic", "dynamic"),
+    "lease": ("sikker.cli.leases", "lease"),
+    "audit": ("sikker.cli.audit", "audit"),
+    "canary": ("sikker.cli.canaries", "canary"),
+    "agent": ("sikker.cli.agent", "agent"),
+    "token": ("sikker.cli.admin", "token"),
+    "user": ("sikker.cli.people", "user"),
+    "role": ("sikker.cli.people", "role"),
+    "login": ("sikker.cli.people", "login"),
+    "logout": ("sikker.cli.people", "logout"),
+    "whoami": ("sikker.cli.people", "whoami"),
+    "machine": ("sikker.cli.machines_admin", "machine"),
+    "grant": ("sikker.cli.machines_admin", "grant"),
+    "enroll-token": ("sikker.cli.machines_admin", "enroll_token"),
+    "jwt-role": ("sikker.cli.jwt_roles", "jwt_role"),
+    "get": ("sikker.cli.machine", "get_cmd"),
+    "list": ("sikker.cli.machine", "list_cmd"),
+    "export": ("sikker.cli.machine", "export_cmd"),
+    "run": ("sikker.cli.machine", "run_cmd"),
+    "completion": ("sikker.cli.completion", "completion"),
+}
+SUBCOMMANDS: dict[str, list[tuple[str, str]]] = {
+    "machine": [("sikker.cli.machine", "bootstrap_command")],
+    "operator": [
+        ("sikker.cli.backup", "backup_command"),
+        ("sikker.cli.backup", "restore_command"),
+        ("sikker.cli.seal_migration", "migrate_seal_command"),
+    ],
+    "vault": [("sikker.cli.people", "require_mfa")],
+    "secret": [
+        ("sikker.cli.rotation", "secret_rotate"),
+        ("sikker.cli.rotation", "rotation"),
+        ("sikker.cli.rotation", "secret_manage"),
+    ],
+}
+
+
+def _load(module: str, attribute: str) -> click.Command:
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{module}.{attribute} is not a click command")
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use (``COMMANDS``); ``--help`` and shell
+    completion list them all, so those import every one."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            command = _load(*COMMANDS[cmd_name])
+            if isinstance(command, click.Group):
+                for sub in SUBCOMMANDS.get(cmd_name, []):
+                    command.add_command(_load(*sub))
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
 
 EXIT_CODES = """\
 Every command takes --json: JSON output, and an error as {"error": "...", "code": N}
@@ -47,7 +103,7 @@ Exit codes:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name="sikker")
 def cli() -> None:
     """Sikker: a self-hosted secrets manager.
@@ -58,44 +114,6 @@ def cli() -> None:
     Machines: 'sikker machine bootstrap' once, then 'sikker get', 'list',
     'export' and 'run' read with the identity in ~/.sikkerkey (SIKKERKEY_HOME).
     """
-
-
-machine.add_command(bootstrap_command)
-operator.add_command(backup_command)
-operator.add_command(restore_command)
-operator.add_command(migrate_seal_command)
-vault.add_command(require_mfa)
-for sub in (secret_rotate, rotation, secret_manage):
-    secret.add_command(sub)
-for command in (
-    server,
-    operator,
-    status,
-    vault,
-    project,
-    secret,
-    dynamic,
-    lease,
-    audit,
-    canary,
-    agent,
-    token,
-    user,
-    role,
-    login,
-    logout,
-    whoami,
-    machine,
-    grant,
-    enroll_token,
-    jwt_role,
-    get_cmd,
-    list_cmd,
-    export_cmd,
-    run_cmd,
-    completion,
-):
-    cli.add_command(command)
 
 
 def _asks_for_json(argv: list[str]) -> bool:

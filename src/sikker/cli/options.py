@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from sikker.cli import refs
-from sikker.cli.client import ADDR_FROM_DEFAULT, ADDR_FROM_ENV, ADDR_FROM_FLAG, CA_CERT_HELP, Client
 from sikker.cli.output import Invocation
 from sikker.errors import InvalidInput
 
@@ -23,6 +22,18 @@ TOKEN_HELP = (
 TOKEN_FILE_HELP = "Read the token from this file ('-' for stdin; env SIKKER_TOKEN_FILE)."
 JSON_HELP = 'Print JSON for scripts; an error too, as {"error", "code"} on stderr.'
 JSON_ERRORS_HELP = 'Print an error as JSON ({"error", "code"} on stderr); other output is unchanged.'
+CA_CERT_HELP = (
+    "PEM file of the CA (or the self-signed certificate) that signed the server's TLS "
+    "certificate (env SIKKER_CACERT; default: the system's CAs)."
+)
+
+# How the admin CLI found the server's address, for connection errors (see ``Client``).
+ADDR_FROM_DEFAULT = (
+    "(the default address: neither SIKKER_ADDR nor --addr is set; start the server there, or "
+    "set SIKKER_ADDR or pass --addr with its address)"
+)
+ADDR_FROM_ENV = "(from SIKKER_ADDR; is the server running there? change SIKKER_ADDR or pass --addr)"
+ADDR_FROM_FLAG = "(from --addr; is the server running there?)"
 
 
 def read_text_input(path: str, what: str) -> str:
@@ -119,6 +130,8 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
         as_json: bool,
         **kwargs: Any,
     ) -> Any:
+        from sikker.cli.client import Client  # httpx: not for commands that make no requests
+
         client = Client(
             addr, resolve_token(token, token_file, addr), addr_source=addr_source(), ca_cert=ca_cert
         )

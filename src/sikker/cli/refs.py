@@ -17,12 +17,14 @@ Names holding a ``/`` are taken by id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sikker.cli.client import Client
 from sikker.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from sikker.cli.client import Client
 
 _PREFIXES = {"vault": "vault_", "project": "proj_", "secret": "sk_", "dynamic secret": "sk_"}
 

@@ -335,6 +335,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "server_header": False,
         "proxy_headers": False,  # X-Forwarded-* are not trusted: audit records the peer address
         "lifespan": "on",
+        # No WebSocket routes: an Upgrade request is served as plain HTTP (uvicorn logs it), and
+        # the websockets library is not imported.
+        "ws": "none",
         "ssl_certfile": settings.tls_cert,
         "ssl_keyfile": settings.tls_key,
     }

@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from croniter import CroniterBadDateError, croniter
+from typing import TYPE_CHECKING
 
 from sikker.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 CHARSETS = {
     "symbols": string.ascii_letters + string.digits + "!#%&()*+,-./:;<=>?@[]^_{|}~",
@@ -73,7 +75,7 @@ class Schedule:
             raise InvalidInput("give exactly one of an interval or a cron expression")
         if self.interval_s is not None and not MIN_INTERVAL_S <= self.interval_s <= MAX_INTERVAL_S:
             raise InvalidInput("the interval must be between 5 minutes and 1 year")
-        if self.cron is not None and (len(self.cron.split()) != 5 or not croniter.is_valid(self.cron)):
+        if self.cron is not None and (len(self.cron.split()) != 5 or not _croniter().is_valid(self.cron)):
             raise InvalidInput(f"not a five-field cron expression: {self.cron[:60]!r}")
         if self.cron is not None:
             # A valid expression may name a day that never comes (31 February): refuse it now,
@@ -93,6 +95,8 @@ class Schedule:
             return now_ms + self.interval_s * 1000
         assert self.cron is not None
         start = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        from croniter import CroniterBadDateError, croniter
+
         try:
             nxt: datetime = croniter(self.cron, start).get_next(datetime)
         except CroniterBadDateError as e:
@@ -107,7 +111,7 @@ def cron_min_gap_minutes(cron: str) -> int:
     day come from those alone. The gap from a day's last run to the next day's first is counted
     as if every day fired (conservative: '0,57 0,23 * * 1' is refused although its Monday
     23:57 run is followed by the next Monday's 00:00)."""
-    minute_field, hour_field = croniter(cron).expanded[:2]
+    minute_field, hour_field = _croniter()(cron).expanded[:2]
     minutes = range(60) if minute_field == ["*"] else sorted(int(m) for m in minute_field)
     hours = range(24) if hour_field == ["*"] else sorted(int(h) for h in hour_field)
     times = [h * 60 + m for h in hours for m in minutes]
@@ -155,3 +159,11 @@ def next_managed(
             raise InvalidInput("the alternating strategy needs a second username")
         username = alt_username if current["username"] == base_username else base_username
     return current | {"username": username, "password": generator.generate(randbelow)}
+
+
+def _croniter() -> type[croniter]:
+    """croniter (and dateutil), imported when a cron schedule is first used: a server with no
+    cron rotation starts without them."""
+    from croniter import croniter
+
+    return croniter

@@ -20,10 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-import jwt
 import orjson
 
 from sikker.core import jwt_roles as checks
@@ -32,6 +30,9 @@ from sikker.core.jwt_roles import Check
 from sikker.core.model import JwtRole
 from sikker.errors import SikkerError
 from sikker.service.streams.destination import Resolver, resolve, system_resolver
+
+if TYPE_CHECKING:  # httpx and jwt are imported on first use: a server that never logs in with a
+    import httpx  # JWT starts without them.
 
 MAX_RESPONSE_BYTES = 256 * 1024
 MAX_KEYS = 100
@@ -56,15 +57,29 @@ class Fetcher:
         self.allowed = tuple(allowed_networks)
         self.timeout = timeout
         self.resolver = resolver
-        self._client = httpx.Client(
-            transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False
-        )
+        self._transport = transport
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http is None:
+                import httpx
+
+                self._http = httpx.Client(
+                    transport=self._transport, timeout=httpx.Timeout(self.timeout), follow_redirects=False
+                )
+            return self._http
 
     def close(self) -> None:
-        self._client.close()
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
 
     def url_problem(self, url: str) -> str | None:
         """Why ``url`` can never be fetched (no lookup; for saving a role), or None."""
+        import httpx
+
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
@@ -80,6 +95,8 @@ class Fetcher:
         problem = self.url_problem(url)
         if problem:
             raise KeysUnavailable(f"the {what} URL is {problem}")
+        import httpx
+
         parsed = httpx.URL(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         label = f"{what} {parsed.scheme}://{parsed.host}"
@@ -106,7 +123,7 @@ class Fetcher:
         deadline = time.monotonic() + self.timeout
         body = bytearray()
         try:
-            with self._client.stream(
+            with self._client().stream(
                 "GET", parsed.copy_with(host=str(destination.pinned)), headers=headers, extensions=extensions
             ) as response:
                 if response.status_code != 200:
@@ -226,6 +243,8 @@ class KeyCache:
                 *found,
                 checks.failed(checks.KID, "the token is signed with a key the issuer does not publish"),
             ]
+        import jwt
+
         try:
             usable = jwt.PyJWK(dict(key), algorithm=alg).key
         except jwt.PyJWTError:
@@ -237,6 +256,8 @@ class KeyCache:
 
 
 def _signature(token: str, key: Any, alg: str) -> Check:
+    import jwt
+
     try:
         jwt.PyJWS().decode(token, key=key, algorithms=[alg])
     except jwt.PyJWTError:
@@ -246,6 +267,8 @@ def _signature(token: str, key: Any, alg: str) -> Check:
 
 def _pasted(role: JwtRole, token: str, alg: str) -> Check:
     """Pasted PEM keys carry no kid: the token verifies with one of them."""
+    import jwt
+
     for pem in role.public_keys or ():
         try:
             jwt.PyJWS().decode(token, key=pem, algorithms=[alg])
@@ -259,6 +282,8 @@ def check_public_key(pem: str) -> bool:
     """A PEM public key (never a private one) that RS256, ES256 or EdDSA can use."""
     if "PRIVATE" in pem or "PUBLIC KEY-----" not in pem:
         return False
+    import jwt
+
     for algorithm in ("RS256", "ES256", "EdDSA"):
         try:
             jwt.get_algorithm_by_name(algorithm).prepare_key(pem)

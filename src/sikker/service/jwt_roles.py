@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from sikker.core import ids, values
 from sikker.core import jwt_roles as checks
 from sikker.core import permissions as perm
@@ -87,6 +85,8 @@ class JwtRoleAdmin:
         problem = self.login.keys.fetcher.url_problem(url)
         if problem:
             raise InvalidInput(f"{what} is {problem}")
+        import httpx  # on first use (jwks.Fetcher)
+
         parsed = httpx.URL(url)
         allowed = self.deps.settings.jwks_allowed_networks
         try:

@@ -20,19 +20,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
-import jwt
 
 from sikker.config import OidcProvider
 from sikker.core import oidc
 from sikker.core.oidc import Pending, VerifiedIdentity
 from sikker.errors import IdentityProviderError, InvalidInput, RateLimited, SsoRejected
 
+if TYPE_CHECKING:  # httpx and jwt are imported on first use: a server without SSO sign-ins
+    import httpx  # starts without them.
+
 MAX_RESPONSE_BYTES = 256 * 1024
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TIMEOUT_SECONDS, CONNECT_TIMEOUT_SECONDS = 10.0, 5.0
 JWKS_REFETCH_COOLDOWN_SECONDS = 30.0
 CACHE_SECONDS = 3600.0  # discovery and JWKS are fetched again after an hour
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -69,7 +69,7 @@ class OidcClient:
         clock: Callable[[], float] = time.time,
         jwks_cooldown: float = JWKS_REFETCH_COOLDOWN_SECONDS,
     ) -> None:
-        self._http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self._http = http
         self._clock = clock
         self._cooldown = jwks_cooldown
         self._lock = threading.Lock()
@@ -77,8 +77,18 @@ class OidcClient:
         self._jwks: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._forced_refetch: dict[str, float] = {}
 
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._http is None:
+                import httpx
+
+                self._http = httpx.Client(timeout=_timeout(), follow_redirects=False)
+            return self._http
+
     def close(self) -> None:
-        self._http.close()
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
 
     # -- discovery and keys -------------------------------------------------------------------
     def discover(self, provider: OidcProvider) -> dict[str, Any]:
@@ -130,6 +140,8 @@ class OidcClient:
             raise SsoRejected(
                 "the ID token is signed with a key the provider does not publish (kid)", "unknown_kid"
             )
+        import jwt
+
         try:
             return jwt.PyJWK(dict(key), algorithm=alg).key
         except jwt.PyJWTError as e:
@@ -142,6 +154,8 @@ class OidcClient:
         """Check an ID token's signature against the provider's JWKS, then its claims.
 
         ``nonce`` is the one sent with the authorization request (None in the device flow)."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError as e:
@@ -322,9 +336,11 @@ class OidcClient:
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         """One request: (status, JSON object), with a size bound; 5xx and non-JSON are errors."""
+        import httpx
+
         body = bytearray()
         try:
-            with self._http.stream(method, url, timeout=TIMEOUT, **kwargs) as response:
+            with self._client().stream(method, url, timeout=_timeout(), **kwargs) as response:
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > MAX_RESPONSE_BYTES:
@@ -341,3 +357,9 @@ class OidcClient:
         if not isinstance(data, dict):
             raise IdentityProviderError(f"the provider's {what} did not answer a JSON object")
         return status, data
+
+
+def _timeout() -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import orjson
 
 from sikker.config import KubernetesCluster
 from sikker.core import jwt_roles as checks
 from sikker.core.jwt_roles import Check
+
+if TYPE_CHECKING:
+    import httpx
 
 PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -44,6 +47,8 @@ def review(
 ) -> Check:
     """``tokenreview``: the API server says the token is authenticated (for one of
     ``audiences``, when it reports audiences)."""
+    import httpx  # on first use: a server that never reviews a token starts without it
+
     if cluster is None:
         return checks.failed(checks.TOKENREVIEW, "the role's cluster is not configured on this server")
     try:

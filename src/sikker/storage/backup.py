@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, MetaData, inspect, select, text
 from sqlalchemy.sql.sqltypes import Boolean, Float, Integer, LargeBinary, String
 
@@ -65,6 +63,9 @@ def read_table(conn: Connection, spec: TableSpec) -> Iterator[tuple[Any, ...]]:
 
 
 def known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory  # restores only: not imported by a starting server
+    from alembic.util.exc import CommandError
+
     try:
         return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
     except CommandError:
@@ -73,6 +74,8 @@ def known_revision(revision: str) -> bool:
 
 def is_ancestor(older: str, newer: str) -> bool:
     """``older`` comes before (or is) ``newer`` in the migration history."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     return any(r.revision == older for r in script.iterate_revisions(newer, "base"))
 

@@ -22,16 +22,15 @@ import contextlib
 import fcntl
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, RootTransaction, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -40,12 +39,24 @@ from sqlalchemy.pool import NullPool
 from sikker import metrics
 from sikker.errors import Conflict, InvalidInput, StoreUnavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["Connection", "Database", "insert_rows", "savepoint"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration's revision (tests/unit/storage/test_migration_head.py holds it to the
+# scripts). A store already there starts without importing Alembic.
+HEAD = "0012"
+# A new SQLite store is made from this dump of one that Alembic brought to HEAD (its schema and
+# the rows the migrations insert; the same test holds it to the migrations and rewrites it):
+# no Alembic import, and none of the table copies of SQLite's batch migrations.
+SQLITE_HEAD = _MIGRATIONS / "sqlite_head.sql"
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return cfg
@@ -187,6 +198,43 @@ def _count_connections_in_use(engine: Engine) -> None:
         metrics.DB_POOL_IN_USE.dec()
 
 
+def _revisions(conn: Connection) -> set[str]:
+    """The revisions Alembic recorded in the store (none in a new one), in a transaction of their
+    own: Alembic starts from a connection with none open."""
+    try:
+        if not conn.dialect.has_table(conn, "alembic_version"):
+            return set()
+        return {str(v) for v in conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()}
+    finally:
+        conn.rollback()
+
+
+def split_statements(script: str) -> list[str]:
+    """The SQL statements of a script, one per entry (each ends with a semicolon)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _create_sqlite_head(conn: Connection) -> bool:
+    """Make an empty SQLite store the schema at HEAD from ``SQLITE_HEAD``, in one write
+    transaction. False (nothing done) if the store holds anything."""
+    conn.execution_options(sikker_write=True)  # BEGIN IMMEDIATE: two starting servers take turns
+    try:
+        with conn.begin():
+            if conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one():
+                return False
+            for statement in split_statements(SQLITE_HEAD.read_text()):
+                conn.exec_driver_sql(statement)
+        return True
+    finally:
+        conn.execution_options(sikker_write=False)
+
+
 GROUP_MAX = 64  # writers one SQLite commit carries at most
 GROUP_MAX_SECONDS = 0.02  # ... and the longest a group stays open for more
 
@@ -274,15 +322,15 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest migration (idempotent), or up to ``revision``. Run at
         start-up, so a store that cannot be reached is explained (``connect_failure``) rather
-        than "retry shortly"."""
-        self._alembic(lambda cfg: command.upgrade(cfg, revision))
+        than "retry shortly". Without Alembic: a store already at ``HEAD`` is left alone, and an
+        empty SQLite store is made from ``SQLITE_HEAD``."""
+        self._alembic("upgrade", revision)
 
     def downgrade(self, revision: str) -> None:
         """Take the schema back to ``revision`` (restoring an older backup into a newer store)."""
-        self._alembic(lambda cfg: command.downgrade(cfg, revision))
+        self._alembic("downgrade", revision)
 
-    def _alembic(self, run: Any) -> None:
-        cfg = alembic_config()
+    def _alembic(self, direction: str, revision: str) -> None:
         try:
             conn = self.engine.connect()
         except (OperationalError, InterfaceError) as e:
@@ -290,11 +338,21 @@ class Database:
                 raise StoreUnavailable(f"cannot open the SQLite database: {e.orig}") from e
             raise StoreUnavailable(connect_failure(self.url, e)) from e
         with self._translate(), conn:
+            if direction == "upgrade" and revision == "head":
+                revisions = _revisions(conn)
+                if revisions == {HEAD}:
+                    return
+                if self.is_sqlite and not revisions and _create_sqlite_head(conn):
+                    self._sync_wal()
+                    return
+            from alembic import command
+
+            cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            run(cfg)
+            run = command.upgrade if direction == "upgrade" else command.downgrade
+            run(cfg, revision)
             conn.commit()
-            if self._wal_path is not None:
-                self._sync_wal()
+            self._sync_wal()
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -403,7 +461,7 @@ class Database:
         already moved were synced by it (SQLite syncs the WAL before and the database after a
         checkpoint, also at ``synchronous=NORMAL``)."""
         try:
-            if group.failure is None and self._wal_path is not None:
+            if group.failure is None:
                 self._sync_wal()
         except OSError as e:
             failure = StoreUnavailable()
@@ -413,7 +471,8 @@ class Database:
             group.done.set()
 
     def _sync_wal(self) -> None:
-        assert self._wal_path is not None
+        if self._wal_path is None:  # PostgreSQL, or SQLite in memory
+            return
         try:
             current = os.stat(self._wal_path).st_ino
         except FileNotFoundError:  # the last connection checkpointed and removed it: all synced

@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
@@ -41,6 +40,8 @@ class Listener:
         self._stop.set()
 
     def _run(self) -> None:
+        import psycopg  # PostgreSQL only: a SQLite server never imports the driver
+
         delay = 0.5
         while not self._stop.is_set():
             try:

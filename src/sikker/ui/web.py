@@ -15,16 +15,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
-import jinja2
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -35,6 +35,9 @@ from sikker.core.model import Principal
 from sikker.core.values import has_control
 from sikker.errors import InvalidInput, PermissionDenied, SikkerError, Unauthenticated
 from sikker.service.bootstrap import Services
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger("sikker.ui")
 T = TypeVar("T")
@@ -64,16 +67,23 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("sikker.ui", "templates"),
-    autoescape=True,  # every template, whatever its name
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-TEMPLATES.filters["when"] = _when
-TEMPLATES.filters["q"] = lambda s: quote(str(s), safe="")
-TEMPLATES.filters["fieldlist"] = lambda raw: ", ".join(orjson.loads(raw)) if raw else ""
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The console's templates, made on the first page served: a server whose console is never
+    opened does not import Jinja."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sikker.ui", "templates"),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["q"] = lambda s: quote(str(s), safe="")
+    env.filters["fieldlist"] = lambda raw: ", ".join(orjson.loads(raw)) if raw else ""
+    return env
 
 
 def csrf_for(session_token: str) -> str:
@@ -180,7 +190,7 @@ class Ctx:
 def render(template: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("me", None)
     context.setdefault("csrf", "")
-    html = TEMPLATES.get_template(template).render(**context)
+    html = templates().get_template(template).render(**context)
     return secure(HTMLResponse(html, status_code=status))
 
 

@@ -30,9 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Literal, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from sikker.core.confinement import OUTSIDE, confine
 from sikker.core.netpolicy import IPAddress
@@ -47,6 +45,9 @@ from sikker.service.streams.destination import (
     system_resolver,
 )
 from sikker.service.streams.formats import Record
+
+if TYPE_CHECKING:  # imported on first use: a server without webhook streams starts without it
+    import httpx
 
 __all__ = ["DeliveryError", "DeliveryRefused", "JsonlSink", "Sink", "SyslogSink", "WebhookSink"]
 
@@ -106,6 +107,8 @@ class WebhookSink:
         allowed_networks: Sequence[str] = (),
         resolver: Resolver = system_resolver,
     ) -> None:
+        import httpx
+
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as e:
@@ -146,6 +149,8 @@ class WebhookSink:
             "Host": self._url.netloc.decode("ascii"),
         }
         extensions = {"sni_hostname": self._url.host} if self._url.scheme == "https" else {}
+        import httpx
+
         try:
             response = self._client.post(
                 self._url.copy_with(host=str(pinned)), content=body, headers=headers, extensions=extensions
