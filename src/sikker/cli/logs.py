@@ -85,8 +85,8 @@ class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
-        self._flusher_pid = -1
-        os.register_at_fork(after_in_child=self._pending.clear)  # the parent writes those
+        self._flushing = False  # this process's flusher thread runs
+        os.register_at_fork(after_in_child=self._forked)
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
         try:
@@ -96,9 +96,15 @@ class BatchedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         if record.levelno >= logging.WARNING or len(self._pending) >= MAX_PENDING:
             self._write()
-        elif self._flusher_pid != os.getpid():
-            self._flusher_pid = os.getpid()
+        elif not self._flushing:
+            self._flushing = True
             threading.Thread(target=self._flush_forever, name="sikker-log-flush", daemon=True).start()
+
+    def _forked(self) -> None:
+        """In a forked child: the parent writes the lines pending at the fork, and its flusher
+        thread did not come along."""
+        self._pending.clear()
+        self._flushing = False
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

@@ -38,7 +38,7 @@ def test_info_lines_are_written_within_the_flush_interval(logger: Logged) -> Non
 
 def test_a_warning_is_written_at_once_with_the_lines_before_it(logger: Logged) -> None:
     log, handler, stream = logger
-    handler._flusher_pid = os.getpid()  # no flusher thread: only the warning may write
+    handler._flushing = True  # no flusher thread: only the warning may write
     log.info("first")
     assert stream.getvalue() == ""
     log.warning("careful")
@@ -47,7 +47,7 @@ def test_a_warning_is_written_at_once_with_the_lines_before_it(logger: Logged) -
 
 def test_a_full_batch_is_written_and_flush_writes_the_rest(logger: Logged) -> None:
     log, handler, stream = logger
-    handler._flusher_pid = os.getpid()
+    handler._flushing = True  # no flusher thread
     for i in range(logs.MAX_PENDING + 3):
         log.info("%d", i)
     assert stream.getvalue().count("\n") == logs.MAX_PENDING
@@ -57,7 +57,7 @@ def test_a_full_batch_is_written_and_flush_writes_the_rest(logger: Logged) -> No
 
 def test_a_forked_child_does_not_repeat_the_parents_pending_lines(logger: Logged) -> None:
     log, handler, stream = logger
-    handler._flusher_pid = os.getpid()
+    handler._flushing = True  # no flusher thread
     log.info("parent's")
     read, write = os.pipe()
     pid = os.fork()
