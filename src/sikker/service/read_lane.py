@@ -255,19 +255,22 @@ class ReadLane:
                     firsts.setdefault((p.machine_id, p.nonce), p)
             if careful:
                 accepted = [p for p in firsts.values() if self._nonce_is_new(conn, p)]
+                nonces = []
             else:
-                rows = [(m, n, p.time_ms + NONCE_TTL_MS) for (m, n), p in firsts.items()]
-                if rows and not machine_store.record_nonces(conn, rows):
-                    raise _Replayed()
                 accepted = list(firsts.values())
+                nonces = [(m, n, p.time_ms + NONCE_TTL_MS) for (m, n), p in firsts.items()]
+            deliveries = {(p.machine_id, p.plan.facts.secret_id): p.plan.version for p in accepted}
+            delivered = [(m, s, v) for (m, s), v in deliveries.items()]
+            if nonces and not machine_store.record_reads(conn, nonces, delivered):
+                raise _Replayed()
+            if careful and delivered:
+                machine_store.set_delivered_many(conn, delivered)
+            # The audit chains last: on PostgreSQL their head rows stay locked until the commit.
             chains: dict[str, list[Record]] = {}
             for p in accepted:
                 chains.setdefault(p.plan.facts.machine.machine.vault_id, []).append(_audit_record(p))
             for chain, records in chains.items():
                 audit_store.append_many(conn, chain, records)
-            deliveries = {(p.machine_id, p.plan.facts.secret_id): p.plan.version for p in accepted}
-            if deliveries:
-                machine_store.set_delivered_many(conn, [(m, s, v) for (m, s), v in deliveries.items()])
         return {id(p) for p in accepted}
 
     @staticmethod

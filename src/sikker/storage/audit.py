@@ -15,7 +15,7 @@ from sikker import metrics
 from sikker.core import audit, merkle
 from sikker.core.model import Filters
 from sikker.errors import AuditUnavailable
-from sikker.storage.database import insert_rows
+from sikker.storage.database import MAX_PARAMETERS, insert_rows, insert_sql
 from sikker.storage.tables import (
     audit_checkpoints,
     audit_frontiers,
@@ -144,8 +144,14 @@ def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[au
         )
         entries.append(entry)
         prev = digest
-    insert_rows(conn, audit_log, COLUMNS, rows)
-    conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
+    if conn.dialect.name == "postgresql" and len(rows) * len(COLUMNS) <= MAX_PARAMETERS:
+        # One round trip, not two, while the head row is locked (until the commit).
+        move = "UPDATE audit_heads SET seq = %s, hash = %s WHERE chain = %s"
+        sql = f"WITH moved AS ({move}) {insert_sql(conn, audit_log, COLUMNS, len(rows))}"
+        conn.exec_driver_sql(sql, (seq, prev, chain, *(v for row in rows for v in row)))
+    else:
+        insert_rows(conn, audit_log, COLUMNS, rows)
+        conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
     return entries
 
 

@@ -44,7 +44,7 @@ from sikker.errors import Conflict, InvalidInput, StoreUnavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["Connection", "Database", "insert_rows", "savepoint"]
+__all__ = ["Connection", "Database", "insert_rows", "insert_sql", "savepoint"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration's revision (tests/unit/storage/test_migration_head.py holds it to the
@@ -145,6 +145,18 @@ _UNREACHABLE = (
 MAX_PARAMETERS = 30_000
 
 
+def insert_sql(
+    conn: Connection, table: Table, columns: tuple[str, ...], count: int, on_conflict: str = ""
+) -> str:
+    """``INSERT INTO table (columns) VALUES`` with ``count`` rows of driver placeholders, and the
+    caller's fixed ``on_conflict`` clause. Only the schema's own names are used (KeyError
+    otherwise)."""
+    names = [table.c[c].name for c in columns]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    values = ", ".join([f"({', '.join([mark] * len(names))})"] * count)
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {values} {on_conflict}"  # noqa: S608
+
+
 def insert_rows(
     conn: Connection,
     table: Table,
@@ -156,15 +168,11 @@ def insert_rows(
     batched hot paths: no per-row SQLAlchemy parameter processing, and one driver call (one GIL
     release) per statement instead of one per row. Values must be driver types (str, int, bytes,
     None). ``on_conflict`` is a fixed clause of the caller's. Returns the driver's row count."""
-    names = [table.c[c].name for c in columns]  # the schema's own names only (KeyError otherwise)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    one = f"({', '.join([mark] * len(names))})"
-    per_statement = max(1, MAX_PARAMETERS // len(names))
+    per_statement = max(1, MAX_PARAMETERS // len(columns))
     count = 0
     for start in range(0, len(rows), per_statement):
         part = rows[start : start + per_statement]
-        values = ", ".join([one] * len(part))
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {values} {on_conflict}"  # noqa: S608
+        sql = insert_sql(conn, table, columns, len(part), on_conflict)
         count += conn.exec_driver_sql(sql, tuple(v for row in part for v in row)).rowcount
     return count
 
