@@ -20,7 +20,7 @@ time from ``sikker server --dev`` to the first served read (against ``bao server
    Machine i's key is derived from a seed kept in the data dir's manifest, so a data dir
    built once can be reused (--data-dir; the large one is kept under /tmp by default).
 2. Starts the server with the same command as bench/signed_reads.py (a fresh process per
-   row), checks a few reads return the values written, then for each row: a warm-up
+   row; no --workers flag, so as the server runs by default: --workers N to pin), checks a few reads return the values written, then for each row: a warm-up
    (discarded), then wrk with bench/presigned.lua over pre-signed unique requests
    ``GET /v1/secret/<id>``, each for a (machine, granted secret) pair drawn uniformly at
    random and signed by that machine's key. Rows alternate small, large (--rounds times);
@@ -394,7 +394,7 @@ class Row:
 def measure(ds: Dataset, work: Path, rnd: int, args: argparse.Namespace, rng: random.Random) -> Row:
     load = procfs.loadavg()
     print(f"  {ds.name:<6} round {rnd}: load average before: {load}", flush=True)
-    with sr.running(ds.data_dir, "on") as server:
+    with sr.running(ds.data_dir, "on", args.workers) as server:
         check_samples(ds, server.url)
         warm_n = max(2000, int(args.probe_rate * args.warmup))
         write_requests(ds, server.port, warm_n, args.threads, work / "warm", rng)
@@ -746,6 +746,12 @@ def main() -> int:
         help="also measure the large store with requests drawn from only this many (machine, secret) pairs",
     )
     rd.add_argument("--seed", type=int, default=1, help="seed of the request mix")
+    rd.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server --workers (default: no flag, the server's default: one per CPU here)",
+    )
     rd.add_argument(
         "--probe-rate",
         type=float,

@@ -14,6 +14,7 @@ import base64
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from sikker.core import audit, signing, values
 from sikker.core.model import Principal
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.service.read_lane import ReadPlan
-from sikker.storage.read_plans import read_plan
+from sikker.storage.read_plans import Busy, read_plan
 
 ROOT = Principal("root", "tok_test", None)
 ACTOR = audit.Actor("root", "tok_test", "127.0.0.1", "pytest")
@@ -275,20 +276,31 @@ def outcomes(node: Node, case: str, lane: bool) -> list[object]:
             served.append(plan)
         return plan
 
-    # The lane's fill (on SQLite the driver's connection, storage/read_plans.PlanReader) must
-    # read exactly what the SQLAlchemy statement reads.
+    # The lane's fill (on SQLite the driver's connection on the event loop, or on a fill thread
+    # when that would wait: storage/read_plans.PlanReader) must read exactly what the
+    # SQLAlchemy statement reads.
     reader = svc.reads._reader
-    fill = reader.read
+    fill, fill_now = reader.read, reader.read_now
     filled: list[ReadPlan | None] = []
+
+    def check(machine_id: str, secret_id: str, plan: object) -> None:
+        with svc.deps.db.read() as conn:
+            assert plan == read_plan(conn, machine_id, secret_id)
+        filled.append(cast(ReadPlan | None, plan))
 
     def compared(machine_id: str, secret_id: str) -> ReadPlan | None:
         plan = fill(machine_id, secret_id)
-        with svc.deps.db.read() as conn:
-            assert plan == read_plan(conn, machine_id, secret_id)
-        filled.append(plan)
+        check(machine_id, secret_id, plan)
+        return plan
+
+    def compared_now(machine_id: str, secret_id: str) -> ReadPlan | Busy | None:
+        plan = fill_now(machine_id, secret_id)
+        if not isinstance(plan, Busy):
+            check(machine_id, secret_id, plan)
         return plan
 
     reader.read = compared  # type: ignore[method-assign]
+    reader.read_now = compared_now  # type: ignore[method-assign]
     svc.reads.plan = watched if lane else no_plan  # type: ignore[method-assign]
     try:
         results: list[object] = [read(world, world.secret_a)]  # warm-up: fills the lane's plan
@@ -298,7 +310,7 @@ def outcomes(node: Node, case: str, lane: bool) -> list[object]:
         results += [read(world, world.secret_a), read(world, world.secret_a)]
     finally:
         svc.reads.plan = original  # type: ignore[method-assign]
-        reader.read = fill  # type: ignore[method-assign]
+        reader.read, reader.read_now = fill, fill_now  # type: ignore[method-assign]
     assert not lane or served, "the lane was never asked"
     assert not lane or filled, "no plan was filled"
     return results

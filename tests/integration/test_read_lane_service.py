@@ -8,6 +8,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from sikker.core.signing import SignedRequest
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.service.read_lane import RETRY, ReadPlan
 from sikker.storage import tables
+from sikker.storage.read_plans import BUSY
 
 ROOT = Principal("root", "tok_test", None)
 ACTOR = audit.Actor("root", "tok_test", "127.0.0.1", "pytest")
@@ -151,3 +153,25 @@ def test_the_plan_cache_is_bounded_in_bytes_not_in_plans() -> None:
         assert cache.used_bytes <= cache.limit_bytes
     assert 60 <= len(cache) <= 70  # 4 MiB / ~61 KB
     assert cache.get("m", "s1999") is not None and cache.get("m", "s0") is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: always a thread
+def test_a_fill_the_store_would_make_wait_is_made_on_a_fill_thread(lane: Lane) -> None:
+    """On SQLite a plan is filled on the event loop, but never by waiting there. A WAL reader
+    rarely meets a lock (another connection in exclusive locking mode, a WAL recovery), so the
+    lock is simulated: the loop's fill answers BUSY, and the lane fills on a fill thread."""
+    reader = lane.svc.reads._reader
+    loop_fill = reader.read_now(lane.machine, lane.secret)
+    assert isinstance(loop_fill, ReadPlan) and loop_fill.facts.granted
+    threads: list[str] = []
+    thread_fill = reader.read
+
+    def on_thread(machine_id: str, secret_id: str) -> ReadPlan | None:
+        threads.append(threading.current_thread().name)
+        return thread_fill(machine_id, secret_id)
+
+    reader.read_now = lambda *_: BUSY  # type: ignore[method-assign]
+    reader.read = on_thread  # type: ignore[method-assign]
+    plan = lane.plan()
+    assert plan is not None and plan.facts == loop_fill.facts
+    assert len(threads) == 1 and threads[0].startswith("sikker-plan")
