@@ -9,7 +9,9 @@ import base64
 import dataclasses
 import json
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from sikker.core.model import Principal
 from sikker.core.signing import SignedRequest
 from sikker.service.bootstrap import Services, bootstrap
 from sikker.service.read_lane import RETRY, ReadPlan
+from sikker.storage import machines as machine_store
 from sikker.storage import tables
 from sikker.storage.read_plans import BUSY
 
@@ -175,3 +178,40 @@ def test_a_fill_the_store_would_make_wait_is_made_on_a_fill_thread(lane: Lane) -
     plan = lane.plan()
     assert plan is not None and plan.facts == loop_fill.facts
     assert len(threads) == 1 and threads[0].startswith("sikker-plan")
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_read_batches_of_two_nodes_cannot_deadlock_on_poll_baselines(lane: Lane) -> None:
+    """Each read batch upserts its machines' poll baselines, and PostgreSQL locks an upserted
+    row even when nothing changes. Batch A holds one baseline and then wants another that
+    batch B (another node) would lock first in its own order: rows are locked in key order, so
+    B waits for A holding nothing A needs (in arrival order this was a deadlock)."""
+    plan = lane.plan()
+    assert plan is not None and plan.facts.project_id is not None
+    other = lane.svc.secrets.create(ROOT, ACTOR, plan.facts.project_id, "s2", values.standard("x")).id
+    first, second = sorted([lane.secret, other])
+    m, expires = lane.machine, lane.svc.deps.clock() + 600_000
+    engine = lane.svc.deps.db.engine
+
+    def batch_b() -> bool:
+        with engine.connect() as b, b.begin():
+            return machine_store.record_reads(b, [(m, "nonce-b", expires)], [(m, second, 1), (m, first, 1)])
+
+    with engine.connect() as a, ThreadPoolExecutor(1) as pool:
+        with a.begin():
+            assert machine_store.record_reads(a, [(m, "nonce-a1", expires)], [(m, first, 1)])
+            b = pool.submit(batch_b)
+            with engine.connect() as watcher:  # until B waits for A's row
+                for _ in range(100):
+                    waiting = watcher.exec_driver_sql(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    ).scalar_one()
+                    if waiting:
+                        break
+                    time.sleep(0.05)
+                assert waiting, "batch B never waited for batch A"
+            assert machine_store.record_reads(a, [(m, "nonce-a2", expires)], [(m, second, 1)])
+        assert b.result(timeout=30)

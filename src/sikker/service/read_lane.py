@@ -276,8 +276,8 @@ class ReadLane:
             chains: dict[str, list[Record]] = {}
             for p in accepted:
                 chains.setdefault(p.plan.facts.machine.machine.vault_id, []).append(_audit_record(p))
-            for chain, records in chains.items():
-                audit_store.append_many(conn, chain, records)
+            for chain in sorted(chains):  # heads locked in one order: no deadlock between nodes
+                audit_store.append_many(conn, chain, chains[chain])
         return {id(p) for p in accepted}
 
     @staticmethod

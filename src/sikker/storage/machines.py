@@ -250,6 +250,7 @@ def record_reads(
     """``record_nonces`` then ``set_delivered_many``; False (a replay) as ``record_nonces`` says,
     and the caller must then roll back. On PostgreSQL both are one statement: one round trip
     fewer in the read lane's commit, while other batches wait for its audit chain lock."""
+    delivered_rows = sorted(delivered_rows)  # see set_delivered_many
     params = len(_NONCE_COLUMNS) * len(nonce_rows) + len(_DELIVERED_COLUMNS) * len(delivered_rows)
     if conn.dialect.name != "postgresql" or not delivered_rows or params > MAX_PARAMETERS:
         if not record_nonces(conn, nonce_rows):
@@ -285,8 +286,11 @@ def set_delivered(conn: Connection, machine_id: str, versions: dict[str, int]) -
 
 
 def set_delivered_many(conn: Connection, rows: list[tuple[str, str, int]]) -> None:
-    """Upsert (machine id, secret id, version) rows, each pair distinct; unchanged rows stay."""
-    insert_rows(conn, deliveries, _DELIVERED_COLUMNS, rows, _DELIVERED_CONFLICT)
+    """Upsert (machine id, secret id, version) rows, each pair distinct; unchanged rows stay.
+
+    In key order: on PostgreSQL an upsert locks its row even when nothing changes, and the
+    read batches of other nodes upsert the same rows; one order means they cannot deadlock."""
+    insert_rows(conn, deliveries, _DELIVERED_COLUMNS, sorted(rows), _DELIVERED_CONFLICT)
 
 
 def secret_states(conn: Connection, vault_id: str, secret_ids: list[str]) -> dict[str, tuple[int, bool]]:
