@@ -249,7 +249,7 @@ def record_reads(
 ) -> bool:
     """``record_nonces`` then ``set_delivered_many``; False (a replay) as ``record_nonces`` says,
     and the caller must then roll back. On PostgreSQL both are one statement: one round trip
-    fewer in the read lane's commit, while other batches wait for its audit chain lock."""
+    fewer in the read lane's commit."""
     delivered_rows = sorted(delivered_rows)  # see set_delivered_many
     params = len(_NONCE_COLUMNS) * len(nonce_rows) + len(_DELIVERED_COLUMNS) * len(delivered_rows)
     if conn.dialect.name != "postgresql" or not delivered_rows or params > MAX_PARAMETERS:

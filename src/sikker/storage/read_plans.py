@@ -137,7 +137,7 @@ _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class PlanReader:
-    """``read_plan`` for the read lane's fill threads.
+    """``read_plan`` for the read lane: on its event loop (``read_now``) and fill threads.
 
     On SQLite each thread keeps its own driver connection and runs the statement there, in
     autocommit (a single statement reads one snapshot): SQLAlchemy's per-execution work is
@@ -180,12 +180,9 @@ class PlanReader:
             cursor = self._connection(patient).execute(self._sql, tuple(given[name] for name in self._params))
             row = cursor.fetchone()
             names = [d[0] for d in cursor.description]
-        except sqlite3.OperationalError as e:
-            if not patient and (e.sqlite_errorcode & 0xFF) in _BUSY_CODES:  # extended codes too
-                return BUSY
-            self._drop(patient)
-            raise StoreUnavailable() from e
         except sqlite3.Error as e:
+            if not patient and (getattr(e, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES:  # extended too
+                return BUSY
             self._drop(patient)
             raise StoreUnavailable() from e
         return None if row is None else _plan(dict(zip(names, row, strict=True)), secret_id)
