@@ -20,7 +20,9 @@ time from ``sikker server --dev`` to the first served read (against ``bao server
    Machine i's key is derived from a seed kept in the data dir's manifest, so a data dir
    built once can be reused (--data-dir; the large one is kept under /tmp by default).
 2. Starts the server with the same command as bench/signed_reads.py (a fresh process per
-   row; no --workers flag, so as the server runs by default: --workers N to pin), checks a few reads return the values written, then for each row: a warm-up
+   row, on a fresh copy of the data set as built; no --workers flag, so as the server runs
+   by default: --workers N to pin), checks a few reads return the values written, then for
+   each row: a warm-up
    (discarded), then wrk with bench/presigned.lua over pre-signed unique requests
    ``GET /v1/secret/<id>``, each for a (machine, granted secret) pair drawn uniformly at
    random and signed by that machine's key. Rows alternate small, large (--rounds times);
@@ -394,7 +396,12 @@ class Row:
 def measure(ds: Dataset, work: Path, rnd: int, args: argparse.Namespace, rng: random.Random) -> Row:
     load = procfs.loadavg()
     print(f"  {ds.name:<6} round {rnd}: load average before: {load}", flush=True)
-    with sr.running(ds.data_dir, "on", args.workers) as server:
+    # Every row on a copy of the store as built: a row's reads add audit records and poll
+    # baselines, which would otherwise make each later row (and run) measure a bigger store.
+    data_dir = work / f"data-{ds.name}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.copytree(ds.data_dir, data_dir, ignore=shutil.ignore_patterns("server-*.log"))
+    with sr.running(data_dir, "on", args.workers) as server:
         check_samples(ds, server.url)
         warm_n = max(2000, int(args.probe_rate * args.warmup))
         write_requests(ds, server.port, warm_n, args.threads, work / "warm", rng)
@@ -432,7 +439,7 @@ def measure(ds: Dataset, work: Path, rnd: int, args: argparse.Namespace, rng: ra
         other_cpus=max(0.0, (all1 - all0) - cpu - res.wrk_cpu_s) / wall,
         exhausted=res.exhausted,
         warmup_rps=warm.rps,
-        disk_mib=disk_mib(ds.data_dir),
+        disk_mib=disk_mib(data_dir),
     )
 
 
@@ -514,15 +521,13 @@ def reads(args: argparse.Namespace) -> int:
                     sr.wait_idle(args.wait_idle, args.max_other)
                     rows.append(measure(ds, work, rnd, args, rng))
         except Exception:
-            for d in (small.data_dir, large.data_dir):
+            for d in work.glob("data-*"):
                 for log in sorted(d.glob("server-*.log"))[-1:]:
                     sys.stderr.write(f"--- {log} ---\n{log.read_text()[-3000:]}\n")
             if rows:
                 print("\nrows measured before the failure:")
                 print_reads(rows, args.max_other)
             raise
-        for log in large.data_dir.glob("server-*.log"):  # keep the cached dir tidy
-            log.unlink()
 
     print()
     ratios = print_reads(rows, args.max_other)
