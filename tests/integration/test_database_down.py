@@ -36,17 +36,24 @@ def set_connections(url: str, allowed: bool) -> None:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
 
 
-def test_database_down_means_503_then_recovery(pg_server: Server) -> None:
-    _, token = init_and_unseal(pg_server.url)
-    root = Api(pg_server.url, token)
+def _machine_reading(server: Server, value: str) -> tuple[Api, Machine, str, str]:
+    """An initialised server with one secret holding ``value`` and a machine that read it once:
+    root's API, the machine, the project and secret ids."""
+    _, token = init_and_unseal(server.url)
+    root = Api(server.url, token)
     vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
     project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
-    secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "DOWN-MARKER"})["id"]
+    secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": value})["id"]
     enroll = root.ok(
         "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [secret]}
     )["token"]
-    machine = Machine.enroll(pg_server, vault, enroll)
+    machine = Machine.enroll(server, vault, enroll)
     assert machine.request("GET", f"/v1/secret/{secret}").status_code == 200
+    return root, machine, project, secret
+
+
+def test_database_down_means_503_then_recovery(pg_server: Server) -> None:
+    root, machine, project, secret = _machine_reading(pg_server, "DOWN-MARKER")
 
     set_connections(pg_server.database, allowed=False)
     responses = [machine.request("GET", f"/v1/secret/{secret}") for _ in range(5)]
@@ -66,16 +73,7 @@ def test_database_down_means_503_then_recovery(pg_server: Server) -> None:
 def test_connections_dropped_while_idle_are_replaced_unseen(pg_server: Server) -> None:
     """What a PostgreSQL restart does to the pool: every pooled connection is gone. The first
     requests after it are served, not answered 503."""
-    _, token = init_and_unseal(pg_server.url)
-    root = Api(pg_server.url, token)
-    vault = root.ok("POST", "/api/vaults", {"name": "v"})["id"]
-    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "p"})["id"]
-    secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "IDLE-MARKER"})["id"]
-    enroll = root.ok(
-        "POST", f"/api/vaults/{vault}/enrollment-tokens", {"projectIds": [project], "secretIds": [secret]}
-    )["token"]
-    machine = Machine.enroll(pg_server, vault, enroll)
-    assert machine.request("GET", f"/v1/secret/{secret}").status_code == 200
+    root, machine, project, secret = _machine_reading(pg_server, "IDLE-MARKER")
 
     set_connections(pg_server.database, allowed=False)  # terminates every pooled connection
     set_connections(pg_server.database, allowed=True)

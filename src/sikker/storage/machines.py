@@ -250,7 +250,6 @@ def record_reads(
     """``record_nonces`` then ``set_delivered_many``; False (a replay) as ``record_nonces`` says,
     and the caller must then roll back. On PostgreSQL both are one statement: one round trip
     fewer in the read lane's commit."""
-    delivered_rows = sorted(delivered_rows)  # see set_delivered_many
     params = len(_NONCE_COLUMNS) * len(nonce_rows) + len(_DELIVERED_COLUMNS) * len(delivered_rows)
     if conn.dialect.name != "postgresql" or not delivered_rows or params > MAX_PARAMETERS:
         if not record_nonces(conn, nonce_rows):
@@ -259,6 +258,7 @@ def record_reads(
             set_delivered_many(conn, delivered_rows)
         return True
     new_nonces = insert_sql(conn, nonces, _NONCE_COLUMNS, len(nonce_rows), _NONCE_CONFLICT)
+    delivered_rows = sorted(delivered_rows)  # in key order, as set_delivered_many says why
     delivered = insert_sql(conn, deliveries, _DELIVERED_COLUMNS, len(delivered_rows), _DELIVERED_CONFLICT)
     sql = f"WITH n AS ({new_nonces} RETURNING 1), d AS ({delivered}) SELECT count(*) FROM n"  # noqa: S608
     values = tuple(v for row in (*nonce_rows, *delivered_rows) for v in row)
