@@ -7,11 +7,26 @@ replaced by no-ops that return dummy ``Entry`` objects before the CLI is importe
 caller (which looks the function up on the module at call time) skips the chain-head lock,
 the INSERT and the head UPDATE. Nothing in production code knows about this: it exists only
 here.
+
+Patching imports ``sikker.metrics`` (and so prometheus_client) before the CLI runs, which
+``sikker server`` refuses with several workers unless the multiprocess metrics directory is
+already set: so this launcher makes that directory first (private, removed at exit), as the
+server itself would.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir = tempfile.mkdtemp(prefix="sikker-metrics-")
+    _owner = os.getpid()
+    # Only in this process: forked workers leave with os._exit and never run atexit.
+    atexit.register(lambda: os.getpid() == _owner and shutil.rmtree(_metrics_dir, ignore_errors=True))
 
 from sikker.core import audit as core_audit
 from sikker.storage import audit as audit_store
