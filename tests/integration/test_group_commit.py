@@ -246,3 +246,24 @@ def test_a_failed_sync_fails_the_writers(db: Database, monkeypatch: pytest.Monke
     monkeypatch.setattr(database.os, "fsync", broken_fsync)
     with pytest.raises(StoreUnavailable), db.write() as conn:
         conn.execute(text("INSERT INTO t (k) VALUES ('a')"))
+
+
+def test_the_wal_is_moved_into_the_database_once_it_holds_the_checkpoint_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL stays bounded (the disk does not fill): SQLite checkpoints it once it holds
+    WAL_AUTOCHECKPOINT_PAGES pages and then reuses it from the start."""
+    with Database(f"sqlite:///{tmp_path / 'default.db'}").engine.connect() as conn:
+        setting = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        page = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+    assert setting == database.WAL_AUTOCHECKPOINT_PAGES
+    monkeypatch.setattr(database, "WAL_AUTOCHECKPOINT_PAGES", 50)
+    db = Database(f"sqlite:///{tmp_path / 'small.db'}")
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+    for k in range(300):  # about 2 pages a commit: 600 pages without a checkpoint
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (?, zeroblob(5000))", (k,))
+    assert (tmp_path / "small.db-wal").stat().st_size < 60 * (page + 24)  # 50 pages, the last commit
+    with db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 300

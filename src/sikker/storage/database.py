@@ -274,6 +274,12 @@ def _create_sqlite_head(conn: Connection) -> bool:
         conn.execution_options(sikker_write=False)
 
 
+# SQLite moves the WAL into the database file once it holds this many pages (4 KiB each, so
+# up to about 64 MiB of WAL), instead of SQLite's 1,000. A page that many commits change (the
+# audit log's last pages, the nonce index) is then written to the database file once per
+# checkpoint rather than once per 1,000 pages: with the read lane's small batches, about 20%
+# fewer bytes written per signed read (docs/performance.md).
+WAL_AUTOCHECKPOINT_PAGES = 16_000
 GROUP_MAX = 64  # writers one SQLite commit carries at most
 GROUP_MAX_SECONDS = 0.02  # ... and the longest a group stays open for more
 
@@ -348,6 +354,7 @@ class Database:
             cur.execute("PRAGMA journal_mode=WAL")
             # Commits do not sync; Database.write syncs the WAL before any writer returns.
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
