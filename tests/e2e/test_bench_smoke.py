@@ -23,6 +23,9 @@ def test_signed_reads_benchmark_prints_a_table(tmp_path: Path) -> None:
             sys.executable,
             str(ROOT / "bench" / "signed_reads.py"),
             *["--duration", "1", "--warmup", "1", "--secrets", "20", "--connections", "16"],
+            # Several workers, as the default server on a multi-core machine: the STUBBED
+            # launcher must set up multiprocess metrics before it patches the audit store.
+            *["--workers", "2"],
             *["--probe-rate", "2000", "--micro-number", "200", "--wait-idle", "0", "--retries", "0"],
             *["--json", str(out)],
         ],
