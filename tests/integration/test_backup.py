@@ -20,7 +20,7 @@ from sikker.core.audit import Actor
 from sikker.crypto import envelope, shamir
 from sikker.errors import Conflict, InvalidInput
 from sikker.service import restore as restoring
-from sikker.storage.database import Database
+from sikker.storage.database import Database, store_lock
 from tests.support import Api, Machine, Server, fresh_pg_database, init_and_unseal
 
 OPERATOR = Actor("operator", "test", "", "pytest")
@@ -394,3 +394,26 @@ def check_point_in_time(src: Source, url: str, data_dir: Path) -> None:
         assert audit_verify.verify(records, trusted_public_key=trusted, from_start=True).ok
     finally:
         server.stop()
+
+
+def test_a_sqlite_store_a_server_runs_on_is_not_restored_into_and_a_restore_keeps_servers_off(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    src, backup = backed_up
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    target = Server(url, tmp_path / "dst-data").start()
+    try:
+        with pytest.raises(Conflict, match=r"a server is running on .*sikker\.db: stop it before restoring"):
+            restore(backup, url, src.shares[:2])
+        assert Api(target.url).ok("GET", "/api/sys/status")["initialized"] is False  # untouched, serving
+    finally:
+        target.stop()
+    assert restore(backup, url, src.shares[:2]).rows > 0  # once the server stopped
+    # While a restore holds the store, a server on it refuses to start, saying why.
+    with store_lock(url, exclusive=True), pytest.raises(RuntimeError, match="a restore is running on"):
+        Server(url, tmp_path / "dst-data").start()
+    restored = Server(url, tmp_path / "dst-data").start()
+    try:
+        assert Api(restored.url).ok("GET", "/api/sys/status")["sealed"] is True
+    finally:
+        restored.stop()

@@ -277,13 +277,22 @@ def _serve(
     if not settings.database:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Imported here so that client commands start fast.
+    from sikker.cli import logs
+    from sikker.storage.database import store_lock
+
+    chosen = logs.configure(settings.log_format, settings.log_level)
+    with store_lock(settings.database_url, exclusive=False):  # a restore refuses a served store
+        _serve_store(settings, chosen, temporary)
+
+
+def _serve_store(settings: Settings, chosen: str, temporary: bool) -> None:
+    """Build the services, prepare the store, print the banner and serve (under the store lock)."""
     import uvicorn
 
     from sikker.api.app import create_app
-    from sikker.cli import logs
     from sikker.service.bootstrap import bootstrap
 
-    chosen = logs.configure(settings.log_format, settings.log_level)
+    dev = settings.dev
     services = bootstrap(settings)
     token = prepare(services)
     from sikker.cli.output import console

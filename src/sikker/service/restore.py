@@ -27,7 +27,7 @@ from sikker.crypto.seal import KeyFileSeal
 from sikker.errors import Conflict, InvalidCiphertext, InvalidInput
 from sikker.storage import audit as audit_store
 from sikker.storage import backup as backup_store
-from sikker.storage.database import Database
+from sikker.storage.database import Database, store_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +161,17 @@ def verify(info: BackupInfo, root_key: bytes) -> Summary:
 def restore(
     info: BackupInfo, root_key: bytes, database_url: str, actor: Actor, now_ms: int, force: bool = False
 ) -> Summary:
-    """Restore into the store at ``database_url`` (no server may be running on it). Refused
+    """Restore into the store at ``database_url`` (no server may be running on it: on SQLite a
+    running server makes this a Conflict; on PostgreSQL the operator makes sure). Refused
     into a store with rows unless ``force``, which deletes them first. The whole file is
     checked before the target is even opened (a SQLite file is not created for a bad backup)."""
     summary = verify(info, root_key)
-    db = Database(database_url)
-    try:
-        return _restore(info, root_key, db, summary, actor, now_ms, force)
-    finally:
-        db.dispose()
+    with store_lock(database_url, exclusive=True):  # refused while a server runs on a SQLite store
+        db = Database(database_url)
+        try:
+            return _restore(info, root_key, db, summary, actor, now_ms, force)
+        finally:
+            db.dispose()
 
 
 def _restore(

@@ -196,6 +196,33 @@ def prepare_sqlite_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
+@contextmanager
+def store_lock(url: str, exclusive: bool) -> Iterator[None]:
+    """Who uses a SQLite store: every ``sikker server`` holds this lock shared for as long as it
+    runs (its forked workers share it), a restore holds it exclusively; whichever comes second
+    is refused at once (Conflict). An flock on a file beside the database, so it ends with the
+    process however that ends. Nothing here on PostgreSQL, or for a database in memory."""
+    url = normalise_url(url)
+    path = make_url(url).database if url.startswith("sqlite") else None
+    if not path or path == ":memory:":
+        yield
+        return
+    prepare_sqlite_file(Path(path))
+    fd = os.open(f"{path}-inuse", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                f"a server is running on {path}: stop it before restoring into this store"
+                if exclusive
+                else f"a restore is running on {path}: start the server once it has finished"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def _count_connections_in_use(engine: Engine) -> None:
     """Keep ``sikker_db_connections_in_use`` (metrics.py) at the pool's checked-out count."""
 
