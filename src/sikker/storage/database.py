@@ -196,15 +196,20 @@ def prepare_sqlite_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite store at ``url`` (normalised); None for PostgreSQL or in memory."""
+    path = make_url(url).database if url.startswith("sqlite") else None
+    return path if path and path != ":memory:" else None
+
+
 @contextmanager
 def store_lock(url: str, exclusive: bool) -> Iterator[None]:
     """Who uses a SQLite store: every ``sikker server`` holds this lock shared for as long as it
     runs (its forked workers share it), a restore holds it exclusively; whichever comes second
     is refused at once (Conflict). An flock on a file beside the database, so it ends with the
     process however that ends. Nothing here on PostgreSQL, or for a database in memory."""
-    url = normalise_url(url)
-    path = make_url(url).database if url.startswith("sqlite") else None
-    if not path or path == ":memory:":
+    path = sqlite_file(normalise_url(url))
+    if path is None:
         yield
         return
     prepare_sqlite_file(Path(path))
@@ -327,9 +332,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        sqlite_path = make_url(self.url).database if self.is_sqlite else None
-        if sqlite_path and sqlite_path != ":memory:":
-            prepare_sqlite_file(Path(sqlite_path))
+        path = sqlite_file(self.url)
+        if path is not None:
+            prepare_sqlite_file(Path(path))
         self.engine = self._create_engine()
         _count_connections_in_use(self.engine)
         # SQLite has one writer. Queue writers on locks instead of letting them spin in SQLite's
@@ -337,8 +342,7 @@ class Database:
         # lock within this process, and an flock on a file beside the database between the
         # processes of one server (--workers).
         self._write_lock = threading.RLock() if self.is_sqlite else None
-        path = make_url(self.url).database if self.is_sqlite else None
-        self._flock_path = f"{path}-writelock" if path and path != ":memory:" else None
+        self._flock_path = f"{path}-writelock" if path is not None else None
         self._flock_fd: int | None = None
         self._group: _Group | None = None  # the open group-commit transaction (SQLite)
         self._depth = 0  # write() calls of the thread holding _write_lock
