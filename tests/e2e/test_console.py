@@ -208,6 +208,9 @@ def test_a_viewer_sees_names_but_cannot_reveal_even_by_forging(world: dict[str, 
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     page.goto(f"{url}/ui/login")  # keyboard only: the user name field has the focus
+    # Chromium applies autofocus when it next renders, which a loaded machine can delay past
+    # the load event: wait for it, or the keys go to the page.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'user'")
     page.keyboard.type("victor")
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
