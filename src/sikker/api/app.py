@@ -103,9 +103,10 @@ async def _every(
 
 
 def _maintenance(services: Services) -> None:
-    """Forget expired auth throttles; purge old trash, finish interrupted rewraps, forget
-    expired nonces (when unsealed)."""
+    """Forget expired auth throttles and sign-in failure counts; purge old trash, finish
+    interrupted rewraps, forget expired nonces (when unsealed)."""
     services.plane.sweep_lockouts()
+    services.people.forget_failures()
     if not services.deps.keyring.sealed:
         services.secrets.purge_trash()
         services.keys.rewrap_all()

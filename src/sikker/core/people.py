@@ -6,6 +6,9 @@
   passwords (zxcvbn's list) and is not the user's own name.
 - A TOTP code (RFC 6238, 30 s steps, 6 digits) is accepted for the current step or one step
   either side, and each step at most once per user: the caller stores the step returned.
+- Failed sign-ins are counted per canonical name in fixed windows: ``limit`` failures within
+  ``window_ms`` of the window's first failure lock the name for ``lock_ms`` (``after_failure``);
+  the count lives in the store, so every worker and node shares it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
+from dataclasses import dataclass
 
 import pyotp
 
@@ -106,3 +110,30 @@ def new_recovery_codes() -> list[str]:
 
 def recovery_hash(code: str) -> bytes:
     return hashlib.sha256(code.strip().lower().encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class NameFailures:
+    """Failed sign-ins of one canonical name: the current window's start and count, and the
+    end of its lock (0: never locked)."""
+
+    window_start_ms: int
+    failures: int
+    locked_until_ms: int
+
+    def locked(self, now_ms: int) -> bool:
+        return now_ms < self.locked_until_ms
+
+
+def after_failure(
+    state: NameFailures | None, now_ms: int, limit: int, window_ms: int, lock_ms: int
+) -> tuple[NameFailures, bool]:
+    """The state after one more failure at ``now_ms``, and whether this failure starts a lock
+    (the count then starts again from zero)."""
+    if state is None or now_ms - state.window_start_ms >= window_ms:
+        start, count = now_ms, 1
+    else:
+        start, count = state.window_start_ms, state.failures + 1
+    if count >= limit:
+        return NameFailures(now_ms, 0, now_ms + lock_ms), True
+    return NameFailures(start, count, state.locked_until_ms if state else 0), False

@@ -4,9 +4,11 @@
   recommendation). Verification runs outside any write transaction; an unknown user name
   costs the same hash as a known one.
 - Failed sign-ins lock the canonical user name (``login_lockout_failures`` within 15 minutes,
-  for ``login_lockout_seconds``), known or not, so the lock says nothing about existence; and
-  sign-ins are limited per source address. Every sign-in, failure (with its reason), MFA
-  event and logout is an audit record on the ``system`` chain.
+  for ``login_lockout_seconds``), known or not, so the lock says nothing about existence. The
+  count is a row of the store, so the workers of a server and the nodes of a cluster share one
+  count and one lock. Sign-ins are also limited per source address (per process). Every
+  sign-in, failure (with its reason), MFA event and logout is an audit record on the
+  ``system`` chain.
 - A session (``sikker login``) ends after ``session_idle_seconds`` without use, and
   ``session_max_seconds`` after sign-in. A personal token lives until its TTL. Both are
   checked in the store on every request, so disabling a user ends them on every node at once.
@@ -29,7 +31,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sikker.config import OidcProvider
 from sikker.core import ids, oidc, people, permissions
 from sikker.core.audit import SYSTEM_CHAIN, Action, Actor
-from sikker.core.lockout import Lockout
 from sikker.core.model import BoundRole, Principal, RoleBinding, User, UserSession
 from sikker.core.throttle import Throttle
 from sikker.errors import (
@@ -52,6 +53,7 @@ from sikker.storage import vaults as vault_store
 from sikker.storage.database import Connection
 
 LOGINS_PER_MINUTE = 30  # per source address
+LOCKOUT_WINDOW_MS = 15 * 60_000  # login_lockout_failures within this window lock a name
 TOUCH_EVERY_MS = 60_000  # a session's last use is written at most once a minute
 TOKEN_TTL_MAX_S = 366 * 86400
 BAD_LOGIN = "invalid user name or password"
@@ -99,8 +101,10 @@ class PeopleService:
         )
         settings = deps.settings
         self._lock = threading.Lock()
-        self._failures = Lockout(
-            settings.login_lockout_failures, 15 * 60_000, settings.login_lockout_seconds * 1000
+        self._lockout = (
+            settings.login_lockout_failures,
+            LOCKOUT_WINDOW_MS,
+            settings.login_lockout_seconds * 1000,
         )
         self._per_address = Throttle(LOGINS_PER_MINUTE, 60_000)
 
@@ -248,6 +252,11 @@ class PeopleService:
         with self.deps.db.read() as conn:
             return people_store.list_bindings(conn, vault_id)
 
+    def forget_failures(self) -> int:
+        """Maintenance: drop the failure counts of names whose window and lock have both ended."""
+        with self.deps.db.write() as conn:
+            return people_store.forget_failures(conn, self.deps.clock(), LOCKOUT_WINDOW_MS)
+
     # -- signing in ------------------------------------------------------------------------------
     def _admit(self, actor: Actor) -> None:
         """Every sign-in call (password, SSO start, device start and poll) spends the address's
@@ -263,10 +272,10 @@ class PeopleService:
         if not isinstance(name, str) or not isinstance(password, str) or len(password) > people.PASSWORD_MAX:
             raise InvalidInput("give a user name and a password")
         canonical = people.canonical_name(name)[:255]
-        with self._lock:
-            locked = self._failures.locked(canonical, now)
         with self.deps.db.read() as conn:
             user = people_store.find_user(conn, canonical)
+            failures = people_store.name_failures(conn, canonical)
+        locked = failures is not None and failures.locked(now)
         stored = user.password_hash if user is not None and user.password_hash else self._dummy
         try:
             self.hasher.verify(stored, password)
@@ -293,8 +302,6 @@ class PeopleService:
                 audit_store.append(conn, SYSTEM_CHAIN, now, self._as(actor, user), Action.USER_LOGIN, target)
         if problem is not None:
             raise self._fail(actor, canonical, user, problem, MfaRequired())
-        with self._lock:
-            self._failures.sweep(now)
         return signed_in
 
     def _second_factor(
@@ -331,10 +338,9 @@ class PeopleService:
     ) -> SikkerError:
         """Count the failure against the name, audit it (own transaction), return the error."""
         now = self.deps.clock()
-        with self._lock:
-            started = self._failures.fail(canonical, now) if count else False
         target = {"user": user.id, "name": user.name} if user else {"name": canonical[:64]}
         with self.deps.db.write() as conn:
+            started = people_store.count_failure(conn, canonical, now, *self._lockout) if count else False
             audit_store.append(
                 conn, SYSTEM_CHAIN, now, actor, Action.USER_LOGIN_FAIL, target, "denied", reason
             )

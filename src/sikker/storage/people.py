@@ -6,7 +6,9 @@ import orjson
 from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
 
 from sikker.core.model import BoundRole, RoleBinding, User, UserSession
-from sikker.storage.tables import recovery_codes, role_bindings, user_sessions, users, vaults
+from sikker.core.people import NameFailures, after_failure
+from sikker.storage.database import insert_rows
+from sikker.storage.tables import login_failures, recovery_codes, role_bindings, user_sessions, users, vaults
 
 
 def _user(r: Row[tuple[object, ...]]) -> User:
@@ -239,3 +241,42 @@ def set_vault_mfa(conn: Connection, vault_id: str, required: bool) -> bool:
     return bool(
         conn.execute(update(vaults).where(vaults.c.id == vault_id).values(require_mfa=required)).rowcount
     )
+
+
+# -- failed sign-ins ---------------------------------------------------------------------------
+_FAILURE_COLUMNS = ("canonical", "window_start_ms", "failures", "locked_until_ms")
+_FAILURE_NEW = "ON CONFLICT (canonical) DO NOTHING"
+
+
+def name_failures(conn: Connection, canonical: str, for_update: bool = False) -> NameFailures | None:
+    q = select(*(login_failures.c[c] for c in _FAILURE_COLUMNS[1:])).where(
+        login_failures.c.canonical == canonical
+    )
+    row = conn.execute(q.with_for_update() if for_update else q).first()
+    return NameFailures(*row) if row else None
+
+
+def count_failure(
+    conn: Connection, canonical: str, now: int, limit: int, window_ms: int, lock_ms: int
+) -> bool:
+    """One more failed sign-in of ``canonical`` (in the caller's write transaction); True when it
+    starts a lock. The row is created first if missing and then locked, so that concurrent
+    failures on PostgreSQL count one after another instead of overwriting each other."""
+    insert_rows(conn, login_failures, _FAILURE_COLUMNS, [(canonical, now, 0, 0)], _FAILURE_NEW)
+    state, started = after_failure(name_failures(conn, canonical, True), now, limit, window_ms, lock_ms)
+    conn.execute(
+        update(login_failures)
+        .where(login_failures.c.canonical == canonical)
+        .values(
+            window_start_ms=state.window_start_ms,
+            failures=state.failures,
+            locked_until_ms=state.locked_until_ms,
+        )
+    )
+    return started
+
+
+def forget_failures(conn: Connection, now: int, window_ms: int) -> int:
+    """Delete the names whose window has closed and whose lock (if any) has ended."""
+    done = and_(login_failures.c.window_start_ms <= now - window_ms, login_failures.c.locked_until_ms <= now)
+    return conn.execute(delete(login_failures).where(done)).rowcount

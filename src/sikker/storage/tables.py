@@ -435,6 +435,18 @@ recovery_codes = Table(
     Column("used_ms", BigInteger, nullable=True),
 )
 
+# Failed sign-ins per canonical user name, known or not (core/people.after_failure): in the
+# store, so that every worker and node counts toward one lock.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("canonical", String(255), primary_key=True),
+    Column("window_start_ms", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until_ms", BigInteger, nullable=False),
+    Index("ix_login_failures_window", "window_start_ms"),
+)
+
 # Sessions (``sikker login``) and personal API tokens, stored as SHA-256 of the bearer.
 user_sessions = Table(
     "user_sessions",

@@ -8,7 +8,7 @@ CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL,
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0012');
+INSERT INTO "alembic_version" VALUES('0013');
 CREATE TABLE audit_checkpoints (
 	chain VARCHAR(32) NOT NULL,
 	tree_size BIGINT NOT NULL,
@@ -221,6 +221,13 @@ CREATE TABLE leases (
 	alerted_ms BIGINT,
 	PRIMARY KEY (id)
 );
+CREATE TABLE login_failures (
+	canonical VARCHAR(255) NOT NULL,
+	window_start_ms BIGINT NOT NULL,
+	failures INTEGER NOT NULL,
+	locked_until_ms BIGINT NOT NULL,
+	PRIMARY KEY (canonical)
+);
 CREATE TABLE machine_projects (
 	machine_id VARCHAR(36) NOT NULL,
 	project_id VARCHAR(32) NOT NULL,
@@ -389,8 +396,8 @@ CREATE TABLE "tokens" (
 	project_id VARCHAR(32),
 	PRIMARY KEY (id),
 	CONSTRAINT fk_tokens_project_id_projects FOREIGN KEY(project_id) REFERENCES projects (id) ON DELETE CASCADE,
-	FOREIGN KEY(vault_id) REFERENCES vaults (id),
-	UNIQUE (token_hash)
+	UNIQUE (token_hash),
+	FOREIGN KEY(vault_id) REFERENCES vaults (id)
 );
 CREATE TABLE user_sessions (
 	id VARCHAR(32) NOT NULL,
@@ -477,3 +484,4 @@ CREATE INDEX ix_leases_state_next ON leases (state, next_attempt_ms);
 CREATE INDEX ix_leases_machine ON leases (machine_id, dynamic_secret_id, state);
 CREATE INDEX ix_leases_dynamic ON leases (dynamic_secret_id, state);
 CREATE INDEX ix_leases_vault ON leases (vault_id, id);
+CREATE INDEX ix_login_failures_window ON login_failures (window_start_ms);
