@@ -95,8 +95,9 @@ def export(api: Api, chain: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in response.text.splitlines()]
 
 
-def check_restored(src: Source, server: Server) -> None:
-    """Old shares unseal it; values, versions, grants, the machine and the audit chains are back."""
+def check_restored(src: Source, server: Server, backup_recorded: bool = False) -> None:
+    """Old shares unseal it; values, versions, grants, the machine and the audit chains are back.
+    ``backup_recorded``: the backed-up store held the record of an earlier backup."""
     for share in src.shares[:2]:
         Api(server.url).ok("POST", "/api/sys/unseal", {"share": share})
     root = Api(server.url, src.root.headers["authorization"][7:])
@@ -119,7 +120,8 @@ def check_restored(src: Source, server: Server) -> None:
         assert report.ok, report.problem
     # The backup's own record is written after its snapshot, so it is not in it; the restore is.
     actions = [line.get("action") for line in export(root, "system")]
-    assert "operator:backup:create" not in actions and "operator:backup:restore" in actions
+    assert ("operator:backup:create" in actions) == backup_recorded
+    assert "operator:backup:restore" in actions
 
 
 PAIRS = [
@@ -396,14 +398,15 @@ def check_point_in_time(src: Source, url: str, data_dir: Path) -> None:
         server.stop()
 
 
-def test_a_sqlite_store_a_server_runs_on_is_not_restored_into_and_a_restore_keeps_servers_off(
-    backed_up: tuple[Source, Path], tmp_path: Path
+def test_a_store_a_server_runs_on_is_not_restored_into_and_a_restore_keeps_servers_off(
+    backed_up: tuple[Source, Path], database_url: str, tmp_path: Path
 ) -> None:
+    """SQLite: an flock beside the file; PostgreSQL: an advisory lock in the database."""
     src, backup = backed_up
-    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    url = database_url
     target = Server(url, tmp_path / "dst-data").start()
     try:
-        with pytest.raises(Conflict, match=r"a server is running on .*sikker\.db: stop it before restoring"):
+        with pytest.raises(Conflict, match=r"a server is running on .*: stop it before restoring"):
             restore(backup, url, src.shares[:2])
         assert Api(target.url).ok("GET", "/api/sys/status")["initialized"] is False  # untouched, serving
     finally:
@@ -417,3 +420,62 @@ def test_a_sqlite_store_a_server_runs_on_is_not_restored_into_and_a_restore_keep
         assert Api(restored.url).ok("GET", "/api/sys/status")["sealed"] is True
     finally:
         restored.stop()
+
+
+def test_a_backup_of_an_older_schema_restores_and_the_store_is_then_brought_to_head(
+    backups: Callable[[str], tuple[Source, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup taken by a server whose schema was at an older revision (here 0012, before the
+    ``login_failures`` table): the target is brought to that revision, filled, then migrated to
+    head, and the restored server serves everything and has the newer table."""
+    import shutil
+
+    from sqlalchemy import inspect
+
+    from sikker.config import Settings
+    from sikker.core.model import Principal
+    from sikker.service.bootstrap import bootstrap
+    from sikker.storage import backup as backup_store
+    from sikker.storage import database
+
+    older = "0012"
+    src, _ = backups("sqlite")
+    old_dir = tmp_path / "old"
+    old_dir.mkdir(mode=0o700)
+    for file in Path(src.server.database.removeprefix("sqlite:///")).parent.glob("sikker.db*"):
+        shutil.copy(file, old_dir / file.name)
+    old_url = f"sqlite:///{old_dir / 'sikker.db'}"
+    Database(old_url).downgrade(older)
+    # The older server's backup: its own tables (what its metadata held), its own revision.
+    services = bootstrap(Settings(database=old_url, data_dir=old_dir))
+    try:
+        for share in src.shares[:2]:
+            services.seal.submit_share(share, OPERATOR)
+        with services.deps.db.read() as conn:
+            present = set(inspect(conn).get_table_names())
+        assert "login_failures" not in present
+        every = backup_store.table_specs()
+        monkeypatch.setattr(backup_store, "table_specs", lambda: tuple(s for s in every if s.name in present))
+        made = services.backup.create(Principal("root", "tok_test", None), OPERATOR)
+        backup = tmp_path / "older.backup"
+        with made.file:
+            backup.write_bytes(made.file.read())
+    finally:
+        services.close()
+    monkeypatch.undo()
+
+    url = f"sqlite:///{tmp_path / 'dst' / 'sikker.db'}"
+    summary = restore(backup, url, src.shares[:2])
+    assert summary.schema_revision == older and summary.rows > 0
+    db = Database(url)
+    try:
+        assert backup_store.target_revision(db) == database.HEAD
+        with db.read() as conn:
+            assert "login_failures" in inspect(conn).get_table_names()
+    finally:
+        db.dispose()
+    target = Server(url, tmp_path / "dst-data").start()
+    try:
+        check_restored(src, target, backup_recorded=True)  # the first backup's, in the copied store
+    finally:
+        target.stop()

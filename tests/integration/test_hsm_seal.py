@@ -225,3 +225,77 @@ def test_migrate_seal_from_shares_to_the_hsm_and_back(tmp_path: Path, hsm: Hsm) 
         assert actions.count("operator:seal:migrate") == 2
     finally:
         server.stop()
+
+
+# Holds a POSIX write lock on every file of a SoftHSM token until its stdin closes: SoftHSM
+# then waits for the lock inside C_OpenSession / C_FindObjects, a real hung HSM call.
+LOCKER = """
+import fcntl, os, sys
+from pathlib import Path
+held = [os.open(f, os.O_RDWR) for f in Path(sys.argv[1]).iterdir()]
+for fd in held:
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+HUNG = """
+import json, subprocess, sys, time
+from pathlib import Path
+from sikker.crypto.pkcs11_seal import Pkcs11Seal
+from sikker.errors import Unavailable
+module, token, key, pin, token_dir, locker = sys.argv[1:]
+seal = Pkcs11Seal(Path(module), token, key, lambda: pin, timeout_s=1.0)
+
+def attempt():
+    start = time.monotonic()
+    try:
+        seal.check()
+        outcome = "ok"
+    except Unavailable as e:
+        outcome = e.message
+    return [outcome, time.monotonic() - start]
+
+def lock():
+    argv = [sys.executable, "-c", locker, token_dir]
+    held = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    held.stdout.readline()
+    return held
+
+seen = {"before": attempt()}
+held = lock()
+seen["hung"] = attempt()
+seen["while hung"] = attempt()
+held.stdin.close()
+held.wait()
+deadline = time.monotonic() + 10
+while "still not returned" in attempt()[0] and time.monotonic() < deadline:
+    time.sleep(0.1)
+seen["after"] = attempt()
+held = lock()
+seen["left hanging"] = attempt()  # this call never returns before the process exits
+print(json.dumps(seen), flush=True)
+"""
+
+
+def test_an_hsm_that_hangs_costs_one_timeout_then_refuses_at_once_until_it_answers(
+    tmp_path: Path, hsm: Hsm
+) -> None:
+    """A use of the HSM gets ``timeout_s`` to answer; while that call hangs every further use
+    is refused at once; once it returns the HSM is used again; and a call still hanging does
+    not keep the process from exiting (in a subprocess: python-pkcs11 loads one module per
+    process, with the configuration it finds then)."""
+    (token_dir,) = (hsm.conf.parent / "hsm-tokens").iterdir()
+    argv = [sys.executable, "-c", HUNG, str(MODULE), hsm.token, hsm.key, PIN, str(token_dir), LOCKER]
+    started = time.monotonic()
+    done = subprocess.run(argv, env=os.environ | hsm.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["before"][0] == "ok"
+    outcome, waited = seen["hung"]
+    assert "did not answer within 1 s" in outcome and waited >= 1.0
+    outcome, waited = seen["while hung"]
+    assert "has still not returned" in outcome and waited < 0.5
+    assert seen["after"][0] == "ok"
+    assert "did not answer within 1 s" in seen["left hanging"][0]
+    assert time.monotonic() - started < 30  # exited with the last call still hanging

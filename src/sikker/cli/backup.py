@@ -100,7 +100,7 @@ def restore_command(
     as_json: bool,
 ) -> None:
     """Restore a backup into an empty store, OFFLINE: stop every server on the target first
-    (on SQLite a running server makes the restore refuse, exit code 5).
+    (a running server, or node, makes the restore refuse, exit code 5).
 
     The target (SQLite or PostgreSQL, whatever store the backup came from) is chosen like
     'sikker server' chooses its store. Unseal shares (an HSM server's recovery shares) are

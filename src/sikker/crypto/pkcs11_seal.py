@@ -8,11 +8,17 @@ The key is an AES key (CKK_AES, 256 bits recommended) on the token, made by the 
 own tools (e.g. ``pkcs11-tool --keygen --key-type AES:32``); Sikker only uses it: AES-GCM with a
 random 96-bit nonce and the root-key AAD, inside the HSM. Stored blob: ``0x01 | nonce |
 ciphertext+tag``. Every PKCS#11 failure becomes ``Unavailable`` with what to check.
+
+Each use of the HSM runs on a thread of its own and is given ``timeout_s`` (default
+``TIMEOUT_S``) to answer: a module or token that hangs costs the caller that long and then
+``Unavailable``, and while that call has still not returned every further use is refused at
+once (no thread piles up behind a hung HSM; a hung thread never keeps the process alive).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,7 @@ from sikker.crypto import envelope
 from sikker.errors import InvalidCiphertext, InvalidInput, Unavailable
 
 _V1 = b"\x01"
+TIMEOUT_S = 10.0  # seconds an HSM has to answer one use (open a session, find the key, one operation)
 
 
 def pin_from(pin_file: Path | None, env: str = "SIKKER_HSM_PIN") -> Callable[[], str]:
@@ -44,17 +51,52 @@ class Pkcs11Seal:
     kind = "pkcs11"
     recovery_shares = True
 
-    def __init__(self, module: Path, token_label: str, key_label: str, pin: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        module: Path,
+        token_label: str,
+        key_label: str,
+        pin: Callable[[], str],
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
         self.module = module
         self.token_label = token_label
         self.key_label = key_label
         self._pin = pin
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._hung: threading.Thread | None = None  # a call that has not answered in time
 
     @property
     def location(self) -> str:
         return f"PKCS#11 token {self.token_label!r}, key {self.key_label!r} ({self.module})"
 
     def _run(self, work: Callable[[Any, Any], bytes]) -> bytes:
+        """``_use`` on a daemon thread, waited for at most ``timeout_s``."""
+        where = f"the PKCS#11 module {self.module} (token {self.token_label!r})"
+        outcome: list[Any] = []
+
+        def call() -> None:
+            try:
+                outcome.append(self._use(work))
+            except BaseException as e:  # handed to the caller below
+                outcome.append(e)
+
+        with self._lock:
+            if self._hung is not None and self._hung.is_alive():
+                raise Unavailable(f"HSM: an earlier call to {where} has still not returned")
+            thread = threading.Thread(target=call, name="pkcs11", daemon=True)
+            thread.start()
+        thread.join(self.timeout_s)
+        if thread.is_alive():
+            with self._lock:
+                self._hung = thread
+            raise Unavailable(f"HSM: {where} did not answer within {self.timeout_s:g} s")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return bytes(outcome[0])
+
+    def _use(self, work: Callable[[Any, Any], bytes]) -> bytes:
         try:
             import pkcs11
         except ImportError as e:

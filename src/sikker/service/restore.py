@@ -166,7 +166,7 @@ def restore(
     into a store with rows unless ``force``, which deletes them first. The whole file is
     checked before the target is even opened (a SQLite file is not created for a bad backup)."""
     summary = verify(info, root_key)
-    with store_lock(database_url, exclusive=True):  # refused while a server runs on a SQLite store
+    with store_lock(database_url, exclusive=True):  # refused while a server runs on the store
         db = Database(database_url)
         try:
             return _restore(info, root_key, db, summary, actor, now_ms, force)

@@ -202,13 +202,23 @@ def sqlite_file(url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
+# The key of the PostgreSQL advisory lock that stands for "this store is in use" ("sikker").
+STORE_LOCK_KEY = 0x73696B6B6572
+
+
 @contextmanager
 def store_lock(url: str, exclusive: bool) -> Iterator[None]:
-    """Who uses a SQLite store: every ``sikker server`` holds this lock shared for as long as it
-    runs (its forked workers share it), a restore holds it exclusively; whichever comes second
-    is refused at once (Conflict). An flock on a file beside the database, so it ends with the
-    process however that ends. Nothing here on PostgreSQL, or for a database in memory."""
-    path = sqlite_file(normalise_url(url))
+    """Who uses a store: every ``sikker server`` holds this lock shared for as long as it runs
+    (its forked workers share it), a restore holds it exclusively; whichever comes second is
+    refused at once (Conflict). On SQLite an flock on a file beside the database, on PostgreSQL
+    a session advisory lock on a connection of its own; either ends with the process however
+    that ends. Nothing for a database in memory."""
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        with _advisory_lock(url, exclusive):
+            yield
+        return
+    path = sqlite_file(url)
     if path is None:
         yield
         return
@@ -218,14 +228,48 @@ def store_lock(url: str, exclusive: bool) -> Iterator[None]:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Conflict(
-                f"a server is running on {path}: stop it before restoring into this store"
-                if exclusive
-                else f"a restore is running on {path}: start the server once it has finished"
-            ) from None
+            raise _in_use(path, exclusive) from None
         yield
     finally:
         os.close(fd)
+
+
+def _in_use(where: str, exclusive: bool) -> Conflict:
+    return Conflict(
+        f"a server is running on {where}: stop it before restoring into this store"
+        if exclusive
+        else f"a restore is running on {where}: start the server once it has finished"
+    )
+
+
+@contextmanager
+def _advisory_lock(url: str, exclusive: bool) -> Iterator[None]:
+    """``store_lock`` on PostgreSQL: ``STORE_LOCK_KEY`` taken without waiting on a connection
+    in autocommit (no transaction stays open), held until that connection closes. Advisory
+    locks belong to one database, so stores in other databases do not interfere."""
+    parsed = make_url(url)
+    where = f"database {parsed.database} at {parsed.host or 'localhost'}"
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    try:
+        try:
+            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except (OperationalError, InterfaceError) as e:
+            raise StoreUnavailable(connect_failure(url, e)) from e
+        try:
+            take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+            held = conn.exec_driver_sql(f"SELECT {take}({STORE_LOCK_KEY})").scalar()
+        except (OperationalError, InterfaceError) as e:
+            conn.close()
+            raise StoreUnavailable() from e
+        try:
+            if not held:
+                raise _in_use(where, exclusive)
+            yield
+        finally:
+            with contextlib.suppress(DBAPIError):  # a connection already lost has let go too
+                conn.close()
+    finally:
+        engine.dispose()
 
 
 def _count_connections_in_use(engine: Engine) -> None:
