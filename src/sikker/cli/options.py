@@ -167,3 +167,33 @@ def offline_store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ):
         fn = option(fn)
     return fn
+
+
+def hsm_options(module_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--hsm-module (with ``module_help``), --hsm-token, --hsm-key and --hsm-pin-file: the
+    settings ``hsm_*`` of the PKCS#11 seal (docs/operator/seal-and-keys.md)."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            (
+                click.option("--hsm-module", type=click.Path(path_type=Path), default=None, help=module_help),
+                click.option(
+                    "--hsm-token", default=None, help="The PKCS#11 token label (with --hsm-module)."
+                ),
+                click.option(
+                    "--hsm-key",
+                    default=None,
+                    help="The label of the AES key on the token (with --hsm-module).",
+                ),
+                click.option(
+                    "--hsm-pin-file",
+                    type=click.Path(path_type=Path),
+                    default=None,
+                    help="File holding the token's user PIN (else env SIKKER_HSM_PIN).",
+                ),
+            )
+        ):
+            fn = option(fn)
+        return fn
+
+    return apply

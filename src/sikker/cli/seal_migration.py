@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from sikker import config
-from sikker.cli.options import json_option, offline_store_options
+from sikker.cli.options import hsm_options, json_option, offline_store_options
 from sikker.cli.output import console, emit_json, err_console
 from sikker.core.audit import Actor
 from sikker.crypto.pkcs11_seal import Pkcs11Seal, pin_from
@@ -29,17 +29,7 @@ def read_shares(threshold: int, what: str) -> list[str]:
     "--to", "to_kind", type=click.Choice(["shamir", "pkcs11", "keyfile"]), required=True, help="The new seal."
 )
 @offline_store_options
-@click.option(
-    "--hsm-module", type=click.Path(path_type=Path), default=None, help="PKCS#11 module of the HSM."
-)
-@click.option("--hsm-token", default=None, help="The HSM's token label.")
-@click.option("--hsm-key", default=None, help="The label of the AES key on the token.")
-@click.option(
-    "--hsm-pin-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="The token's PIN (else env SIKKER_HSM_PIN).",
-)
+@hsm_options("PKCS#11 module of the HSM (the old or the new seal).")
 @click.option(
     "--seal-key-file", type=click.Path(path_type=Path), default=None, help="The key file (old or new seal)."
 )

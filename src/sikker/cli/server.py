@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sikker import config
-from sikker.cli.options import JSON_ERRORS_HELP, json_option
+from sikker.cli.options import JSON_ERRORS_HELP, hsm_options, json_option
 from sikker.config import Settings
 from sikker.core.audit import Actor
 
@@ -71,20 +71,8 @@ def prepare(services: Services) -> str | None:
     default=None,
     help="Auto-unseal from this key file (created at init).",
 )
-@click.option(
-    "--hsm-module",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Auto-unseal through this PKCS#11 module (an HSM); the PIN comes from --hsm-pin-file "
-    "or SIKKER_HSM_PIN.",
-)
-@click.option("--hsm-token", default=None, help="The PKCS#11 token label (with --hsm-module).")
-@click.option("--hsm-key", default=None, help="The label of the AES key on the token (with --hsm-module).")
-@click.option(
-    "--hsm-pin-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="File holding the token's user PIN (else env SIKKER_HSM_PIN).",
+@hsm_options(
+    "Auto-unseal through this PKCS#11 module (an HSM); the PIN comes from --hsm-pin-file or SIKKER_HSM_PIN."
 )
 @click.option(
     "--config",
