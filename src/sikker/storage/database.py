@@ -257,11 +257,10 @@ def _advisory_lock(url: str, exclusive: bool) -> Iterator[None]:
             raise StoreUnavailable(connect_failure(url, e)) from e
         try:
             take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
-            held = conn.exec_driver_sql(f"SELECT {take}({STORE_LOCK_KEY})").scalar()
-        except (OperationalError, InterfaceError) as e:
-            conn.close()
-            raise StoreUnavailable() from e
-        try:
+            try:
+                held = conn.exec_driver_sql(f"SELECT {take}({STORE_LOCK_KEY})").scalar()
+            except (OperationalError, InterfaceError) as e:
+                raise StoreUnavailable() from e
             if not held:
                 raise _in_use(where, exclusive)
             yield
