@@ -445,7 +445,11 @@ def test_a_backup_of_an_older_schema_restores_and_the_store_is_then_brought_to_h
     for file in Path(src.server.database.removeprefix("sqlite:///")).parent.glob("sikker.db*"):
         shutil.copy(file, old_dir / file.name)
     old_url = f"sqlite:///{old_dir / 'sikker.db'}"
-    Database(old_url).downgrade(older)
+    old_db = Database(old_url)
+    try:
+        old_db.downgrade(older)
+    finally:
+        old_db.dispose()
     # The older server's backup: its own tables (what its metadata held), its own revision.
     services = bootstrap(Settings(database=old_url, data_dir=old_dir))
     try:

@@ -9,7 +9,7 @@ import click
 import orjson
 
 from sikker.cli.client import Client
-from sikker.cli.options import client_command, read_text_input
+from sikker.cli.options import client_command, read_text_input, stacked
 from sikker.cli.output import console, emit_json, table, when
 from sikker.cli.refs import PROJECT, SECRET, VAULT
 from sikker.core.permissions import ROLES
@@ -212,10 +212,7 @@ _value_options = [
 ]
 
 
-def value_options(fn: Any) -> Any:
-    for option in reversed(_value_options):
-        fn = option(fn)
-    return fn
+value_options = stacked(_value_options)
 
 
 @click.group()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from sikker.cli.admin import parse_duration
-from sikker.cli.options import read_text_input
+from sikker.cli.options import read_text_input, stacked
 from sikker.cli.refs import PROJECT, SECRET
 from sikker.errors import InvalidInput
 
@@ -183,9 +183,4 @@ def role_options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., A
         ),
     ]
 
-    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            fn = option(fn)
-        return fn
-
-    return apply
+    return stacked(options)

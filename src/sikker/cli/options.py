@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,60 +140,58 @@ def client_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def offline_store_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--database, --data-dir and --config of the commands that open a store directly
-    (offline: restore, migrate-seal), chosen as 'sikker server' chooses its store."""
-    for option in reversed(
-        (
-            click.option(
-                "--database",
-                default=None,
-                help="The store: sqlite:///PATH or postgresql://... (env SIKKER_DATABASE).",
-            ),
-            click.option(
-                "--data-dir",
-                type=click.Path(path_type=Path),
-                default=None,
-                help="The store: DATA_DIR/sikker.db (SQLite).",
-            ),
-            click.option(
-                "--config",
-                "config_file",
-                type=click.Path(path_type=Path, exists=True),
-                default=None,
-                help="TOML config file.",
-            ),
-        )
-    ):
-        fn = option(fn)
-    return fn
+def stacked(options: Sequence[Callable[[Any], Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """One decorator for several click options, listed in the order ``--help`` shows them."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+# --database, --data-dir and --config of the commands that open a store directly (offline:
+# restore, migrate-seal), chosen as 'sikker server' chooses its store.
+offline_store_options = stacked(
+    (
+        click.option(
+            "--database",
+            default=None,
+            help="The store: sqlite:///PATH or postgresql://... (env SIKKER_DATABASE).",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="The store: DATA_DIR/sikker.db (SQLite).",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path, exists=True),
+            default=None,
+            help="TOML config file.",
+        ),
+    )
+)
 
 
 def hsm_options(module_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--hsm-module (with ``module_help``), --hsm-token, --hsm-key and --hsm-pin-file: the
     settings ``hsm_*`` of the PKCS#11 seal (docs/operator/seal-and-keys.md)."""
-
-    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(
-            (
-                click.option("--hsm-module", type=click.Path(path_type=Path), default=None, help=module_help),
-                click.option(
-                    "--hsm-token", default=None, help="The PKCS#11 token label (with --hsm-module)."
-                ),
-                click.option(
-                    "--hsm-key",
-                    default=None,
-                    help="The label of the AES key on the token (with --hsm-module).",
-                ),
-                click.option(
-                    "--hsm-pin-file",
-                    type=click.Path(path_type=Path),
-                    default=None,
-                    help="File holding the token's user PIN (else env SIKKER_HSM_PIN).",
-                ),
-            )
-        ):
-            fn = option(fn)
-        return fn
-
-    return apply
+    return stacked(
+        (
+            click.option("--hsm-module", type=click.Path(path_type=Path), default=None, help=module_help),
+            click.option("--hsm-token", default=None, help="The PKCS#11 token label (with --hsm-module)."),
+            click.option(
+                "--hsm-key", default=None, help="The label of the AES key on the token (with --hsm-module)."
+            ),
+            click.option(
+                "--hsm-pin-file",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="File holding the token's user PIN (else env SIKKER_HSM_PIN).",
+            ),
+        )
+    )
