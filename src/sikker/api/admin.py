@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, authenticate, call, ok, services
 from sikker.core import values
-from sikker.core.model import Project, Secret, Token, Vault
+from sikker.core.audit import Actor
+from sikker.core.model import Principal, Project, Secret, Token, Vault
 from sikker.errors import InvalidInput
 from sikker.service.secrets import Revealed
 
@@ -131,13 +132,14 @@ def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:
 
 async def create_secret(request: Request) -> Response:
     """Create a secret (version 1) in a project."""
-    principal, who = await authenticate(request)
-    svc = services(request)
-    body = schema.parse(await request.body(), CREATE_SECRET_FIELDS)
-    value = _value(body, svc.deps.settings.max_value_bytes)
-    secret = await call(
-        svc.secrets.create, principal, who, request.path_params["project"], body["name"], value
-    )
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> Secret:
+        body = schema.parse(raw, CREATE_SECRET_FIELDS)
+        value = _value(body, svc.deps.settings.max_value_bytes)
+        return svc.secrets.create(principal, who, request.path_params["project"], body["name"], value)
+
+    secret = await authed(request, create)
     return ok(_secret(secret), 201)
 
 
@@ -153,21 +155,25 @@ async def list_secrets(request: Request) -> Response:
 
 async def get_secret(request: Request) -> Response:
     """Read a secret's value (current, or ``?version=N``); audited before it is sent."""
-    principal, who = await authenticate(request)
-    version = schema.query_int(request.query_params, "version", minimum=1, maximum=schema.INT_MAX)
-    revealed = await call(
-        services(request).secrets.reveal, principal, who, request.path_params["secret"], version
-    )
+    svc = services(request)
+
+    def reveal(principal: Principal, who: Actor) -> Revealed:
+        version = schema.query_int(request.query_params, "version", minimum=1, maximum=schema.INT_MAX)
+        return svc.secrets.reveal(principal, who, request.path_params["secret"], version)
+
+    revealed = await authed(request, reveal)
     return ok(_revealed(revealed))
 
 
 async def update_secret(request: Request) -> Response:
     """Write a new version of a secret."""
-    principal, who = await authenticate(request)
-    svc = services(request)
-    body = schema.parse(await request.body(), VALUE_FIELDS)
-    value = _value(body, svc.deps.settings.max_value_bytes)
-    version = await call(svc.secrets.update, principal, who, request.path_params["secret"], value)
+    svc, raw = services(request), await request.body()
+
+    def update(principal: Principal, who: Actor) -> int:
+        value = _value(schema.parse(raw, VALUE_FIELDS), svc.deps.settings.max_value_bytes)
+        return svc.secrets.update(principal, who, request.path_params["secret"], value)
+
+    version = await authed(request, update)
     return ok({"id": request.path_params["secret"], "version": version})
 
 

@@ -50,5 +50,25 @@ async def authenticate(request: Request) -> tuple[Principal, Actor]:
     return principal, found
 
 
+async def authed(request: Request, fn: Callable[[Principal, Actor], T]) -> T:
+    """``authenticate``, then ``fn(principal, actor)``, in ONE worker thread: a hot route pays
+    one thread hop, not two. ``fn`` parses what it needs of the request after the check, so an
+    unauthenticated request is refused (401) before its body is looked at."""
+    svc = services(request)
+    token, anonymous = bearer(request), actor(request)
+    found: list[Actor] = []
+
+    def run() -> T:
+        principal = svc.tokens.authenticate(token, anonymous)
+        found.append(actor(request, principal))
+        return fn(principal, found[0])
+
+    try:
+        return await call(run)
+    finally:
+        if found:
+            note_principal(found[0].kind, found[0].id)
+
+
 def ok(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")

@@ -16,7 +16,7 @@ from sqlalchemy.sql.sqltypes import Boolean, Float, Integer, LargeBinary, String
 
 from sikker.core.backup import TableSpec
 from sikker.errors import InvalidInput
-from sikker.storage.database import MAX_PARAMETERS, Database, alembic_config
+from sikker.storage.database import MAX_PARAMETERS, Database, alembic_config, mark
 from sikker.storage.tables import metadata
 
 ALEMBIC_TABLE = "alembic_version"
@@ -136,8 +136,7 @@ def clear_for_restore(conn: Connection, specs: tuple[TableSpec, ...]) -> None:
 def insert_batch(conn: Connection, spec: TableSpec, rows: list[tuple[Any, ...]]) -> None:
     """Multi-row INSERTs with the backup's explicit values (ids included)."""
     names = ", ".join(_quote(conn, c) for c in spec.columns)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    one = f"({', '.join([mark] * len(spec.columns))})"
+    one = f"({', '.join([mark(conn)] * len(spec.columns))})"
     per_statement = max(1, MAX_PARAMETERS // len(spec.columns))
     for start in range(0, len(rows), per_statement):
         part = rows[start : start + per_statement]

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sikker.core.model import JwtRole
 from sikker.errors import Conflict, Replayed
+from sikker.storage.database import savepoint
 from sikker.storage.tables import jwt_roles, jwt_uses, machines
 
 
@@ -82,7 +83,7 @@ def _taken(role: JwtRole) -> Conflict:
 def insert_role(conn: Connection, role: JwtRole) -> None:
     """Insert; Conflict when the vault already has a role of that name."""
     try:
-        with conn.begin_nested():
+        with savepoint(conn):
             conn.execute(insert(jwt_roles).values(**_row(role)))
     except IntegrityError as e:
         raise _taken(role) from e
@@ -93,7 +94,7 @@ def replace_role(conn: Connection, role: JwtRole) -> None:
     values = _row(role)
     del values["id"], values["vault_id"], values["created_ms"]
     try:
-        with conn.begin_nested():
+        with savepoint(conn):
             conn.execute(update(jwt_roles).where(jwt_roles.c.id == role.id).values(**values))
     except IntegrityError as e:
         raise _taken(role) from e
@@ -140,7 +141,7 @@ def use_token(conn: Connection, vault_id: str, digest: bytes, expires_ms: int, n
     mine = (jwt_uses.c.vault_id == vault_id) & (jwt_uses.c.digest == digest)
     conn.execute(delete(jwt_uses).where(mine, jwt_uses.c.expires_ms <= now_ms))  # a stale row
     try:
-        with conn.begin_nested():
+        with savepoint(conn):
             conn.execute(insert(jwt_uses).values(vault_id=vault_id, digest=digest, expires_ms=expires_ms))
     except IntegrityError as e:
         raise Replayed("this JWT was already used to enroll") from e

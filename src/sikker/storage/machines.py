@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sikker.core.model import EnrollmentToken, GrantedSecret, Machine
 from sikker.errors import Replayed
-from sikker.storage.database import MAX_PARAMETERS, insert_rows, insert_sql
+from sikker.storage.database import MAX_PARAMETERS, insert_rows, insert_sql, savepoint
 from sikker.storage.tables import (
     deliveries,
     enrollment_tokens,
@@ -222,7 +222,7 @@ def record_nonce(conn: Connection, machine_id: str, nonce: str, expires_ms: int)
     """Insert the nonce in its own savepoint; a nonce already recorded raises Replayed (and
     leaves the caller's transaction usable)."""
     try:
-        with conn.begin_nested():
+        with savepoint(conn):
             conn.execute(_NONCE, {"machine_id": machine_id, "nonce": nonce, "expires_ms": expires_ms})
     except IntegrityError as e:
         raise Replayed() from e
