@@ -15,7 +15,7 @@ from sikker import metrics
 from sikker.core import audit, merkle
 from sikker.core.model import Filters
 from sikker.errors import AuditUnavailable
-from sikker.storage.database import MAX_PARAMETERS, insert_rows, insert_sql
+from sikker.storage.database import MAX_PARAMETERS, Prepared, insert_rows, insert_sql
 from sikker.storage.tables import (
     audit_checkpoints,
     audit_frontiers,
@@ -63,12 +63,12 @@ def append(
 
 
 # Built once: this runs on every read, and building statements is most of its cost.
-_HEAD = (
+_HEAD = Prepared(
     select(audit_heads.c.seq, audit_heads.c.hash)
     .where(audit_heads.c.chain == bindparam("chain"))
     .with_for_update()
 )
-_NEW_HEAD = insert(audit_heads)
+_NEW_HEAD = Prepared(insert(audit_heads).values({c.name: bindparam(c.name) for c in audit_heads.c}))
 # The order of the rows append_many writes (bench/audit_list.py loads rows in it too).
 COLUMNS = (
     "chain",
@@ -88,7 +88,7 @@ COLUMNS = (
     "secret_id",
     "leaf_hash",
 )
-_MOVE_HEAD = (
+_MOVE_HEAD = Prepared(
     update(audit_heads)
     .where(audit_heads.c.chain == bindparam("head_chain"))
     .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
@@ -110,12 +110,12 @@ def append_many(conn: Connection, chain: str, records: list[Record]) -> list[aud
 
 
 def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[audit.Entry]:
-    head = conn.execute(_HEAD, {"chain": chain}).first()
+    head = _HEAD.first(conn, {"chain": chain})
     if head is None:
         seq, prev = 0, audit.GENESIS
-        conn.execute(_NEW_HEAD, {"chain": chain, "seq": 0, "hash": prev})
+        _NEW_HEAD.execute(conn, {"chain": chain, "seq": 0, "hash": prev})
     else:
-        seq, prev = head.seq, bytes(head.hash)
+        seq, prev = head[0], bytes(head[1])
     entries, rows = [], []
     for now_ms, actor, action, target, result, reason in records:
         seq += 1
@@ -151,7 +151,7 @@ def _append_many(conn: Connection, chain: str, records: list[Record]) -> list[au
         conn.exec_driver_sql(sql, (seq, prev, chain, *(v for row in rows for v in row)))
     else:
         insert_rows(conn, audit_log, COLUMNS, rows)
-        conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
+        _MOVE_HEAD.execute(conn, {"head_chain": chain, "head_seq": seq, "head_hash": prev})
     return entries
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from sikker.core.model import Sealed, Secret, VersionInfo
+from sikker.storage.database import Prepared, model_columns
 from sikker.storage.tables import projects, secret_versions, secrets
 
 
@@ -40,21 +41,25 @@ def insert_secret(conn: Connection, secret: Secret) -> None:
 
 
 # Built once: these run on every signed read.
-_SECRET = select(secrets).where(secrets.c.id == bindparam("secret_id"))
-_SECRET_FOR_UPDATE = _SECRET.with_for_update()
-_SEALED = select(
-    secret_versions.c.ciphertext,
-    secret_versions.c.wrapped_dek,
-    secret_versions.c.key_version,
-    secret_versions.c.field_names,
-).where(
-    secret_versions.c.secret_id == bindparam("secret_id"), secret_versions.c.version == bindparam("version")
+_SECRET_QUERY = select(*model_columns(secrets, Secret)).where(secrets.c.id == bindparam("secret_id"))
+_SECRET = Prepared(_SECRET_QUERY)
+_SECRET_FOR_UPDATE = Prepared(_SECRET_QUERY.with_for_update())
+_SEALED = Prepared(
+    select(
+        secret_versions.c.ciphertext,
+        secret_versions.c.wrapped_dek,
+        secret_versions.c.key_version,
+        secret_versions.c.field_names,
+    ).where(
+        secret_versions.c.secret_id == bindparam("secret_id"),
+        secret_versions.c.version == bindparam("version"),
+    )
 )
 
 
 def get_secret(conn: Connection, secret_id: str, for_update: bool = False) -> Secret | None:
-    row = conn.execute(_SECRET_FOR_UPDATE if for_update else _SECRET, {"secret_id": secret_id}).first()
-    return _secret(row) if row else None
+    row = (_SECRET_FOR_UPDATE if for_update else _SECRET).first(conn, {"secret_id": secret_id})
+    return Secret(*row) if row else None
 
 
 def list_secrets(conn: Connection, project_id: str, deleted: bool = False) -> list[Secret]:
@@ -87,8 +92,8 @@ def insert_version(
     now_ms: int,
     created_by: str,
 ) -> None:
-    conn.execute(
-        _INSERT_VERSION,
+    _INSERT_VERSION.execute(
+        conn,
         {
             "secret_id": secret_id,
             "version": version,
@@ -103,8 +108,10 @@ def insert_version(
 
 
 # Built once (every secret write runs these).
-_INSERT_VERSION = insert(secret_versions)
-_SET_CURRENT = (
+_INSERT_VERSION = Prepared(
+    insert(secret_versions).values({c.name: bindparam(c.name) for c in secret_versions.c})
+)
+_SET_CURRENT = Prepared(
     update(secrets)
     .where(secrets.c.id == bindparam("current_of"))
     .values(current_version=bindparam("current_version"), updated_ms=bindparam("updated_ms"))
@@ -112,14 +119,15 @@ _SET_CURRENT = (
 
 
 def set_current_version(conn: Connection, secret_id: str, version: int, now_ms: int) -> None:
-    conn.execute(_SET_CURRENT, {"current_of": secret_id, "current_version": version, "updated_ms": now_ms})
+    _SET_CURRENT.execute(conn, {"current_of": secret_id, "current_version": version, "updated_ms": now_ms})
 
 
 def get_sealed(conn: Connection, secret_id: str, version: int) -> tuple[Sealed, str | None] | None:
-    row = conn.execute(_SEALED, {"secret_id": secret_id, "version": version}).first()
+    row = _SEALED.first(conn, {"secret_id": secret_id, "version": version})
     if row is None:
         return None
-    return Sealed(bytes(row.ciphertext), bytes(row.wrapped_dek), row.key_version), row.field_names
+    ciphertext, wrapped_dek, key_version, field_names = row
+    return Sealed(bytes(ciphertext), bytes(wrapped_dek), key_version), field_names
 
 
 def list_versions(conn: Connection, secret_id: str) -> list[VersionInfo]:

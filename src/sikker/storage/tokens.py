@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from sikker.core.model import Token
-from sikker.storage.database import mark
+from sikker.storage.database import Prepared, model_columns
 from sikker.storage.tables import tokens
 
 
@@ -43,14 +41,14 @@ def insert_token(conn: Connection, token: Token, token_hash: bytes) -> None:
     )
 
 
-_TOKEN_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Token))  # the table's names too
+# Every admin request.
+_BY_HASH = Prepared(
+    select(*model_columns(tokens, Token)).where(tokens.c.token_hash == bindparam("token_hash"))
+)
 
 
 def find_by_hash(conn: Connection, token_hash: bytes) -> Token | None:
-    """Every admin request's lookup, as driver SQL: a compiled Core select with its row mapping
-    costs several times more per call (tests/integration/test_admin_api.py covers both stores)."""
-    sql = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = {mark(conn)}"  # noqa: S608
-    row = conn.exec_driver_sql(sql, (token_hash,)).first()
+    row = _BY_HASH.first(conn, {"token_hash": token_hash})
     return Token(*row) if row else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from sikker.core.model import Project, Vault
+from sikker.storage.database import Prepared, model_columns
 from sikker.storage.tables import project_keys, projects, secrets, vaults
 
 
@@ -44,14 +45,16 @@ def insert_project(conn: Connection, project: Project, wrapped_key: bytes) -> No
     add_project_key(conn, project.id, project.key_version, wrapped_key, project.created_ms)
 
 
-_PROJECT = select(projects).where(projects.c.id == bindparam("project_id"))
+_PROJECT = select(*model_columns(projects, Project)).where(projects.c.id == bindparam("project_id"))
 _PROJECT_LOCKED = {
-    (False, False): _PROJECT,
-    (True, False): _PROJECT.with_for_update(),
-    (False, True): _PROJECT.with_for_update(read=True),
+    (False, False): Prepared(_PROJECT),
+    (True, False): Prepared(_PROJECT.with_for_update()),
+    (False, True): Prepared(_PROJECT.with_for_update(read=True)),
 }
-_PROJECT_KEY = select(project_keys.c.wrapped_key).where(
-    project_keys.c.project_id == bindparam("project_id"), project_keys.c.version == bindparam("version")
+_PROJECT_KEY = Prepared(
+    select(project_keys.c.wrapped_key).where(
+        project_keys.c.project_id == bindparam("project_id"), project_keys.c.version == bindparam("version")
+    )
 )
 
 
@@ -60,8 +63,8 @@ def get_project(
 ) -> Project | None:
     """``for_share`` (PostgreSQL ``FOR SHARE``) makes a reader wait for a freeze in flight."""
     query = _PROJECT_LOCKED[(for_update, for_share and not for_update)]
-    row = conn.execute(query, {"project_id": project_id}).first()
-    return _project(row) if row else None
+    row = query.first(conn, {"project_id": project_id})
+    return Project(*row) if row else None
 
 
 def list_projects(conn: Connection, vault_id: str) -> list[Project]:
@@ -96,5 +99,5 @@ def set_project_key_version(conn: Connection, project_id: str, version: int) -> 
 
 
 def get_project_key(conn: Connection, project_id: str, version: int) -> bytes | None:
-    value = conn.execute(_PROJECT_KEY, {"project_id": project_id, "version": version}).scalar_one_or_none()
-    return bytes(value) if value is not None else None
+    row = _PROJECT_KEY.first(conn, {"project_id": project_id, "version": version})
+    return bytes(row[0]) if row is not None else None
