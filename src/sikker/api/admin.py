@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, authenticate, call, ok, services
+from sikker.api.context import authed, ok, services
 from sikker.core import values
 from sikker.core.audit import Actor
 from sikker.core.model import Principal, Project, Secret, Token, Vault
@@ -73,43 +73,44 @@ def _revealed(r: Revealed) -> dict[str, Any]:
     return body
 
 
+def _name(raw: bytes) -> str:
+    name: str = schema.parse(raw, NAME_FIELDS)["name"]
+    return name
+
+
 # -- vaults ---------------------------------------------------------------------
 async def create_vault(request: Request) -> Response:
     """Create a vault (root token only)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), NAME_FIELDS)
-    vault = await call(services(request).vaults.create_vault, principal, who, body["name"])
+    svc, raw = services(request), await request.body()
+    vault = await authed(request, lambda p, w: svc.vaults.create_vault(p, w, _name(raw)))
     return ok(_vault(vault), 201)
 
 
 async def list_vaults(request: Request) -> Response:
     """The vaults this token may see."""
-    principal, _ = await authenticate(request)
-    vaults = await call(services(request).vaults.list_vaults, principal)
+    svc = services(request)
+    vaults = await authed(request, lambda p, _: svc.vaults.list_vaults(p))
     return ok({"vaults": [_vault(v) for v in vaults]})
 
 
 # -- projects -------------------------------------------------------------------
 async def create_project(request: Request) -> Response:
     """Create a project in a vault; it gets its own master key."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), NAME_FIELDS)
-    project = await call(
-        services(request).vaults.create_project, principal, who, request.path_params["vault"], body["name"]
-    )
+    svc, raw, vault = services(request), await request.body(), request.path_params["vault"]
+    project = await authed(request, lambda p, w: svc.vaults.create_project(p, w, vault, _name(raw)))
     return ok(_project(project), 201)
 
 
 async def list_projects(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    projects = await call(services(request).vaults.list_projects, principal, request.path_params["vault"])
+    svc, vault = services(request), request.path_params["vault"]
+    projects = await authed(request, lambda p, _: svc.vaults.list_projects(p, vault))
     return ok({"projects": [_project(p) for p in projects]})
 
 
 async def delete_project(request: Request) -> Response:
     """Delete an empty project (its trash is purged with it)."""
-    principal, who = await authenticate(request)
-    await call(services(request).vaults.delete_project, principal, who, request.path_params["project"])
+    svc, project = services(request), request.path_params["project"]
+    await authed(request, lambda p, w: svc.vaults.delete_project(p, w, project))
     return ok({"deleted": request.path_params["project"]})
 
 
@@ -145,11 +146,9 @@ async def create_secret(request: Request) -> Response:
 
 async def list_secrets(request: Request) -> Response:
     """Secret metadata in a project (``?deleted=true`` lists the trash). Never values."""
-    principal, _ = await authenticate(request)
+    svc, project = services(request), request.path_params["project"]
     deleted = request.query_params.get("deleted", "false") == "true"
-    secrets = await call(
-        services(request).secrets.list_secrets, principal, request.path_params["project"], deleted
-    )
+    secrets = await authed(request, lambda p, _: svc.secrets.list_secrets(p, project, deleted))
     return ok({"secrets": [_secret(s) for s in secrets]})
 
 
@@ -178,8 +177,8 @@ async def update_secret(request: Request) -> Response:
 
 
 async def list_versions(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    versions = await call(services(request).secrets.versions, principal, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    versions = await authed(request, lambda p, _: svc.secrets.versions(p, secret))
     return ok(
         {
             "versions": [
@@ -197,24 +196,25 @@ async def list_versions(request: Request) -> Response:
 
 async def rollback_secret(request: Request) -> Response:
     """Make an old version current again (as a new version)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), ROLLBACK_FIELDS)
-    version = await call(
-        services(request).secrets.rollback, principal, who, request.path_params["secret"], body["version"]
-    )
+    svc, raw, secret = services(request), await request.body(), request.path_params["secret"]
+
+    def rollback(principal: Principal, who: Actor) -> int:
+        return svc.secrets.rollback(principal, who, secret, schema.parse(raw, ROLLBACK_FIELDS)["version"])
+
+    version = await authed(request, rollback)
     return ok({"id": request.path_params["secret"], "version": version})
 
 
 async def delete_secret(request: Request) -> Response:
     """Move a secret to the trash (restorable for the trash period)."""
-    principal, who = await authenticate(request)
-    await call(services(request).secrets.delete, principal, who, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    await authed(request, lambda p, w: svc.secrets.delete(p, w, secret))
     return ok({"deleted": request.path_params["secret"]})
 
 
 async def restore_secret(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).secrets.restore, principal, who, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    await authed(request, lambda p, w: svc.secrets.restore(p, w, secret))
     return ok({"restored": request.path_params["secret"]})
 
 
@@ -231,30 +231,33 @@ TOKEN_FIELDS = {
 async def create_token(request: Request) -> Response:
     """Create an admin token with a role (default ``admin``) at one vault, or at one project
     of it (``projectId``); root token only. The plaintext is shown once."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), TOKEN_FIELDS)
-    token, plaintext = await call(
-        services(request).tokens.create_admin,
-        principal,
-        who,
-        body["vaultId"],
-        body.get("name", "admin"),
-        body.get("ttlSeconds"),
-        body.get("role", "admin"),
-        body.get("projectId"),
-    )
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> tuple[Token, str]:
+        body = schema.parse(raw, TOKEN_FIELDS)
+        return svc.tokens.create_admin(
+            principal,
+            who,
+            body["vaultId"],
+            body.get("name", "admin"),
+            body.get("ttlSeconds"),
+            body.get("role", "admin"),
+            body.get("projectId"),
+        )
+
+    token, plaintext = await authed(request, create)
     return ok(_token(token) | {"token": plaintext}, 201)
 
 
 async def list_tokens(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    tokens = await call(services(request).tokens.list_tokens, principal)
+    svc = services(request)
+    tokens = await authed(request, lambda p, _: svc.tokens.list_tokens(p))
     return ok({"tokens": [_token(t) for t in tokens]})
 
 
 async def revoke_token(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).tokens.revoke, principal, who, request.path_params["token"])
+    svc, token = services(request), request.path_params["token"]
+    await authed(request, lambda p, w: svc.tokens.revoke(p, w, token))
     return ok({"revoked": request.path_params["token"]})
 
 
