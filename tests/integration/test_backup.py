@@ -20,6 +20,7 @@ from sikker.core.audit import Actor
 from sikker.crypto import envelope, shamir
 from sikker.errors import Conflict, InvalidInput
 from sikker.service import restore as restoring
+from sikker.storage import database
 from sikker.storage.database import Database, store_lock
 from tests.support import Api, Machine, Server, fresh_pg_database, init_and_unseal
 
@@ -422,6 +423,49 @@ def test_a_store_a_server_runs_on_is_not_restored_into_and_a_restore_keeps_serve
         restored.stop()
 
 
+def _store_lock_holders(url: str) -> set[int]:
+    """Backends holding the store's advisory lock shared (a bigint key: classid is its high
+    half, objid its low half)."""
+    import psycopg
+
+    from sikker.storage.database import STORE_LOCK_KEY
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            (STORE_LOCK_KEY >> 32, STORE_LOCK_KEY & 0xFFFFFFFF),
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def test_a_server_that_loses_its_store_lock_on_postgresql_takes_it_again(
+    backed_up: tuple[Source, Path], tmp_path: Path
+) -> None:
+    """The lock's session is killed (as a PostgreSQL restart would end it): within a check or
+    two the server holds the lock on a new session, and a restore is refused again."""
+    import psycopg
+
+    src, backup = backed_up
+    with fresh_pg_database() as url:
+        server = Server(url, tmp_path / "data").start()
+        try:
+            (first,) = _store_lock_holders(url)
+            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+                assert c.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+            deadline = time.monotonic() + 4 * database.STORE_LOCK_CHECK_SECONDS
+            while (holders := _store_lock_holders(url)) in (set(), {first}) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(holders) == 1 and first not in holders
+            with pytest.raises(Conflict, match=r"a server is running on .*: stop it before restoring"):
+                restore(backup, url, src.shares[:2])
+            assert Api(server.url).ok("GET", "/api/sys/status")["initialized"] is False  # still serving
+        finally:
+            server.stop()
+        assert "took the store lock on" in server.log.read_text()
+
+
 def test_a_backup_of_an_older_schema_restores_and_the_store_is_then_brought_to_head(
     backups: Callable[[str], tuple[Source, Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,7 +480,6 @@ def test_a_backup_of_an_older_schema_restores_and_the_store_is_then_brought_to_h
     from sikker.core.model import Principal
     from sikker.service.bootstrap import bootstrap
     from sikker.storage import backup as backup_store
-    from sikker.storage import database
 
     older = "0012"
     src, _ = backups("sqlite")

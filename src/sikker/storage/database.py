@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import fcntl
 import itertools
+import logging
 import os
 import re
 import sqlite3
@@ -67,6 +68,7 @@ __all__ = [
     "savepoint",
 ]
 
+_log = logging.getLogger("sikker.store")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration's revision (tests/unit/storage/test_migration_head.py holds it to the
 # scripts). A store already there starts without importing Alembic.
@@ -352,29 +354,110 @@ def _in_use(where: str, exclusive: bool) -> Conflict:
 def _advisory_lock(url: str, exclusive: bool) -> Iterator[None]:
     """``store_lock`` on PostgreSQL: ``STORE_LOCK_KEY`` taken without waiting on a connection
     in autocommit (no transaction stays open), held until that connection closes. Advisory
-    locks belong to one database, so stores in other databases do not interfere."""
+    locks belong to one database, so stores in other databases do not interfere. A server's
+    shared lock is kept by ``_LockKeeper``: lost with its connection (PostgreSQL restarted,
+    the session killed), it is taken again."""
     parsed = make_url(url)
     where = f"database {parsed.database} at {parsed.host or 'localhost'}"
     engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
     try:
         try:
-            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = _lock_connection(engine)
         except (OperationalError, InterfaceError) as e:
             raise StoreUnavailable(connect_failure(url, e)) from e
+        keeper = None
         try:
-            take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
             try:
-                held = conn.exec_driver_sql(f"SELECT {take}({STORE_LOCK_KEY})").scalar()
+                held = _try_lock(conn, exclusive)
             except (OperationalError, InterfaceError) as e:
                 raise StoreUnavailable() from e
             if not held:
                 raise _in_use(where, exclusive)
+            if not exclusive:
+                keeper = _LockKeeper(engine, conn, where)
+                keeper.start()
             yield
         finally:
+            holder = keeper.stop() if keeper is not None else conn
             with contextlib.suppress(DBAPIError):  # a connection already lost has let go too
-                conn.close()
+                if holder is not None:
+                    holder.close()
     finally:
         engine.dispose()
+
+
+def _lock_connection(engine: Engine) -> Connection:
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _try_lock(conn: Connection, exclusive: bool) -> bool:
+    take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+    return bool(conn.exec_driver_sql(f"SELECT {take}({STORE_LOCK_KEY})").scalar())
+
+
+STORE_LOCK_CHECK_SECONDS = 5.0  # how often a server checks that it still holds the store lock
+
+
+class _LockKeeper(threading.Thread):
+    """Checks every ``STORE_LOCK_CHECK_SECONDS`` that the server's shared store lock is still
+    held (a ``SELECT 1`` on its connection); once the connection is gone, so is the lock, and
+    it is taken again on a new connection as soon as PostgreSQL answers. If a restore took the
+    store in between, it says so in the log (an error, every check) until the restore ends:
+    the restore then replaced the store under this server, which should be restarted."""
+
+    def __init__(self, engine: Engine, conn: Connection, where: str) -> None:
+        super().__init__(name="sikker-store-lock", daemon=True)
+        self.engine, self.where = engine, where
+        self.conn: Connection | None = conn
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self._stop.wait(STORE_LOCK_CHECK_SECONDS):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._check()
+
+    def _check(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.exec_driver_sql("SELECT 1")
+                return
+            except DBAPIError:
+                _log.warning(
+                    "lost the connection that holds the store lock on %s: taking it again", self.where
+                )
+                with contextlib.suppress(DBAPIError):
+                    self.conn.close()
+                self.conn = None
+        try:
+            conn = _lock_connection(self.engine)
+        except DBAPIError:
+            return  # PostgreSQL not back yet: the next check tries again
+        try:
+            held = _try_lock(conn, exclusive=False)
+        except DBAPIError:  # lost again at once: the next check tries again
+            with contextlib.suppress(DBAPIError):
+                conn.close()
+            return
+        if held:
+            self.conn = conn
+            _log.warning("took the store lock on %s again", self.where)
+            return
+        with contextlib.suppress(DBAPIError):
+            conn.close()
+        _log.error(
+            "a restore holds the store lock on %s: it is replacing the store this server "
+            "serves; restart the server once the restore has finished",
+            self.where,
+        )
+
+    def stop(self) -> Connection | None:
+        """End the checks; the connection that holds the lock now (None while it is lost)."""
+        with self._lock:
+            self._stop.set()
+            return self.conn
 
 
 def _count_connections_in_use(engine: Engine) -> None:
