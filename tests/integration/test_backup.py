@@ -430,7 +430,7 @@ def _store_lock_holders(url: str) -> set[int]:
 
     from sikker.storage.database import STORE_LOCK_KEY
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
@@ -452,7 +452,7 @@ def test_a_server_that_loses_its_store_lock_on_postgresql_takes_it_again(
         server = Server(url, tmp_path / "data").start()
         try:
             (first,) = _store_lock_holders(url)
-            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+            with psycopg.connect(url, autocommit=True) as c:
                 assert c.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
             deadline = time.monotonic() + 4 * database.STORE_LOCK_CHECK_SECONDS
             while (holders := _store_lock_holders(url)) in (set(), {first}) and time.monotonic() < deadline:

@@ -69,8 +69,10 @@ def test_a_prepared_statement_gives_the_core_rows_and_the_core_errors(db: Databa
         assert _NONCE.execute(conn, _nonce("n1")) == 1
         assert _OF_MACHINE.first(conn, {"m": "mch_x"}) == ("n1", NOW)
         assert _OF_MACHINE.first(conn, {"m": "mch_nobody"}) is None
-        with pytest.raises(IntegrityError), savepoint(conn):
+        with pytest.raises(IntegrityError) as duplicate, savepoint(conn):
             _NONCE.execute(conn, _nonce("n1"))
+        # As the engine says (hide_parameters): no parameter in the error's text.
+        assert str(NOW) not in str(duplicate.value) and "parameters hidden" in str(duplicate.value)
         with pytest.raises(Replayed):  # its callers' translations still apply
             machine_store.record_nonce(conn, "mch_x", "n1", NOW)
     with pytest.raises(Conflict), db.write() as conn:  # and the store's own

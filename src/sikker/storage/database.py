@@ -212,14 +212,17 @@ class Prepared:
 
 def driver_execute(conn: Connection, sql: str, args: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
     """Run ``sql`` on a new cursor of ``conn``'s driver connection and return the cursor (close
-    it). Driver errors are raised as SQLAlchemy's, as ``Connection.execute`` raises them."""
+    it). Driver errors are raised as SQLAlchemy's, as ``Connection.execute`` raises them, and
+    as the engine's ``hide_parameters`` says: the parameters never reach the error's text."""
     dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.cursor()
     try:
         cursor.execute(sql, args)
     except dbapi_error as e:
         cursor.close()
-        raise DBAPIError.instance(sql, args, e, dbapi_error, dialect=conn.dialect) from e
+        raise DBAPIError.instance(
+            sql, args, e, dbapi_error, hide_parameters=conn.engine.hide_parameters, dialect=conn.dialect
+        ) from e
     return cursor
 
 
