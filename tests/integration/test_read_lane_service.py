@@ -203,7 +203,10 @@ def test_read_batches_of_two_nodes_cannot_deadlock_on_poll_baselines(lane: Lane)
         with a.begin():
             assert machine_store.record_reads(a, [(m, "nonce-a1", expires)], [(m, first, 1)])
             b = pool.submit(batch_b)
-            with engine.connect() as watcher:  # until B waits for A's row
+            # Until B waits for A's row. In autocommit: PostgreSQL keeps one snapshot of
+            # pg_stat_activity per transaction, so a watcher in one transaction never saw B
+            # start waiting after its first look (the test failed in 5 of 15 runs).
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
                 for _ in range(100):
                     waiting = watcher.exec_driver_sql(
                         "SELECT count(*) FROM pg_stat_activity"
