@@ -16,9 +16,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, call, ok, services
 from sikker.core import audit_verify
-from sikker.core.model import AuditStream, Filters
+from sikker.core.audit import Actor
+from sikker.core.model import AuditStream, Filters, Principal
 from sikker.errors import InvalidInput
 from sikker.service.audit import checkpoint_dict, record_dict
 
@@ -53,38 +54,40 @@ async def public_key(request: Request) -> Response:
 async def list_records(request: Request) -> Response:
     """Newest first; filters actor, action, secret, severity, since/until (epoch ms);
     page with ``before`` = the ``next`` of the previous page."""
-    principal, _ = await authenticate(request)
-    severity = _text(request, "severity")
-    if severity is not None and severity not in SEVERITIES:
-        raise InvalidInput(f"severity must be one of {', '.join(sorted(SEVERITIES))}")
-    filters = Filters(
-        actor=_text(request, "actor"),
-        action=_text(request, "action"),
-        secret=_text(request, "secret"),
-        severity=severity,
-        since_ms=_int(request, "since"),
-        until_ms=_int(request, "until"),
-    )
-    limit = _int(request, "limit", 100) or 100
-    found = await call(
-        services(request).audit.query,
-        principal,
-        request.path_params["chain"],
-        filters,
-        _int(request, "before"),
-        limit,
-    )
-    records = [record_dict(s) for s in found]
-    more = len(found) == min(limit, 1000) and found[-1].entry.seq > 1
-    return ok({"records": records, "next": found[-1].entry.seq if found and more else None})
+    svc = services(request)
+
+    def query(principal: Principal, _: Actor) -> dict[str, Any]:
+        severity = _text(request, "severity")
+        if severity is not None and severity not in SEVERITIES:
+            raise InvalidInput(f"severity must be one of {', '.join(sorted(SEVERITIES))}")
+        filters = Filters(
+            actor=_text(request, "actor"),
+            action=_text(request, "action"),
+            secret=_text(request, "secret"),
+            severity=severity,
+            since_ms=_int(request, "since"),
+            until_ms=_int(request, "until"),
+        )
+        limit = _int(request, "limit", 100) or 100
+        found = svc.audit.query(
+            principal, request.path_params["chain"], filters, _int(request, "before"), limit
+        )
+        records = [record_dict(s) for s in found]
+        more = len(found) == min(limit, 1000) and found[-1].entry.seq > 1
+        return {"records": records, "next": found[-1].entry.seq if found and more else None}
+
+    return ok(await authed(request, query))
 
 
 async def export(request: Request) -> Response:
     """JSON lines: a header, every record oldest first, then every checkpoint."""
-    principal, _ = await authenticate(request)
     svc = services(request)
-    lines = svc.audit.export(principal, request.path_params["chain"], _int(request, "since"))
-    first = await call(next, lines)  # fail before the 200 if access is refused
+
+    def start(principal: Principal, _: Actor) -> tuple[Iterator[dict[str, Any]], dict[str, Any]]:
+        lines = svc.audit.export(principal, request.path_params["chain"], _int(request, "since"))
+        return lines, next(lines)  # fail before the 200 if access is refused
+
+    lines, first = await authed(request, start)
 
     def body() -> Iterator[bytes]:
         yield orjson.dumps(first) + b"\n"
@@ -95,33 +98,35 @@ async def export(request: Request) -> Response:
 
 
 async def list_checkpoints(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    found = await call(services(request).audit.checkpoints, principal, request.path_params["chain"])
+    svc, chain = services(request), request.path_params["chain"]
+    found = await authed(request, lambda p, _: svc.audit.checkpoints(p, chain))
     return ok({"checkpoints": [checkpoint_dict(c) for c in found]})
 
 
 async def inclusion(request: Request) -> Response:
     """RFC 6962 audit path proving record ``seq`` is in the tree of size ``treeSize``."""
-    principal, _ = await authenticate(request)
-    seq, size = _int(request, "seq"), _int(request, "treeSize")
-    if seq is None or size is None:
-        raise InvalidInput("seq and treeSize are required")
-    proof: dict[str, Any] = await call(
-        services(request).audit.inclusion, principal, request.path_params["chain"], seq, size
-    )
-    return ok(proof)
+    svc = services(request)
+
+    def prove(principal: Principal, _: Actor) -> dict[str, Any]:
+        seq, size = _int(request, "seq"), _int(request, "treeSize")
+        if seq is None or size is None:
+            raise InvalidInput("seq and treeSize are required")
+        return svc.audit.inclusion(principal, request.path_params["chain"], seq, size)
+
+    return ok(await authed(request, prove))
 
 
 async def consistency(request: Request) -> Response:
     """RFC 6962 proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
-    principal, _ = await authenticate(request)
-    first, second = _int(request, "first"), _int(request, "second")
-    if first is None or second is None:
-        raise InvalidInput("first and second are required")
-    proof: dict[str, Any] = await call(
-        services(request).audit.consistency, principal, request.path_params["chain"], first, second
-    )
-    return ok(proof)
+    svc = services(request)
+
+    def prove(principal: Principal, _: Actor) -> dict[str, Any]:
+        first, second = _int(request, "first"), _int(request, "second")
+        if first is None or second is None:
+            raise InvalidInput("first and second are required")
+        return svc.audit.consistency(principal, request.path_params["chain"], first, second)
+
+    return ok(await authed(request, prove))
 
 
 ROUTES = [
@@ -174,52 +179,45 @@ _KIND_KEYS = {
 async def add_stream(request: Request) -> Response:
     """Stream audit records of one vault (or, root only, of every vault) to a sink.
     Webhooks get an HMAC secret, returned once."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), STREAM_FIELDS)
-    kind = body["kind"]
-    if kind not in _KIND_KEYS:
-        raise InvalidInput("kind must be webhook, syslog, jsonl or email")
-    missing = [k for k in _KIND_KEYS[kind] if k not in body and k not in ("protocol", "starttls")]
-    if missing:
-        raise InvalidInput(f"a {kind} stream needs {', '.join(missing)}")
-    config = {k: body[k] for k in _KIND_KEYS[kind] if k in body}
-    actions = body.get("actions")
-    if actions is not None and not all(isinstance(a, str) and len(a) <= 64 for a in actions):
-        raise InvalidInput("'actions' must be a list of action names (a trailing * matches a prefix)")
-    row, secret = await call(
-        services(request).streams.add,
-        principal,
-        who,
-        body.get("vaultId"),
-        kind,
-        config,
-        actions,
-        body.get("minSeverity", "info"),
-    )
+    svc, raw = services(request), await request.body()
+
+    def add(principal: Principal, who: Actor) -> tuple[AuditStream, str | None]:
+        body = schema.parse(raw, STREAM_FIELDS)
+        kind = body["kind"]
+        if kind not in _KIND_KEYS:
+            raise InvalidInput("kind must be webhook, syslog, jsonl or email")
+        missing = [k for k in _KIND_KEYS[kind] if k not in body and k not in ("protocol", "starttls")]
+        if missing:
+            raise InvalidInput(f"a {kind} stream needs {', '.join(missing)}")
+        config = {k: body[k] for k in _KIND_KEYS[kind] if k in body}
+        actions = body.get("actions")
+        if actions is not None and not all(isinstance(a, str) and len(a) <= 64 for a in actions):
+            raise InvalidInput("'actions' must be a list of action names (a trailing * matches a prefix)")
+        return svc.streams.add(
+            principal, who, body.get("vaultId"), kind, config, actions, body.get("minSeverity", "info")
+        )
+
+    row, secret = await authed(request, add)
     return ok(_stream(row) | ({"secret": secret} if secret else {}), 201)
 
 
 async def list_streams(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    vault = request.query_params.get("vault") or None
-    found = await call(services(request).streams.list_streams, principal, vault)
+    svc, vault = services(request), request.query_params.get("vault") or None
+    found = await authed(request, lambda p, _: svc.streams.list_streams(p, vault))
     return ok({"streams": [_stream(s) for s in found]})
 
 
 async def remove_stream(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).streams.remove, principal, who, request.path_params["stream"])
+    svc, stream = services(request), request.path_params["stream"]
+    await authed(request, lambda p, w: svc.streams.remove(p, w, stream))
     return ok({"removed": request.path_params["stream"]})
 
 
 async def stream_deliveries(request: Request) -> Response:
     """The delivery log of a stream, newest first."""
-    principal, _ = await authenticate(request)
-    found = await call(
-        services(request).streams.deliveries,
-        principal,
-        request.path_params["stream"],
-        _int(request, "limit", 50) or 50,
+    svc, stream = services(request), request.path_params["stream"]
+    found = await authed(
+        request, lambda p, _: svc.streams.deliveries(p, stream, _int(request, "limit", 50) or 50)
     )
     return ok({"deliveries": found})
 

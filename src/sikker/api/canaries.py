@@ -10,9 +10,10 @@ from starlette.routing import Route
 
 from sikker.api import schema
 from sikker.api.admin import _secret
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, ok, services
 from sikker.core import values
-from sikker.core.model import Canary, Trip
+from sikker.core.audit import Actor
+from sikker.core.model import Canary, Principal, Secret, Trip
 
 CREATE_FIELDS = {
     "name": schema.Field(str, required=True, max_len=values.NAME_MAX),
@@ -46,41 +47,40 @@ def _trip(t: Trip) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     """A canary: a realistic decoy that freezes its project when anyone reads it."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), CREATE_FIELDS)
-    secret = await call(
-        services(request).canaries.create,
-        principal,
-        who,
-        request.path_params["project"],
-        body["name"],
-        body.get("looksLike", "api-token"),
-        body.get("freezeRelated"),
-    )
+    svc, raw = services(request), await request.body()
+
+    def plant(principal: Principal, who: Actor) -> Secret:
+        body = schema.parse(raw, CREATE_FIELDS)
+        return svc.canaries.create(
+            principal,
+            who,
+            request.path_params["project"],
+            body["name"],
+            body.get("looksLike", "api-token"),
+            body.get("freezeRelated"),
+        )
+
+    secret = await authed(request, plant)
     return ok(_secret(secret), 201)
 
 
 async def list_canaries(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    found = await call(services(request).canaries.list_canaries, principal, request.path_params["vault"])
+    svc, vault = services(request), request.path_params["vault"]
+    found = await authed(request, lambda p, _: svc.canaries.list_canaries(p, vault))
     return ok({"canaries": [_canary(c, n, p) for c, n, p in found]})
 
 
 async def show(request: Request) -> Response:
     """A canary and its trip history: which machine, from which IP, when."""
-    principal, _ = await authenticate(request)
-    canary, secret, trips = await call(
-        services(request).canaries.show, principal, request.path_params["secret"]
-    )
+    svc, secret_id = services(request), request.path_params["secret"]
+    canary, secret, trips = await authed(request, lambda p, _: svc.canaries.show(p, secret_id))
     return ok(_canary(canary, secret.name, secret.project_id) | {"trips": [_trip(t) for t in trips]})
 
 
 def _toggle(enabled: bool):  # type: ignore[no-untyped-def]
     async def handler(request: Request) -> Response:
-        principal, who = await authenticate(request)
-        await call(
-            services(request).canaries.set_enabled, principal, who, request.path_params["secret"], enabled
-        )
+        svc, secret = services(request), request.path_params["secret"]
+        await authed(request, lambda p, w: svc.canaries.set_enabled(p, w, secret, enabled))
         return ok({"id": request.path_params["secret"], "enabled": enabled})
 
     return handler
@@ -91,11 +91,12 @@ UNFREEZE_FIELDS = {"reason": schema.Field(str, required=True, max_len=500, multi
 
 async def unfreeze(request: Request) -> Response:
     """Unfreeze a project after investigating a canary trip (a reason is required and audited)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), UNFREEZE_FIELDS)
-    await call(
-        services(request).canaries.unfreeze, principal, who, request.path_params["project"], body["reason"]
-    )
+    svc, raw, project = services(request), await request.body(), request.path_params["project"]
+
+    def thaw(principal: Principal, who: Actor) -> None:
+        svc.canaries.unfreeze(principal, who, project, schema.parse(raw, UNFREEZE_FIELDS)["reason"])
+
+    await authed(request, thaw)
     return ok({"unfrozen": request.path_params["project"]})
 
 

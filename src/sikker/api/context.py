@@ -42,18 +42,10 @@ async def call(fn: Callable[..., T], *args: Any) -> T:
     return await run_in_threadpool(fn, *args)
 
 
-async def authenticate(request: Request) -> tuple[Principal, Actor]:
-    svc = services(request)
-    principal = await call(svc.tokens.authenticate, bearer(request), actor(request))
-    found = actor(request, principal)
-    note_principal(found.kind, found.id)
-    return principal, found
-
-
 async def authed(request: Request, fn: Callable[[Principal, Actor], T]) -> T:
-    """``authenticate``, then ``fn(principal, actor)``, in ONE worker thread: a hot route pays
-    one thread hop, not two. ``fn`` parses what it needs of the request after the check, so an
-    unauthenticated request is refused (401) before its body is looked at."""
+    """Authenticate the caller, then run ``fn(principal, actor)``, in ONE worker thread: a route
+    pays one thread hop, not two. ``fn`` parses what it needs of the request after the check, so
+    an unauthenticated request is refused (401) before its body is looked at."""
     svc = services(request)
     token, anonymous = bearer(request), actor(request)
     found: list[Actor] = []

@@ -13,10 +13,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, call, ok, services
 from sikker.api.machine import signed
 from sikker.core import dynamic
+from sikker.core.audit import Actor
 from sikker.core.dynamic import Definition, Lease
+from sikker.core.model import Principal
 from sikker.errors import InvalidInput
 
 _TTL = schema.Field(int, min_value=1, max_value=dynamic.MAX_TTL_S)
@@ -110,134 +112,148 @@ def lease_json(lease: Lease) -> dict[str, Any]:
 # -- definitions -------------------------------------------------------------------------------
 async def create_definition(request: Request) -> Response:
     """POST /api/projects/{project}/dynamic-secrets: a new dynamic secret (201)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), CREATE)
-    _statements(body)
-    svc = services(request).dynamic
-    d = await call(svc.create, principal, who, request.path_params["project"], body)
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> Definition:
+        body = schema.parse(raw, CREATE)
+        _statements(body)
+        return svc.dynamic.create(principal, who, request.path_params["project"], body)
+
+    d = await authed(request, create)
     return ok(definition_json(d, 0), status=201)
 
 
 async def list_definitions(request: Request) -> Response:
     """GET /api/projects/{project}/dynamic-secrets."""
-    principal, _ = await authenticate(request)
-    found = await call(services(request).dynamic.list_definitions, principal, request.path_params["project"])
+    svc, project = services(request), request.path_params["project"]
+    found = await authed(request, lambda p, _: svc.dynamic.list_definitions(p, project))
     return ok({"dynamicSecrets": [definition_json(d, live) for d, live in found]})
 
 
 async def show_definition(request: Request) -> Response:
     """GET /api/dynamic-secrets/{id}."""
-    principal, _ = await authenticate(request)
-    d, live = await call(services(request).dynamic.get, principal, request.path_params["id"])
+    svc, secret = services(request), request.path_params["id"]
+    d, live = await authed(request, lambda p, _: svc.dynamic.get(p, secret))
     return ok(definition_json(d, live))
 
 
 async def update_definition(request: Request) -> Response:
     """PUT /api/dynamic-secrets/{id}: change some fields (name and engine are fixed)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), COMMON)
-    _statements(body)
-    d, live = await call(services(request).dynamic.update, principal, who, request.path_params["id"], body)
+    svc, raw = services(request), await request.body()
+
+    def update(principal: Principal, who: Actor) -> tuple[Definition, int]:
+        body = schema.parse(raw, COMMON)
+        _statements(body)
+        return svc.dynamic.update(principal, who, request.path_params["id"], body)
+
+    d, live = await authed(request, update)
     return ok(definition_json(d, live))
 
 
 async def delete_definition(request: Request) -> Response:
     """DELETE /api/dynamic-secrets/{id}[?revoke=true]: 409 while leases are live, unless revoke."""
-    principal, who = await authenticate(request)
+    svc, secret = services(request), request.path_params["id"]
     revoke = request.query_params.get("revoke", "false").lower() in ("1", "true", "yes")
-    queued = await call(services(request).dynamic.delete, principal, who, request.path_params["id"], revoke)
+    queued = await authed(request, lambda p, w: svc.dynamic.delete(p, w, secret, revoke))
     return ok({"deleted": request.path_params["id"], "revoked": queued})
 
 
 async def orphans(request: Request) -> Response:
     """POST /api/dynamic-secrets/{id}/orphans {dryRun}: users with no live lease (dropped unless dry)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), ORPHANS)
-    found, dropped = await call(
-        services(request).dynamic.orphans, principal, who, request.path_params["id"], body.get("dryRun", True)
-    )
+    svc, raw, secret = services(request), await request.body(), request.path_params["id"]
+
+    def find(principal: Principal, who: Actor) -> tuple[list[str], list[str]]:
+        return svc.dynamic.orphans(principal, who, secret, schema.parse(raw, ORPHANS).get("dryRun", True))
+
+    found, dropped = await authed(request, find)
     return ok({"orphans": found, "dropped": dropped})
 
 
 # -- leases (admin) --------------------------------------------------------------------------------
 async def list_leases(request: Request) -> Response:
     """GET /api/vaults/{vault}/leases?dynamic=&machine=&project=&state=&limit=&cursor=."""
-    principal, _ = await authenticate(request)
-    q = request.query_params
-    filters: dict[str, Any] = {"limit": schema.query_int(q, "limit", 100, 1, 1000) or 100}
-    for param, key in (
-        ("dynamic", "dynamic_secret_id"),
-        ("machine", "machine_id"),
-        ("project", "project_id"),
-        ("state", "state"),
-        ("cursor", "after"),
-    ):
-        value = q.get(param)
-        if value:
-            if len(value) > 64 or not value.isascii():
-                raise InvalidInput(f"{param} is not a valid value")
-            filters[key] = value
-    found, cursor = await call(
-        services(request).leases.list_leases, principal, request.path_params["vault"], filters
-    )
+    svc = services(request)
+
+    def query(principal: Principal, _: Actor) -> tuple[list[Lease], str | None]:
+        q = request.query_params
+        filters: dict[str, Any] = {"limit": schema.query_int(q, "limit", 100, 1, 1000) or 100}
+        for param, key in (
+            ("dynamic", "dynamic_secret_id"),
+            ("machine", "machine_id"),
+            ("project", "project_id"),
+            ("state", "state"),
+            ("cursor", "after"),
+        ):
+            value = q.get(param)
+            if value:
+                if len(value) > 64 or not value.isascii():
+                    raise InvalidInput(f"{param} is not a valid value")
+                filters[key] = value
+        return svc.leases.list_leases(principal, request.path_params["vault"], filters)
+
+    found, cursor = await authed(request, query)
     return ok({"leases": [lease_json(lease) for lease in found], "next": cursor})
 
 
 async def show_lease(request: Request) -> Response:
     """GET /api/leases/{id}."""
-    principal, _ = await authenticate(request)
-    return ok(lease_json(await call(services(request).leases.get, principal, request.path_params["id"])))
+    svc, lease_id = services(request), request.path_params["id"]
+    return ok(lease_json(await authed(request, lambda p, _: svc.leases.get(p, lease_id))))
 
 
 async def renew_lease(request: Request) -> Response:
     """POST /api/leases/{id}/renew {ttl?}: never past issue time + maxTtl."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), TTL_BODY)
-    lease = await call(
-        services(request).leases.renew_admin, principal, who, request.path_params["id"], body.get("ttl")
-    )
+    svc, raw, lease_id = services(request), await request.body(), request.path_params["id"]
+
+    def renew(principal: Principal, who: Actor) -> Lease:
+        return svc.leases.renew_admin(principal, who, lease_id, schema.parse(raw, TTL_BODY).get("ttl"))
+
+    lease = await authed(request, renew)
     return ok(lease_json(lease))
 
 
 async def revoke_lease(request: Request) -> Response:
     """POST /api/leases/{id}/revoke {reason?, sync?}."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), REVOKE)
-    lease = await call(
-        services(request).leases.revoke_admin,
-        principal,
-        who,
-        request.path_params["id"],
-        body.get("reason", ""),
-        body.get("sync", False),
-    )
+    svc, raw = services(request), await request.body()
+
+    def revoke(principal: Principal, who: Actor) -> Lease:
+        body = schema.parse(raw, REVOKE)
+        return svc.leases.revoke_admin(
+            principal, who, request.path_params["id"], body.get("reason", ""), body.get("sync", False)
+        )
+
+    lease = await authed(request, revoke)
     return ok(lease_json(lease))
 
 
 async def revoke_leases(request: Request) -> Response:
     """POST /api/vaults/{vault}/leases/revoke {dynamic?, machine?, project?, reason?, sync?}."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), REVOKE_MANY)
-    filters = {k: body[k] for k in ("dynamic", "machine", "project") if body.get(k)}
-    count = await call(
-        services(request).leases.revoke_many,
-        principal,
-        who,
-        request.path_params["vault"],
-        filters,
-        body.get("reason", ""),
-        body.get("sync", False),
-    )
+    svc, raw = services(request), await request.body()
+
+    def revoke(principal: Principal, who: Actor) -> int:
+        body = schema.parse(raw, REVOKE_MANY)
+        filters = {k: body[k] for k in ("dynamic", "machine", "project") if body.get(k)}
+        return svc.leases.revoke_many(
+            principal,
+            who,
+            request.path_params["vault"],
+            filters,
+            body.get("reason", ""),
+            body.get("sync", False),
+        )
+
+    count = await authed(request, revoke)
     return ok({"revoked": count})
 
 
 async def forget_lease(request: Request) -> Response:
     """POST /api/leases/{id}/forget {reason}: stop revoking (database gone for good)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), FORGET)
-    lease = await call(
-        services(request).leases.forget, principal, who, request.path_params["id"], body["reason"]
-    )
+    svc, raw, lease_id = services(request), await request.body(), request.path_params["id"]
+
+    def forget(principal: Principal, who: Actor) -> Lease:
+        return svc.leases.forget(principal, who, lease_id, schema.parse(raw, FORGET)["reason"])
+
+    lease = await authed(request, forget)
     return ok(lease_json(lease))
 
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, call, ok, services
 from sikker.core import ids
 from sikker.core.jwt_roles import Check
 from sikker.core.model import JwtRole, Machine
@@ -86,48 +86,44 @@ def _spec(raw: bytes) -> dict[str, Any]:
 
 async def create_role(request: Request) -> Response:
     """Create a JWT role in a vault."""
-    principal, who = await authenticate(request)
-    spec = _spec(await request.body())
-    role = await call(services(request).jwt_roles.create, principal, who, request.path_params["vault"], spec)
+    svc, raw, vault = services(request), await request.body(), request.path_params["vault"]
+    role = await authed(request, lambda p, w: svc.jwt_roles.create(p, w, vault, _spec(raw)))
     return ok(role_json(role), 201)
 
 
 async def list_roles(request: Request) -> Response:
     """The JWT roles of a vault."""
-    principal, _ = await authenticate(request)
-    found = await call(services(request).jwt_roles.list_roles, principal, request.path_params["vault"])
+    svc, vault = services(request), request.path_params["vault"]
+    found = await authed(request, lambda p, _: svc.jwt_roles.list_roles(p, vault))
     return ok({"roles": [role_json(r) for r in found]})
 
 
 async def show_role(request: Request) -> Response:
     """One JWT role."""
-    principal, _ = await authenticate(request)
-    role = await call(services(request).jwt_roles.get, principal, request.path_params["role"])
+    svc, role_id = services(request), request.path_params["role"]
+    role = await authed(request, lambda p, _: svc.jwt_roles.get(p, role_id))
     return ok(role_json(role))
 
 
 async def update_role(request: Request) -> Response:
     """Change some fields of a role; a new key source drops its cached keys."""
-    principal, who = await authenticate(request)
-    spec = _spec(await request.body())
-    role = await call(services(request).jwt_roles.update, principal, who, request.path_params["role"], spec)
+    svc, raw, role_id = services(request), await request.body(), request.path_params["role"]
+    role = await authed(request, lambda p, w: svc.jwt_roles.update(p, w, role_id, _spec(raw)))
     return ok(role_json(role))
 
 
 async def delete_role(request: Request) -> Response:
     """Delete a role; every live machine it created is revoked with it."""
-    principal, who = await authenticate(request)
-    await call(services(request).jwt_roles.delete, principal, who, request.path_params["role"])
+    svc, role_id = services(request), request.path_params["role"]
+    await authed(request, lambda p, w: svc.jwt_roles.delete(p, w, role_id))
     return ok({"deleted": request.path_params["role"]})
 
 
 def _toggle(enabled: bool):  # type: ignore[no-untyped-def]
     async def handler(request: Request) -> Response:
         """Enable or disable a role; disabling revokes every live machine it created."""
-        principal, who = await authenticate(request)
-        role = await call(
-            services(request).jwt_roles.set_enabled, principal, who, request.path_params["role"], enabled
-        )
+        svc, role_id = services(request), request.path_params["role"]
+        role = await authed(request, lambda p, w: svc.jwt_roles.set_enabled(p, w, role_id, enabled))
         return ok(role_json(role))
 
     return handler
@@ -142,9 +138,10 @@ TEST_BODY = {"jwt": schema.Field(str, required=True, max_len=TOKEN_MAX)}
 
 async def test_role(request: Request) -> Response:
     """Report each check of a login with this JWT; enrolls nothing and uses no jti."""
-    principal, _ = await authenticate(request)
-    body = schema.parse(await request.body(), TEST_BODY)
-    found = await call(services(request).jwt_roles.test, principal, request.path_params["role"], body["jwt"])
+    svc, raw, role_id = services(request), await request.body(), request.path_params["role"]
+    found = await authed(
+        request, lambda p, _: svc.jwt_roles.test(p, role_id, schema.parse(raw, TEST_BODY)["jwt"])
+    )
     return ok({"ok": all(c.ok for c in found), "checks": [_check(c) for c in found]})
 
 

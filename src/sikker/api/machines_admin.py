@@ -9,9 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, ok, services
 from sikker.core import values
-from sikker.core.model import EnrollmentToken, Machine
+from sikker.core.audit import Actor
+from sikker.core.model import EnrollmentToken, Machine, Principal
 from sikker.errors import InvalidInput, NotFound
 
 
@@ -57,8 +58,8 @@ def _enrollment(t: EnrollmentToken) -> dict[str, Any]:
 
 async def list_machines(request: Request) -> Response:
     """Machines of a vault, with their project memberships."""
-    principal, _ = await authenticate(request)
-    found = await call(services(request).machines.list_machines, principal, request.path_params["vault"])
+    svc, vault = services(request), request.path_params["vault"]
+    found = await authed(request, lambda p, _: svc.machines.list_machines(p, vault))
     return ok({"machines": [_machine(m, p) for m, p in found]})
 
 
@@ -69,14 +70,8 @@ async def change_machine(request: Request) -> Response:
     """approve | disable | enable | revoke a machine; effective on its next request."""
     if request.path_params["change"] not in MACHINE_CHANGES:
         raise NotFound(f"no such machine action; use one of {', '.join(MACHINE_CHANGES)}")
-    principal, who = await authenticate(request)
-    machine = await call(
-        services(request).machines.change_state,
-        principal,
-        who,
-        request.path_params["machine"],
-        request.path_params["change"],
-    )
+    svc, machine_id, change = services(request), request.path_params["machine"], request.path_params["change"]
+    machine = await authed(request, lambda p, w: svc.machines.change_state(p, w, machine_id, change))
     return ok(_machine(machine))
 
 
@@ -85,38 +80,32 @@ MEMBERSHIP_FIELDS = {"projectId": schema.Field(str, required=True, max_len=64)}
 
 
 async def rename_machine(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), RENAME_FIELDS)
-    machine = await call(
-        services(request).machines.rename, principal, who, request.path_params["machine"], body["name"]
-    )
+    svc, raw, machine_id = services(request), await request.body(), request.path_params["machine"]
+
+    def rename(principal: Principal, who: Actor) -> Machine:
+        return svc.machines.rename(principal, who, machine_id, schema.parse(raw, RENAME_FIELDS)["name"])
+
+    machine = await authed(request, rename)
     return ok(_machine(machine))
 
 
 async def add_membership(request: Request) -> Response:
     """Add a machine to a project (a prerequisite for grants on its secrets)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), MEMBERSHIP_FIELDS)
-    changed = await call(
-        services(request).machines.set_membership,
-        principal,
-        who,
-        request.path_params["machine"],
-        body["projectId"],
-        True,
-    )
+    svc, raw, machine_id = services(request), await request.body(), request.path_params["machine"]
+
+    def add(principal: Principal, who: Actor) -> bool:
+        project = schema.parse(raw, MEMBERSHIP_FIELDS)["projectId"]
+        return svc.machines.set_membership(principal, who, machine_id, project, True)
+
+    changed = await authed(request, add)
     return ok({"changed": changed})
 
 
 async def remove_membership(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    changed = await call(
-        services(request).machines.set_membership,
-        principal,
-        who,
-        request.path_params["machine"],
-        request.path_params["project"],
-        False,
+    svc, machine_id = services(request), request.path_params["machine"]
+    project = request.path_params["project"]
+    changed = await authed(
+        request, lambda p, w: svc.machines.set_membership(p, w, machine_id, project, False)
     )
     return ok({"changed": changed})
 
@@ -133,34 +122,36 @@ def _secret_ids(body: dict[str, Any]) -> list[str]:
 
 async def add_grants(request: Request) -> Response:
     """Grant a machine read access to secrets (one by one; no wildcards)."""
-    principal, who = await authenticate(request)
-    ids = _secret_ids(schema.parse(await request.body(), GRANT_BODY))
-    changed = await call(
-        services(request).machines.set_grants, principal, who, request.path_params["machine"], ids, True
-    )
+    svc, raw, machine_id = services(request), await request.body(), request.path_params["machine"]
+
+    def grant(principal: Principal, who: Actor) -> int:
+        ids = _secret_ids(schema.parse(raw, GRANT_BODY))
+        return svc.machines.set_grants(principal, who, machine_id, ids, True)
+
+    changed = await authed(request, grant)
     return ok({"changed": changed})
 
 
 async def remove_grants(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    ids = _secret_ids(schema.parse(await request.body(), GRANT_BODY))
-    changed = await call(
-        services(request).machines.set_grants, principal, who, request.path_params["machine"], ids, False
-    )
+    svc, raw, machine_id = services(request), await request.body(), request.path_params["machine"]
+
+    def ungrant(principal: Principal, who: Actor) -> int:
+        ids = _secret_ids(schema.parse(raw, GRANT_BODY))
+        return svc.machines.set_grants(principal, who, machine_id, ids, False)
+
+    changed = await authed(request, ungrant)
     return ok({"changed": changed})
 
 
 async def machine_grants(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    found = await call(
-        services(request).machines.grants_of_machine, principal, request.path_params["machine"]
-    )
+    svc, machine_id = services(request), request.path_params["machine"]
+    found = await authed(request, lambda p, _: svc.machines.grants_of_machine(p, machine_id))
     return ok({"secretIds": found})
 
 
 async def secret_grants(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    found = await call(services(request).machines.grants_of_secret, principal, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    found = await authed(request, lambda p, _: svc.machines.grants_of_secret(p, secret))
     return ok({"machineIds": found})
 
 
@@ -180,13 +171,14 @@ ENROLL_FIELDS = {
 
 async def create_enrollment(request: Request) -> Response:
     """Create an enrollment token; its plaintext is returned once and stored only as a hash."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), ENROLL_FIELDS)
-    for key in ("projectIds", "secretIds"):
-        if not all(isinstance(i, str) for i in body[key]):
-            raise InvalidInput(f"'{key}' must be a list of ids")
-    token, plaintext = await call(
-        lambda: services(request).machines.create_enrollment(
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> tuple[EnrollmentToken, str]:
+        body = schema.parse(raw, ENROLL_FIELDS)
+        for key in ("projectIds", "secretIds"):
+            if not all(isinstance(i, str) for i in body[key]):
+                raise InvalidInput(f"'{key}' must be a list of ids")
+        return svc.machines.create_enrollment(
             principal,
             who,
             request.path_params["vault"],
@@ -201,20 +193,21 @@ async def create_enrollment(request: Request) -> Response:
             name_pattern=body.get("namePattern"),
             source_cidr=body.get("sourceCidr"),
         )
-    )
+
+    token, plaintext = await authed(request, create)
     return ok(_enrollment(token) | {"token": plaintext}, 201)
 
 
 async def list_enrollments(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    found = await call(services(request).machines.list_enrollments, principal, request.path_params["vault"])
+    svc, vault = services(request), request.path_params["vault"]
+    found = await authed(request, lambda p, _: svc.machines.list_enrollments(p, vault))
     return ok({"enrollmentTokens": [_enrollment(t) for t in found]})
 
 
 async def revoke_enrollment(request: Request) -> Response:
     """Revoke an enrollment token; machines already enrolled with it keep working."""
-    principal, who = await authenticate(request)
-    await call(services(request).machines.revoke_enrollment, principal, who, request.path_params["token"])
+    svc, token = services(request), request.path_params["token"]
+    await authed(request, lambda p, w: svc.machines.revoke_enrollment(p, w, token))
     return ok({"revoked": request.path_params["token"]})
 
 

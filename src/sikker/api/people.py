@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import actor, authenticate, call, ok, services
+from sikker.api.context import actor, authed, call, ok, services
 from sikker.core import values
+from sikker.core.audit import Actor
 from sikker.core.model import BoundRole, Principal, User
 from sikker.errors import NotFound
 from sikker.service.people import SignedIn
@@ -153,99 +154,112 @@ async def sso_device_poll(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).people.logout, principal, who)
+    svc = services(request)
+    await authed(request, svc.people.logout)
     return ok({"loggedOut": True})
 
 
 async def whoami(request: Request) -> Response:
-    principal, _ = await authenticate(request)
+    principal = await authed(request, lambda p, _: p)
     return ok(_whoami(principal))
 
 
 async def create_user(request: Request) -> Response:
     """POST /api/users {name, email, password?} (root). No password: single sign-on only."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), USER_FIELDS)
-    people = services(request).people
-    user = await call(people.create_user, principal, who, body["name"], body["email"], body.get("password"))
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> User:
+        body = schema.parse(raw, USER_FIELDS)
+        return svc.people.create_user(principal, who, body["name"], body["email"], body.get("password"))
+
+    user = await authed(request, create)
     return ok(_user(user), 201)
 
 
 async def list_users(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    return ok({"users": [_user(u) for u in await call(services(request).people.list_users, principal)]})
+    svc = services(request)
+    return ok({"users": [_user(u) for u in await authed(request, lambda p, _: svc.people.list_users(p))]})
 
 
 async def show_user(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    user = await call(services(request).people.find, principal, request.path_params["user"])
+    svc, name = services(request), request.path_params["user"]
+    user = await authed(request, lambda p, _: svc.people.find(p, name))
     return ok(_user(user))
 
 
 async def change_user(request: Request) -> Response:
     """POST /api/users/{user}/disable | enable (root). Disabling ends every session at once."""
-    principal, who = await authenticate(request)
-    change = request.path_params["change"]
-    if change not in ("disable", "enable"):
-        raise NotFound("no such route")
-    people = services(request).people
-    user = await call(people.set_disabled, principal, who, request.path_params["user"], change == "disable")
+    svc, change = services(request), request.path_params["change"]
+
+    def set_disabled(principal: Principal, who: Actor) -> User:
+        if change not in ("disable", "enable"):
+            raise NotFound("no such route")
+        return svc.people.set_disabled(principal, who, request.path_params["user"], change == "disable")
+
+    user = await authed(request, set_disabled)
     return ok(_user(user))
 
 
 async def delete_user(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).people.delete_user, principal, who, request.path_params["user"])
+    svc, name = services(request), request.path_params["user"]
+    await authed(request, lambda p, w: svc.people.delete_user(p, w, name))
     return ok({"deleted": request.path_params["user"]})
 
 
 async def enrol_totp(request: Request) -> Response:
     """POST /api/users/me/totp -> {secret, uri}: scan the URI, then confirm with a code."""
-    principal, who = await authenticate(request)
-    secret, uri = await call(services(request).people.enrol_totp, principal, who)
+    svc = services(request)
+    secret, uri = await authed(request, svc.people.enrol_totp)
     return ok({"secret": secret, "uri": uri}, 201)
 
 
 async def confirm_totp(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), CODE_FIELDS)
-    codes = await call(services(request).people.confirm_totp, principal, who, body["code"])
+    svc, raw = services(request), await request.body()
+    codes = await authed(
+        request, lambda p, w: svc.people.confirm_totp(p, w, schema.parse(raw, CODE_FIELDS)["code"])
+    )
     return ok({"recoveryCodes": codes})
 
 
 async def create_personal_token(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), TOKEN_FIELDS)
-    people = services(request).people
-    signed = await call(
-        people.create_token,
-        principal,
-        who,
-        body["name"],
-        body["ttlSeconds"],
-        body.get("role"),
-        body.get("vaultId"),
-        body.get("projectId"),
-    )
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> SignedIn:
+        body = schema.parse(raw, TOKEN_FIELDS)
+        return svc.people.create_token(
+            principal,
+            who,
+            body["name"],
+            body["ttlSeconds"],
+            body.get("role"),
+            body.get("vaultId"),
+            body.get("projectId"),
+        )
+
+    signed = await authed(request, create)
     return ok(_signed_in(signed), 201)
 
 
 async def require_mfa(request: Request) -> Response:
     """PUT /api/vaults/{vault}/mfa {required: bool} (root)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), MFA_FIELDS)
-    vault = request.path_params["vault"]
-    await call(services(request).people.require_mfa, principal, who, vault, body["required"])
-    return ok({"vaultId": vault, "mfaRequired": body["required"]})
+    svc, raw, vault = services(request), await request.body(), request.path_params["vault"]
+
+    def require(principal: Principal, who: Actor) -> bool:
+        required: bool = schema.parse(raw, MFA_FIELDS)["required"]
+        svc.people.require_mfa(principal, who, vault, required)
+        return required
+
+    required = await authed(request, require)
+    return ok({"vaultId": vault, "mfaRequired": required})
 
 
 async def bind(request: Request) -> Response:
     """POST /api/role-bindings {role, vaultId | projectId, user | group} (root)."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), BINDING_FIELDS)
-    row = await call(
-        lambda: services(request).people.bind(
+    svc, raw = services(request), await request.body()
+
+    def bind_role(principal: Principal, who: Actor) -> BoundRole:
+        body = schema.parse(raw, BINDING_FIELDS)
+        return svc.people.bind(
             principal,
             who,
             body["role"],
@@ -254,20 +268,20 @@ async def bind(request: Request) -> Response:
             user=body.get("user"),
             group=body.get("group"),
         )
-    )
+
+    row = await authed(request, bind_role)
     return ok(_binding(row), 201)
 
 
 async def list_bindings(request: Request) -> Response:
-    principal, _ = await authenticate(request)
-    vault = request.query_params.get("vault") or None
-    rows = await call(services(request).people.list_bindings, principal, vault)
+    svc, vault = services(request), request.query_params.get("vault") or None
+    rows = await authed(request, lambda p, _: svc.people.list_bindings(p, vault))
     return ok({"bindings": [_binding(b) for b in rows]})
 
 
 async def unbind(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).people.unbind, principal, who, request.path_params["binding"])
+    svc, binding = services(request), request.path_params["binding"]
+    await authed(request, lambda p, w: svc.people.unbind(p, w, binding))
     return ok({"deleted": request.path_params["binding"]})
 
 

@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authenticate, call, ok, services
+from sikker.api.context import authed, call, ok, services
 from sikker.api.machine import signed
 from sikker.core import rotation
-from sikker.core.model import Managed, Policy, Rotation
+from sikker.core.audit import Actor
+from sikker.core.model import Managed, Policy, Principal, Rotation
 from sikker.errors import InvalidInput
 
 POLICY_FIELDS = {
@@ -87,57 +88,58 @@ def _rotation(r: Rotation) -> dict[str, Any]:
 
 async def set_policy(request: Request) -> Response:
     """Rotate a secret every N seconds or on a cron schedule, with a value generator."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), POLICY_FIELDS)
-    schedule = rotation.Schedule(body.get("intervalSeconds"), body.get("cron"))
-    generator = rotation.Generator(body.get("length", 32), body.get("charset", "symbols"))
-    fields = body.get("fields")
-    if fields is not None and not all(isinstance(f, str) and f for f in fields):
-        raise InvalidInput("'fields' must be a list of field names")
-    policy = await call(
-        services(request).rotation.set_policy,
-        principal,
-        who,
-        request.path_params["secret"],
-        schedule,
-        generator,
-        fields,
-    )
+    svc, raw = services(request), await request.body()
+
+    def configure(principal: Principal, who: Actor) -> Policy:
+        body = schema.parse(raw, POLICY_FIELDS)
+        schedule = rotation.Schedule(body.get("intervalSeconds"), body.get("cron"))
+        generator = rotation.Generator(body.get("length", 32), body.get("charset", "symbols"))
+        fields = body.get("fields")
+        if fields is not None and not all(isinstance(f, str) and f for f in fields):
+            raise InvalidInput("'fields' must be a list of field names")
+        return svc.rotation.set_policy(
+            principal, who, request.path_params["secret"], schedule, generator, fields
+        )
+
+    policy = await authed(request, configure)
     return ok(_policy(policy))
 
 
 async def show_policy(request: Request) -> Response:
     """The schedule, the database binding and the most recent rotations (``?limit=``, 1-100,
     default 10), newest first."""
-    principal, _ = await authenticate(request)
-    limit = schema.query_int(request.query_params, "limit", 10) or 10
-    policy, managed, recent = await call(
-        services(request).rotation.get_policy, principal, request.path_params["secret"], limit
-    )
+    svc, secret = services(request), request.path_params["secret"]
+
+    def fetch(principal: Principal, _: Actor) -> tuple[Policy | None, Managed | None, list[Rotation]]:
+        limit = schema.query_int(request.query_params, "limit", 10) or 10
+        return svc.rotation.get_policy(principal, secret, limit)
+
+    policy, managed, recent = await authed(request, fetch)
     return ok(
         {"policy": _policy(policy), "managed": _managed(managed), "rotations": [_rotation(r) for r in recent]}
     )
 
 
 async def disable_policy(request: Request) -> Response:
-    principal, who = await authenticate(request)
-    await call(services(request).rotation.disable, principal, who, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    await authed(request, lambda p, w: svc.rotation.disable(p, w, secret))
     return ok({"disabled": request.path_params["secret"]})
 
 
 async def rotate_now(request: Request) -> Response:
     """Rotate now (a managed secret gets a pending rotation for its agent)."""
-    principal, who = await authenticate(request)
-    result = await call(services(request).rotation.rotate_now, principal, who, request.path_params["secret"])
+    svc, secret = services(request), request.path_params["secret"]
+    result = await authed(request, lambda p, w: svc.rotation.rotate_now(p, w, secret))
     return ok(result)
 
 
 async def set_managed(request: Request) -> Response:
     """Bind a username/password secret to a database, rotated by `sikker agent`."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), MANAGED_FIELDS)
-    managed = await call(
-        lambda: services(request).rotation.manage(
+    svc, raw = services(request), await request.body()
+
+    def manage(principal: Principal, who: Actor) -> Managed:
+        body = schema.parse(raw, MANAGED_FIELDS)
+        return svc.rotation.manage(
             principal,
             who,
             request.path_params["secret"],
@@ -150,7 +152,8 @@ async def set_managed(request: Request) -> Response:
             alt_username=body.get("altUsername"),
             grace_s=body.get("graceSeconds", 3600),
         )
-    )
+
+    managed = await authed(request, manage)
     return ok(_managed(managed))
 
 

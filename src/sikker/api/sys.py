@@ -12,10 +12,13 @@ from starlette.routing import Route
 
 from sikker import __version__
 from sikker.api import schema
-from sikker.api.context import actor, authenticate, call, ok, services
+from sikker.api.context import actor, authed, call, ok, services
 from sikker.api.errors import json_error
 from sikker.core import permissions
+from sikker.core.audit import Actor
+from sikker.core.model import Principal
 from sikker.errors import Unauthenticated
+from sikker.service.backup import BackupFile
 from sikker.service.base import require
 
 
@@ -84,10 +87,9 @@ async def unseal(request: Request) -> Response:
     body = schema.parse(await request.body(), UNSEAL_FIELDS)
     if body.get("reset"):
         try:
-            principal, who = await authenticate(request)
-        except Unauthenticated:
-            principal, who = None, actor(request)
-        state = await call(svc.seal.reset_progress, principal, who)
+            state = await authed(request, svc.seal.reset_progress)
+        except Unauthenticated:  # not the root token: refused, and audited, by reset_progress
+            state = await call(svc.seal.reset_progress, None, actor(request))
     elif "share" in body:
         state = await call(svc.seal.submit_share, body["share"], actor(request))
     else:
@@ -97,9 +99,13 @@ async def unseal(request: Request) -> Response:
 
 async def seal(request: Request) -> Response:
     """Seal the server: forget the root key until the next unseal. Root token only."""
-    principal, who = await authenticate(request)
-    require(principal, permissions.SEAL_MANAGE, None)
-    await call(services(request).seal.seal, who)
+    svc = services(request)
+
+    def seal_now(principal: Principal, who: Actor) -> None:
+        require(principal, permissions.SEAL_MANAGE, None)
+        svc.seal.seal(who)
+
+    await authed(request, seal_now)
     return ok({"sealed": True})
 
 
@@ -108,9 +114,10 @@ ROTATE_FIELDS = {"projectId": schema.Field(str, max_len=64)}
 
 async def rotate_keys(request: Request) -> Response:
     """New project key versions (all projects, or one), then rewrap every data key."""
-    principal, who = await authenticate(request)
-    body = schema.parse(await request.body(), ROTATE_FIELDS)
-    report = await call(services(request).keys.rotate, principal, who, body.get("projectId"))
+    svc, raw = services(request), await request.body()
+    report = await authed(
+        request, lambda p, w: svc.keys.rotate(p, w, schema.parse(raw, ROTATE_FIELDS).get("projectId"))
+    )
     return ok({"projects": report.projects, "rewrapped": report.rewrapped})
 
 
@@ -121,9 +128,13 @@ async def backup(request: Request) -> Response:
     """Stream an encrypted backup of the whole store (root token). The server keeps serving;
     the backup is one consistent snapshot. ``X-Sikker-Backup-Sha256`` is the checksum the
     file's trailer holds (also in the audit record)."""
-    principal, who = await authenticate(request)
-    schema.parse(await request.body(), {})
-    made = await call(services(request).backup.create, principal, who)
+    svc, raw = services(request), await request.body()
+
+    def create(principal: Principal, who: Actor) -> BackupFile:
+        schema.parse(raw, {})
+        return svc.backup.create(principal, who)
+
+    made = await authed(request, create)
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
