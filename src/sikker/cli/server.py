@@ -192,6 +192,17 @@ def server(
         "metrics_listen": metrics_listen,
         "metrics_token_file": metrics_token_file,
     }
+    # Start-up imports and builds ~80,000 objects and leaves ~700 as garbage: collecting while
+    # it runs costs ~10% of the start (measured: 265-290 vs 300-320 ms of imports). _serve_store
+    # turns collection back on before the first request; this `finally`, on any other way out.
+    gc.disable()
+    try:
+        _server(flags, config_file, dev, data_dir)
+    finally:
+        gc.enable()
+
+
+def _server(flags: dict[str, object], config_file: Path | None, dev: bool, data_dir: Path | None) -> None:
     settings = config.load(flags, config_file)
     with _multiprocess_metrics(settings):
         if settings.database and not settings.allow_maintenance_database:
@@ -308,6 +319,10 @@ def _serve_store(settings: Settings, chosen: str, temporary: bool) -> None:
             logging.getLogger("sikker.server").info("Sikker listening on %s (%s)", settings.url, note)
         else:
             console.print(f"Sikker listening on {settings.url} ({note})", soft_wrap=True)
+    # Start-up's objects stay put: no collection scans them again, and forked workers share
+    # their pages (no copy-on-write by the collector). Then collect as usual.
+    gc.freeze()
+    gc.enable()
     if settings.workers == 1:
         try:
             uvicorn.run(
@@ -355,7 +370,6 @@ def serve_forked(settings: Settings) -> None:
     sock.listen(2048)
     sock.set_inheritable(True)
     children: list[int] = []
-    gc.freeze()  # what is imported now stays shared with the workers (no copy-on-write by the GC)
     for _ in range(settings.workers):
         pid = os.fork()
         if pid == 0:  # a worker
