@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,6 +19,26 @@ from sikker.core.model import Principal
 from sikker.service.bootstrap import Services
 
 T = TypeVar("T")
+
+# Service calls run in this pool, as many at once as Starlette's own run_in_threadpool allows
+# (anyio's default, 40), at about half its cost per call: ~28 against ~56 us of CPU, measured
+# with 16 concurrent callers. A forked worker makes its own (a pool's threads stay behind).
+API_THREADS = 40
+
+
+def _new_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(API_THREADS, thread_name_prefix="sikker-api")
+
+
+_pool = _new_pool()
+
+
+def _pool_after_fork() -> None:
+    global _pool
+    _pool = _new_pool()
+
+
+os.register_at_fork(after_in_child=_pool_after_fork)
 
 
 def services(request: Request) -> Services:
@@ -39,7 +62,8 @@ def bearer(request: Request) -> str | None:
 
 
 async def call(fn: Callable[..., T], *args: Any) -> T:
-    return await run_in_threadpool(fn, *args)
+    """``fn(*args)`` on a thread of the pool, in a copy of this task's context (its request id)."""
+    return await asyncio.get_running_loop().run_in_executor(_pool, contextvars.copy_context().run, fn, *args)
 
 
 async def authed(request: Request, fn: Callable[[Principal, Actor], T]) -> T:

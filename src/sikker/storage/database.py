@@ -309,7 +309,8 @@ def sqlite_file(url: str) -> str | None:
 
 
 # SQLite connections kept open per process: one for each thread that may use one at once,
-# that is the request thread pool (anyio's default limit, 40) and the read commit. With 8, a
+# that is the API's thread pool (api.context.API_THREADS, 40) and the read commit; the
+# console's and the background jobs' calls (Starlette's pool) use the overflow. With 8, a
 # server with one worker under 16 concurrent admin writes opened and closed a connection for
 # most token checks (8% of its CPU samples in py-spy).
 SQLITE_POOL_SIZE = 41
