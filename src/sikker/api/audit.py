@@ -7,7 +7,7 @@ failed authentications that belong to no vault.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -103,30 +103,28 @@ async def list_checkpoints(request: Request) -> Response:
     return ok({"checkpoints": [checkpoint_dict(c) for c in found]})
 
 
+async def _proof(
+    request: Request, a: str, b: str, prove: Callable[[Principal, str, int, int], dict[str, Any]]
+) -> Response:
+    """``prove(principal, chain, <query a>, <query b>)``, both numbers required."""
+
+    def run(principal: Principal, _: Actor) -> dict[str, Any]:
+        first, second = _int(request, a), _int(request, b)
+        if first is None or second is None:
+            raise InvalidInput(f"{a} and {b} are required")
+        return prove(principal, request.path_params["chain"], first, second)
+
+    return ok(await authed(request, run))
+
+
 async def inclusion(request: Request) -> Response:
     """RFC 6962 audit path proving record ``seq`` is in the tree of size ``treeSize``."""
-    svc = services(request)
-
-    def prove(principal: Principal, _: Actor) -> dict[str, Any]:
-        seq, size = _int(request, "seq"), _int(request, "treeSize")
-        if seq is None or size is None:
-            raise InvalidInput("seq and treeSize are required")
-        return svc.audit.inclusion(principal, request.path_params["chain"], seq, size)
-
-    return ok(await authed(request, prove))
+    return await _proof(request, "seq", "treeSize", services(request).audit.inclusion)
 
 
 async def consistency(request: Request) -> Response:
     """RFC 6962 proof that the tree of size ``first`` is a prefix of the tree of size ``second``."""
-    svc = services(request)
-
-    def prove(principal: Principal, _: Actor) -> dict[str, Any]:
-        first, second = _int(request, "first"), _int(request, "second")
-        if first is None or second is None:
-            raise InvalidInput("first and second are required")
-        return svc.audit.consistency(principal, request.path_params["chain"], first, second)
-
-    return ok(await authed(request, prove))
+    return await _proof(request, "first", "second", services(request).audit.consistency)
 
 
 ROUTES = [
