@@ -6,10 +6,10 @@ import importlib
 import sys
 
 import click
-from rich.text import Text
 
 from sikker import __version__
-from sikker.cli.output import Invocation, emit_error_json, err_console
+from sikker.cli import output
+from sikker.cli.output import Invocation, emit_error_json
 from sikker.errors import SikkerError
 
 # Each top-level command: (module, attribute), and the subcommands other modules add to it.
@@ -132,7 +132,7 @@ def main() -> None:
     except click.exceptions.Abort:
         if invocation.json:
             _fail(True, "aborted", 130)
-        err_console.print("Aborted.")
+        output.err_console.print("Aborted.")
         sys.exit(130)
     except click.ClickException as e:
         if invocation.json or (isinstance(e, click.UsageError) and _asks_for_json(sys.argv[1:])):
@@ -147,6 +147,8 @@ def _fail(as_json: bool, message: str, code: int) -> None:
     if as_json:
         emit_error_json(message, code)
     else:
+        from rich.text import Text
+
         # soft_wrap: a long path or URL in the message stays on one line, as given.
-        err_console.print(Text.assemble(("Error:", "red"), " ", message), soft_wrap=True)
+        output.err_console.print(Text.assemble(("Error:", "red"), " ", message), soft_wrap=True)
     sys.exit(code)

@@ -11,18 +11,36 @@ import sys
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-console = Console(markup=False, emoji=False, highlight=False)
-# Errors and warnings are never hard-wrapped mid-sentence: the terminal wraps them, and
-# they stay one line when captured or grepped.
-err_console = Console(stderr=True, markup=False, emoji=False, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Made when first asked for (``__getattr__``): importing rich takes ~30 ms, and ``sikker
+# server`` starts and serves without it.
+console: Console
+err_console: Console
+
+
+def __getattr__(name: str) -> Console:
+    if name not in ("console", "err_console"):  # e.g. ``__path__``, which imports look up
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    # Errors and warnings are never hard-wrapped mid-sentence: the terminal wraps them, and
+    # they stay one line when captured or grepped.
+    err = name == "err_console"
+    made = Console(stderr=err, markup=False, emoji=False, highlight=False, soft_wrap=err)
+    globals()[name] = made
+    return made
+
+
+def _console() -> Console:
+    made: Console = globals()["console"] if "console" in globals() else __getattr__("console")
+    return made
+
 
 # The narrowest a column other than an id column is squeezed to before a table gives way to
 # one block per row: narrower, names and times become a column of single characters.
@@ -53,6 +71,8 @@ def when(ms: int | None) -> str:
 
 
 def _width(text: str) -> int:
+    from rich.cells import cell_len
+
     return max((cell_len(line) for line in text.splitlines()), default=0)
 
 
@@ -61,13 +81,18 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], ids: Collection
     needs (ids, one per line when several): they are never wrapped nor cut; the other columns
     wrap. When the terminal is too narrow for that, each row is printed as a block of
     ``COLUMN value`` lines instead."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    out = _console()
     cells = [["-" if v is None else str(v) for v in row] for row in rows]
     natural = [max([cell_len(name), *(_width(row[i]) for row in cells)]) for i, name in enumerate(columns)]
     needed = sum(
         width if name in ids else min(width, _MIN_COLUMN)
         for name, width in zip(columns, natural, strict=True)
     ) + _COLUMN_GAP * (len(columns) - 1)
-    if needed > console.width:
+    if needed > out.width:
         _blocks(columns, cells)
         return
     t = Table(box=None, padding=(0, _COLUMN_GAP // 2), pad_edge=False, header_style="bold")
@@ -78,17 +103,20 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], ids: Collection
             t.add_column(Text(name), overflow="fold")
     for row in cells:
         t.add_row(*(Text(v) for v in row))
-    console.print(t)
+    out.print(t)
 
 
 def _blocks(columns: Sequence[str], cells: list[list[str]]) -> None:
-    label = max(cell_len(name) for name in columns)
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    out, label = _console(), max(cell_len(name) for name in columns)
     for number, row in enumerate(cells):
         if number:
-            console.print()
+            out.print()
         for name, value in zip(columns, row, strict=True):
             lines = value.splitlines() or [""]
             head = Text(name.ljust(label), style="bold")
-            console.print(Text.assemble(head, "  ", lines[0]), soft_wrap=True)
+            out.print(Text.assemble(head, "  ", lines[0]), soft_wrap=True)
             for line in lines[1:]:
-                console.print(Text(" " * (label + 2) + line), soft_wrap=True)
+                out.print(Text(" " * (label + 2) + line), soft_wrap=True)

@@ -92,14 +92,10 @@ secrets = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
     Column("deleted_ms", BigInteger, nullable=True),
-    Index(
-        "uq_secrets_live_name",
-        "project_id",
-        "name",
-        unique=True,
-        sqlite_where=text("deleted_ms IS NULL"),
-        postgresql_where=text("deleted_ms IS NULL"),
-    ),
+    # Partial: live names are unique, deleted ones may repeat. Migration 0001 makes it so on
+    # both stores; here only ``sqlite_where`` is spelt out, because naming a dialect's option
+    # imports that dialect, and PostgreSQL's costs a SQLite server ~25 ms of its start-up.
+    Index("uq_secrets_live_name", "project_id", "name", unique=True, sqlite_where=text("deleted_ms IS NULL")),
     Index("ix_secrets_deleted_ms", "deleted_ms"),
 )
 
