@@ -76,8 +76,7 @@ class TokenService:
             except Unauthenticated:
                 self._failed(actor, self.deps.clock())
                 raise
-        with self.deps.db.read() as conn:
-            token = token_store.find_by_hash(conn, _hash(bearer))
+        token = token_store.look_up_by_hash(self.deps.db, _hash(bearer))
         now = self.deps.clock()
         if (
             token is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from sikker.core.model import Token
-from sikker.storage.database import Prepared, model_columns
+from sikker.storage.database import Database, Prepared, model_columns
 from sikker.storage.tables import tokens
 
 
@@ -49,6 +49,12 @@ _BY_HASH = Prepared(
 
 def find_by_hash(conn: Connection, token_hash: bytes) -> Token | None:
     row = _BY_HASH.first(conn, {"token_hash": token_hash})
+    return Token(*row) if row else None
+
+
+def look_up_by_hash(db: Database, token_hash: bytes) -> Token | None:
+    """``find_by_hash`` outside a transaction (``Database.read_row``): every admin request."""
+    row = db.read_row(_BY_HASH, {"token_hash": token_hash})
     return Token(*row) if row else None
 
 
