@@ -831,9 +831,8 @@ class Database:
     def read_row(self, statement: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """The first row of one statement, run alone on a pooled driver connection: no SQLAlchemy
         ``Connection``, no BEGIN or COMMIT. For a lookup every request makes (the admin token):
-        ~20 against ~60 us for ``read()`` here, and under 16 concurrent admin writes on one
-        worker, 25% more writes/s, the writers holding the write lock for less time with fewer
-        threads running Python beside them. It sees what is committed when it runs (SQLite:
+        ~20 against ~60 us for ``read()`` here, and ~10% more admin writes/s on one worker
+        (docs/performance.md). It sees what is committed when it runs (SQLite:
         the statement's own read transaction; PostgreSQL: the driver's, rolled back when the
         connection goes back to the pool)."""
         driver_error = self.engine.dialect.loaded_dbapi.Error
