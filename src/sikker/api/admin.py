@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, ok, services
+from sikker.api.context import authed, authed_json, ok, services
 from sikker.core import values
 from sikker.core.audit import Actor
 from sikker.core.model import Principal, Project, Secret, Token, Vault
@@ -133,14 +133,13 @@ def _value(body: dict[str, Any], max_bytes: int) -> values.SecretValue:
 
 async def create_secret(request: Request) -> Response:
     """Create a secret (version 1) in a project."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> Secret:
-        body = schema.parse(raw, CREATE_SECRET_FIELDS)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> Secret:
         value = _value(body, svc.deps.settings.max_value_bytes)
         return svc.secrets.create(principal, who, request.path_params["project"], body["name"], value)
 
-    secret = await authed(request, create)
+    secret = await authed_json(request, CREATE_SECRET_FIELDS, create)
     return ok(_secret(secret), 201)
 
 
@@ -231,10 +230,9 @@ TOKEN_FIELDS = {
 async def create_token(request: Request) -> Response:
     """Create an admin token with a role (default ``admin``) at one vault, or at one project
     of it (``projectId``); root token only. The plaintext is shown once."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> tuple[Token, str]:
-        body = schema.parse(raw, TOKEN_FIELDS)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> tuple[Token, str]:
         return svc.tokens.create_admin(
             principal,
             who,
@@ -245,7 +243,7 @@ async def create_token(request: Request) -> Response:
             body.get("projectId"),
         )
 
-    token, plaintext = await authed(request, create)
+    token, plaintext = await authed_json(request, TOKEN_FIELDS, create)
     return ok(_token(token) | {"token": plaintext}, 201)
 
 

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, call, ok, services
+from sikker.api.context import authed, authed_json, call, ok, services
 from sikker.core import audit_verify
 from sikker.core.audit import Actor
 from sikker.core.model import AuditStream, Filters, Principal
@@ -177,10 +177,9 @@ _KIND_KEYS = {
 async def add_stream(request: Request) -> Response:
     """Stream audit records of one vault (or, root only, of every vault) to a sink.
     Webhooks get an HMAC secret, returned once."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def add(principal: Principal, who: Actor) -> tuple[AuditStream, str | None]:
-        body = schema.parse(raw, STREAM_FIELDS)
+    def add(principal: Principal, who: Actor, body: dict[str, Any]) -> tuple[AuditStream, str | None]:
         kind = body["kind"]
         if kind not in _KIND_KEYS:
             raise InvalidInput("kind must be webhook, syslog, jsonl or email")
@@ -195,7 +194,7 @@ async def add_stream(request: Request) -> Response:
             principal, who, body.get("vaultId"), kind, config, actions, body.get("minSeverity", "info")
         )
 
-    row, secret = await authed(request, add)
+    row, secret = await authed_json(request, STREAM_FIELDS, add)
     return ok(_stream(row) | ({"secret": secret} if secret else {}), 201)
 
 

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from sikker.api import schema
 from sikker.api.admin import _secret
-from sikker.api.context import authed, ok, services
+from sikker.api.context import authed, authed_json, ok, services
 from sikker.core import values
 from sikker.core.audit import Actor
 from sikker.core.model import Canary, Principal, Secret, Trip
@@ -47,10 +47,9 @@ def _trip(t: Trip) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     """A canary: a realistic decoy that freezes its project when anyone reads it."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def plant(principal: Principal, who: Actor) -> Secret:
-        body = schema.parse(raw, CREATE_FIELDS)
+    def plant(principal: Principal, who: Actor, body: dict[str, Any]) -> Secret:
         return svc.canaries.create(
             principal,
             who,
@@ -60,7 +59,7 @@ async def create(request: Request) -> Response:
             body.get("freezeRelated"),
         )
 
-    secret = await authed(request, plant)
+    secret = await authed_json(request, CREATE_FIELDS, plant)
     return ok(_secret(secret), 201)
 
 

@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sikker.api import schema
 from sikker.api.observe import note_principal
 from sikker.core.audit import Actor
 from sikker.core.model import Principal
@@ -84,6 +85,15 @@ async def authed(request: Request, fn: Callable[[Principal, Actor], T]) -> T:
     finally:
         if found:
             note_principal(found[0].kind, found[0].id)
+
+
+async def authed_json(
+    request: Request, fields: dict[str, schema.Field], fn: Callable[[Principal, Actor, dict[str, Any]], T]
+) -> T:
+    """``authed`` for a route with a JSON body: the body is read here, on the loop, and parsed
+    and validated against ``fields`` only after the caller authenticated."""
+    raw = await request.body()
+    return await authed(request, lambda principal, who: fn(principal, who, schema.parse(raw, fields)))
 
 
 def ok(payload: Any, status: int = 200) -> Response:

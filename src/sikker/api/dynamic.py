@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, call, ok, services
+from sikker.api.context import authed, authed_json, call, ok, services
 from sikker.api.machine import signed
 from sikker.core import dynamic
 from sikker.core.audit import Actor
@@ -112,14 +112,13 @@ def lease_json(lease: Lease) -> dict[str, Any]:
 # -- definitions -------------------------------------------------------------------------------
 async def create_definition(request: Request) -> Response:
     """POST /api/projects/{project}/dynamic-secrets: a new dynamic secret (201)."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> Definition:
-        body = schema.parse(raw, CREATE)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> Definition:
         _statements(body)
         return svc.dynamic.create(principal, who, request.path_params["project"], body)
 
-    d = await authed(request, create)
+    d = await authed_json(request, CREATE, create)
     return ok(definition_json(d, 0), status=201)
 
 
@@ -139,14 +138,13 @@ async def show_definition(request: Request) -> Response:
 
 async def update_definition(request: Request) -> Response:
     """PUT /api/dynamic-secrets/{id}: change some fields (name and engine are fixed)."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def update(principal: Principal, who: Actor) -> tuple[Definition, int]:
-        body = schema.parse(raw, COMMON)
+    def update(principal: Principal, who: Actor, body: dict[str, Any]) -> tuple[Definition, int]:
         _statements(body)
         return svc.dynamic.update(principal, who, request.path_params["id"], body)
 
-    d, live = await authed(request, update)
+    d, live = await authed_json(request, COMMON, update)
     return ok(definition_json(d, live))
 
 
@@ -214,24 +212,22 @@ async def renew_lease(request: Request) -> Response:
 
 async def revoke_lease(request: Request) -> Response:
     """POST /api/leases/{id}/revoke {reason?, sync?}."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def revoke(principal: Principal, who: Actor) -> Lease:
-        body = schema.parse(raw, REVOKE)
+    def revoke(principal: Principal, who: Actor, body: dict[str, Any]) -> Lease:
         return svc.leases.revoke_admin(
             principal, who, request.path_params["id"], body.get("reason", ""), body.get("sync", False)
         )
 
-    lease = await authed(request, revoke)
+    lease = await authed_json(request, REVOKE, revoke)
     return ok(lease_json(lease))
 
 
 async def revoke_leases(request: Request) -> Response:
     """POST /api/vaults/{vault}/leases/revoke {dynamic?, machine?, project?, reason?, sync?}."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def revoke(principal: Principal, who: Actor) -> int:
-        body = schema.parse(raw, REVOKE_MANY)
+    def revoke(principal: Principal, who: Actor, body: dict[str, Any]) -> int:
         filters = {k: body[k] for k in ("dynamic", "machine", "project") if body.get(k)}
         return svc.leases.revoke_many(
             principal,
@@ -242,7 +238,7 @@ async def revoke_leases(request: Request) -> Response:
             body.get("sync", False),
         )
 
-    count = await authed(request, revoke)
+    count = await authed_json(request, REVOKE_MANY, revoke)
     return ok({"revoked": count})
 
 

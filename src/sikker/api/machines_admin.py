@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, ok, services
+from sikker.api.context import authed, authed_json, ok, services
 from sikker.core import values
 from sikker.core.audit import Actor
 from sikker.core.model import EnrollmentToken, Machine, Principal
@@ -171,10 +171,9 @@ ENROLL_FIELDS = {
 
 async def create_enrollment(request: Request) -> Response:
     """Create an enrollment token; its plaintext is returned once and stored only as a hash."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> tuple[EnrollmentToken, str]:
-        body = schema.parse(raw, ENROLL_FIELDS)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> tuple[EnrollmentToken, str]:
         for key in ("projectIds", "secretIds"):
             if not all(isinstance(i, str) for i in body[key]):
                 raise InvalidInput(f"'{key}' must be a list of ids")
@@ -194,7 +193,7 @@ async def create_enrollment(request: Request) -> Response:
             source_cidr=body.get("sourceCidr"),
         )
 
-    token, plaintext = await authed(request, create)
+    token, plaintext = await authed_json(request, ENROLL_FIELDS, create)
     return ok(_enrollment(token) | {"token": plaintext}, 201)
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import actor, authed, call, ok, services
+from sikker.api.context import actor, authed, authed_json, call, ok, services
 from sikker.core import values
 from sikker.core.audit import Actor
 from sikker.core.model import BoundRole, Principal, User
@@ -166,13 +166,12 @@ async def whoami(request: Request) -> Response:
 
 async def create_user(request: Request) -> Response:
     """POST /api/users {name, email, password?} (root). No password: single sign-on only."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> User:
-        body = schema.parse(raw, USER_FIELDS)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> User:
         return svc.people.create_user(principal, who, body["name"], body["email"], body.get("password"))
 
-    user = await authed(request, create)
+    user = await authed_json(request, USER_FIELDS, create)
     return ok(_user(user), 201)
 
 
@@ -222,10 +221,9 @@ async def confirm_totp(request: Request) -> Response:
 
 
 async def create_personal_token(request: Request) -> Response:
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def create(principal: Principal, who: Actor) -> SignedIn:
-        body = schema.parse(raw, TOKEN_FIELDS)
+    def create(principal: Principal, who: Actor, body: dict[str, Any]) -> SignedIn:
         return svc.people.create_token(
             principal,
             who,
@@ -236,7 +234,7 @@ async def create_personal_token(request: Request) -> Response:
             body.get("projectId"),
         )
 
-    signed = await authed(request, create)
+    signed = await authed_json(request, TOKEN_FIELDS, create)
     return ok(_signed_in(signed), 201)
 
 
@@ -255,10 +253,9 @@ async def require_mfa(request: Request) -> Response:
 
 async def bind(request: Request) -> Response:
     """POST /api/role-bindings {role, vaultId | projectId, user | group} (root)."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def bind_role(principal: Principal, who: Actor) -> BoundRole:
-        body = schema.parse(raw, BINDING_FIELDS)
+    def bind_role(principal: Principal, who: Actor, body: dict[str, Any]) -> BoundRole:
         return svc.people.bind(
             principal,
             who,
@@ -269,7 +266,7 @@ async def bind(request: Request) -> Response:
             group=body.get("group"),
         )
 
-    row = await authed(request, bind_role)
+    row = await authed_json(request, BINDING_FIELDS, bind_role)
     return ok(_binding(row), 201)
 
 

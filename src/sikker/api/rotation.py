@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, call, ok, services
+from sikker.api.context import authed, authed_json, call, ok, services
 from sikker.api.machine import signed
 from sikker.core import rotation
 from sikker.core.audit import Actor
@@ -88,10 +88,9 @@ def _rotation(r: Rotation) -> dict[str, Any]:
 
 async def set_policy(request: Request) -> Response:
     """Rotate a secret every N seconds or on a cron schedule, with a value generator."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def configure(principal: Principal, who: Actor) -> Policy:
-        body = schema.parse(raw, POLICY_FIELDS)
+    def configure(principal: Principal, who: Actor, body: dict[str, Any]) -> Policy:
         schedule = rotation.Schedule(body.get("intervalSeconds"), body.get("cron"))
         generator = rotation.Generator(body.get("length", 32), body.get("charset", "symbols"))
         fields = body.get("fields")
@@ -101,7 +100,7 @@ async def set_policy(request: Request) -> Response:
             principal, who, request.path_params["secret"], schedule, generator, fields
         )
 
-    policy = await authed(request, configure)
+    policy = await authed_json(request, POLICY_FIELDS, configure)
     return ok(_policy(policy))
 
 
@@ -135,10 +134,9 @@ async def rotate_now(request: Request) -> Response:
 
 async def set_managed(request: Request) -> Response:
     """Bind a username/password secret to a database, rotated by `sikker agent`."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def manage(principal: Principal, who: Actor) -> Managed:
-        body = schema.parse(raw, MANAGED_FIELDS)
+    def manage(principal: Principal, who: Actor, body: dict[str, Any]) -> Managed:
         return svc.rotation.manage(
             principal,
             who,
@@ -153,7 +151,7 @@ async def set_managed(request: Request) -> Response:
             grace_s=body.get("graceSeconds", 3600),
         )
 
-    managed = await authed(request, manage)
+    managed = await authed_json(request, MANAGED_FIELDS, manage)
     return ok(_managed(managed))
 
 
