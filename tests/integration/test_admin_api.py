@@ -150,3 +150,25 @@ def test_key_rotation_keeps_every_version_readable(root: Api, project: str) -> N
     root.ok("PUT", f"/api/secrets/{sid}", {"value": "v3"})
     for version, expected in ((1, "v1"), (2, "v2"), (3, "v3")):
         assert root.ok("GET", f"/api/secrets/{sid}", params={"version": version})["value"] == expected
+
+
+def test_a_body_is_looked_at_only_after_the_caller_authenticated(root: Api) -> None:
+    """Broken JSON is 401 without a valid token (nothing is parsed for an anonymous caller) and
+    400 with one: routes that share ``authed_json``, and one that parses inside ``authed``."""
+    vault = root.ok("POST", "/api/vaults", {"name": "bodies"})["id"]
+    project = root.ok("POST", f"/api/vaults/{vault}/projects", {"name": "app"})["id"]
+    secret = root.ok("POST", f"/api/projects/{project}/secrets", {"name": "s", "value": "v"})["id"]
+    anonymous = Api(root.url)
+    broken = {"content": b"{not json", "headers": {"content-type": "application/json"}}
+    for method, path in (
+        ("POST", f"/api/projects/{project}/secrets"),
+        ("POST", f"/api/projects/{project}/canaries"),
+        ("POST", f"/api/vaults/{vault}/enrollment-tokens"),
+        ("POST", "/api/tokens"),
+        ("POST", "/api/role-bindings"),
+        ("PUT", f"/api/secrets/{secret}"),
+    ):
+        assert anonymous.raw(method, path, **broken).status_code == 401, path
+        refused = root.raw(method, path, **broken)
+        assert refused.status_code == 400, (path, refused.text)
+        assert "not valid JSON" in refused.json()["error"]
