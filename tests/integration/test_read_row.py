@@ -67,3 +67,16 @@ def test_postgres_refusing_connections_is_store_unavailable_and_a_broken_connect
         found = token_store.look_up_by_hash(db, b"k" * 32)  # back at once, on a new connection
         assert found is not None and found.id == "tok_b"
         db.engine.dispose()
+
+
+def test_the_connection_it_used_still_writes_all_or_nothing(db: Database) -> None:
+    """On PostgreSQL the lookup runs in autocommit (one round trip); the pooled connection goes
+    back to transactions, or a later write on it would apply statement by statement."""
+    _insert(db, "tok_a", b"h" * 32)
+    for _ in range(2):
+        assert token_store.look_up_by_hash(db, b"h" * 32) is not None
+        with pytest.raises(RuntimeError), db.write() as conn:
+            token_store.insert_token(conn, Token("tok_x", "root", None, "root", 1, None, None), b"x" * 32)
+            raise RuntimeError("the writer fails after its insert")
+        assert token_store.look_up_by_hash(db, b"x" * 32) is None
+    assert db.engine.pool.checkedout() == 0

@@ -832,9 +832,10 @@ class Database:
         """The first row of one statement, run alone on a pooled driver connection: no SQLAlchemy
         ``Connection``, no BEGIN or COMMIT. For a lookup every request makes (the admin token):
         ~20 against ~60 us for ``read()`` here, and ~10% more admin writes/s on one worker
-        (docs/performance.md). It sees what is committed when it runs (SQLite:
-        the statement's own read transaction; PostgreSQL: the driver's, rolled back when the
-        connection goes back to the pool)."""
+        (docs/performance.md). It sees what is committed when it runs (SQLite: the statement's
+        own read transaction; PostgreSQL: the statement alone, in autocommit, so one round trip
+        instead of BEGIN and the query, then a ROLLBACK when the connection goes back to the
+        pool; the connection leaves autocommit before it is returned)."""
         driver_error = self.engine.dialect.loaded_dbapi.Error
         with self._translate():
             try:
@@ -842,11 +843,15 @@ class Database:
             except driver_error as e:  # the pool raises the driver's own error (cannot connect)
                 raise StoreUnavailable() from e
             try:
+                if not self.is_sqlite:
+                    dbapi_conn.driver_connection.autocommit = True
                 cursor = statement.run_driver(dbapi_conn, self.engine, params)
                 try:
                     row: tuple[Any, ...] | None = cursor.fetchone()
                 finally:
                     cursor.close()
+                if not self.is_sqlite:
+                    dbapi_conn.driver_connection.autocommit = False
             except BaseException as e:
                 dbapi_conn.invalidate()  # in an unknown state: never back to the pool
                 if isinstance(e, driver_error):
