@@ -842,16 +842,17 @@ class Database:
                 dbapi_conn = self.engine.raw_connection()
             except driver_error as e:  # the pool raises the driver's own error (cannot connect)
                 raise StoreUnavailable() from e
+            driver: Any = dbapi_conn.driver_connection
             try:
                 if not self.is_sqlite:
-                    dbapi_conn.driver_connection.autocommit = True
+                    driver.autocommit = True
                 cursor = statement.run_driver(dbapi_conn, self.engine, params)
                 try:
                     row: tuple[Any, ...] | None = cursor.fetchone()
                 finally:
                     cursor.close()
                 if not self.is_sqlite:
-                    dbapi_conn.driver_connection.autocommit = False
+                    driver.autocommit = False
             except BaseException as e:
                 dbapi_conn.invalidate()  # in an unknown state: never back to the pool
                 if isinstance(e, driver_error):
