@@ -18,16 +18,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sikker.api.context import actor, services
 from sikker.errors import InvalidInput, PermissionDenied, SikkerError
 from sikker.ui.web import (
     COOKIE,
     Ctx,
     Form,
+    actor,
     clear_cookie,
     error_page,
     redirect,
     render,
+    services,
     session_cookie,
 )
 

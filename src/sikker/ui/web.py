@@ -30,7 +30,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from sikker.api.context import actor, services
 from sikker.core.audit import Actor
 from sikker.core.model import Principal
 from sikker.core.values import has_control
@@ -96,6 +95,19 @@ def secure(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
     return response
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def actor(request: Request, principal: Principal | None = None) -> Actor:
+    ip = request.client.host if request.client else ""
+    ua = request.headers.get("user-agent", "")[:512]
+    if principal is None:
+        return Actor("anonymous", "-", ip, ua)
+    return Actor(principal.kind, principal.user_id or principal.token_id, ip, ua)
 
 
 class Form:
