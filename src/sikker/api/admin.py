@@ -73,16 +73,13 @@ def _revealed(r: Revealed) -> dict[str, Any]:
     return body
 
 
-def _name(raw: bytes) -> str:
-    name: str = schema.parse(raw, NAME_FIELDS)["name"]
-    return name
-
-
 # -- vaults ---------------------------------------------------------------------
 async def create_vault(request: Request) -> Response:
     """Create a vault (root token only)."""
-    svc, raw = services(request), await request.body()
-    vault = await authed(request, lambda p, w: svc.vaults.create_vault(p, w, _name(raw)))
+    svc = services(request)
+    vault = await authed_json(
+        request, NAME_FIELDS, lambda p, w, body: svc.vaults.create_vault(p, w, body["name"])
+    )
     return ok(_vault(vault), 201)
 
 
@@ -96,8 +93,10 @@ async def list_vaults(request: Request) -> Response:
 # -- projects -------------------------------------------------------------------
 async def create_project(request: Request) -> Response:
     """Create a project in a vault; it gets its own master key."""
-    svc, raw, vault = services(request), await request.body(), request.path_params["vault"]
-    project = await authed(request, lambda p, w: svc.vaults.create_project(p, w, vault, _name(raw)))
+    svc, vault = services(request), request.path_params["vault"]
+    project = await authed_json(
+        request, NAME_FIELDS, lambda p, w, body: svc.vaults.create_project(p, w, vault, body["name"])
+    )
     return ok(_project(project), 201)
 
 
@@ -165,13 +164,13 @@ async def get_secret(request: Request) -> Response:
 
 async def update_secret(request: Request) -> Response:
     """Write a new version of a secret."""
-    svc, raw = services(request), await request.body()
+    svc = services(request)
 
-    def update(principal: Principal, who: Actor) -> int:
-        value = _value(schema.parse(raw, VALUE_FIELDS), svc.deps.settings.max_value_bytes)
+    def update(principal: Principal, who: Actor, body: dict[str, Any]) -> int:
+        value = _value(body, svc.deps.settings.max_value_bytes)
         return svc.secrets.update(principal, who, request.path_params["secret"], value)
 
-    version = await authed(request, update)
+    version = await authed_json(request, VALUE_FIELDS, update)
     return ok({"id": request.path_params["secret"], "version": version})
 
 
@@ -195,12 +194,10 @@ async def list_versions(request: Request) -> Response:
 
 async def rollback_secret(request: Request) -> Response:
     """Make an old version current again (as a new version)."""
-    svc, raw, secret = services(request), await request.body(), request.path_params["secret"]
-
-    def rollback(principal: Principal, who: Actor) -> int:
-        return svc.secrets.rollback(principal, who, secret, schema.parse(raw, ROLLBACK_FIELDS)["version"])
-
-    version = await authed(request, rollback)
+    svc, secret = services(request), request.path_params["secret"]
+    version = await authed_json(
+        request, ROLLBACK_FIELDS, lambda p, w, body: svc.secrets.rollback(p, w, secret, body["version"])
+    )
     return ok({"id": request.path_params["secret"], "version": version})
 
 

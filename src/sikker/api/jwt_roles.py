@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sikker.api import schema
-from sikker.api.context import authed, call, ok, services
+from sikker.api.context import authed, authed_json, call, ok, services
 from sikker.core import ids
 from sikker.core.jwt_roles import Check
 from sikker.core.model import JwtRole, Machine
@@ -138,9 +138,9 @@ TEST_BODY = {"jwt": schema.Field(str, required=True, max_len=TOKEN_MAX)}
 
 async def test_role(request: Request) -> Response:
     """Report each check of a login with this JWT; enrolls nothing and uses no jti."""
-    svc, raw, role_id = services(request), await request.body(), request.path_params["role"]
-    found = await authed(
-        request, lambda p, _: svc.jwt_roles.test(p, role_id, schema.parse(raw, TEST_BODY)["jwt"])
+    svc, role_id = services(request), request.path_params["role"]
+    found = await authed_json(
+        request, TEST_BODY, lambda p, _, body: svc.jwt_roles.test(p, role_id, body["jwt"])
     )
     return ok({"ok": all(c.ok for c in found), "checks": [_check(c) for c in found]})
 
