@@ -146,7 +146,9 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body(edge
     body = b'{"share": "nope"}'
     sock = connect(edge, "127.0.0.10")
     head = b"POST /api/sys/unseal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    sock.sendall(head + b"Expect: 100-continue\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    sock.sendall(
+        head + b"Expect: 100-continue\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    )
     sock.settimeout(5)
     assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
     sock.settimeout(READ_TIMEOUT_S)
